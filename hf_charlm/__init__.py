@@ -1,0 +1,54 @@
+"""hf_charlm: Hugging Face-compatible character-level language models.
+
+Public names and the Auto-class registration, nothing else: after `import hf_charlm`, `AutoConfig`,
+`AutoModel`, `AutoModelForCausalLM`, `AutoModelForTokenClassification` and `AutoModelForSequenceClassification`
+know `model_type = "charlm"`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+
+from .configuration_charlm import CharLMConfig
+from .modeling_charlm import (
+    CharLMForCausalLM,
+    CharLMForSequenceClassification,
+    CharLMForTokenClassification,
+    CharLMModel,
+    CharLMPreTrainedModel,
+    CharLMRecurrentCache,
+)
+from .presets import PRESETS, config_from_preset
+from .tokenization_charlm import build_char_tokenizer, train_char_tokenizer
+
+__version__ = "0.1.0"
+
+AutoConfig.register("charlm", CharLMConfig, exist_ok=True)
+CharLMConfig.register_for_auto_class("AutoConfig")
+for _auto, _cls in (
+    (AutoModel, CharLMModel),
+    (AutoModelForCausalLM, CharLMForCausalLM),
+    (AutoModelForTokenClassification, CharLMForTokenClassification),
+    (AutoModelForSequenceClassification, CharLMForSequenceClassification),
+):
+    _auto.register(CharLMConfig, _cls, exist_ok=True)
+    _cls.register_for_auto_class(_auto.__name__)
+
+__all__ = [
+    "CharLMConfig",
+    "CharLMModel",
+    "CharLMPreTrainedModel",
+    "CharLMForCausalLM",
+    "CharLMForTokenClassification",
+    "CharLMForSequenceClassification",
+    "CharLMRecurrentCache",
+    "PRESETS",
+    "config_from_preset",
+    "build_char_tokenizer",
+    "train_char_tokenizer",
+    "__version__",
+]

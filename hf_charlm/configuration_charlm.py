@@ -1,0 +1,158 @@
+"""`CharLMConfig`: the configuration of every hf_charlm model (Transformer, LSTM or GRU backbone).
+
+This file ships with every checkpoint and is loaded through `trust_remote_code=True` on machines without
+hf_charlm, so it may import only public `transformers` names.
+"""
+
+from transformers import PretrainedConfig
+
+BACKBONES = ("transformer", "lstm", "gru")
+CLASSIFIER_ATTENTION = ("bidirectional", "causal")
+CLASSIFIER_POOLING = ("mean", "last", "first")
+# Every saved folder maps all five Auto classes to the files shipped beside the weights, whichever head was saved.
+AUTO_MAP = {
+    "AutoConfig": "configuration_charlm.CharLMConfig",
+    "AutoModel": "modeling_charlm.CharLMModel",
+    "AutoModelForCausalLM": "modeling_charlm.CharLMForCausalLM",
+    "AutoModelForTokenClassification": "modeling_charlm.CharLMForTokenClassification",
+    "AutoModelForSequenceClassification": "modeling_charlm.CharLMForSequenceClassification",
+}
+
+
+class CharLMConfig(PretrainedConfig):
+    r"""
+    Configuration of a character-level language model.
+
+    Args:
+        backbone (`str`, defaults to `"transformer"`): one of `"transformer"`, `"lstm"`, `"gru"`.
+        vocab_size (`int`): size of the character vocabulary (`len(tokenizer)`).
+        hidden_size (`int`): width of the embeddings and of every layer.
+        num_hidden_layers (`int`): transformer blocks, or stacked recurrent layers per direction.
+        num_attention_heads (`int`): attention heads (transformer only); must divide `hidden_size`.
+        intermediate_size (`int`, *optional*): MLP width (transformer only), `4 * hidden_size` when unset.
+        hidden_act (`str`): MLP activation.
+        max_position_embeddings (`int`): the longest input, in tokens, the model accepts.
+        rope_theta (`float`): base of the rotary position embedding.
+        rms_norm_eps (`float`): epsilon of the RMS norms.
+        hidden_dropout_prob, attention_dropout, embedding_dropout (`float`): dropout rates.
+        initializer_range (`float`): std of the normal initialisation; output projections of each block are
+            further scaled by `1 / sqrt(2 * num_hidden_layers)` (GPT-2's depth scaling).
+        bidirectional (`bool`, defaults to `True`): recurrent backbones only. The backbone holds a forward and a
+            backward recurrent stack; the causal LM trains both as language models (ELMo / Flair), generation
+            uses the forward one, and classification heads read the concatenation of both.
+        classifier_attention (`str`, defaults to `"bidirectional"`): transformer only. Attention used under the
+            token and sequence classification heads: `"bidirectional"` (every character sees both sides) or
+            `"causal"` (as in pretraining). For a bidirectional recurrent backbone, `"bidirectional"` makes the heads
+            read both stacks and `"causal"` the forward one only.
+        classifier_pooling (`str`, defaults to `"mean"`): sequence classification pooling over real tokens:
+            `"mean"`, `"last"` (last non-padding token) or `"first"`.
+        classifier_dropout (`float`, *optional*): dropout before the classification heads.
+        tie_word_embeddings (`bool`, defaults to `True`): share the input embedding with the LM output layer.
+    """
+
+    model_type = "charlm"
+    keys_to_ignore_at_inference = ["cache"]
+
+    def __init__(
+        self,
+        backbone: str = "transformer",
+        vocab_size: int = 512,
+        hidden_size: int = 256,
+        num_hidden_layers: int = 4,
+        num_attention_heads: int = 4,
+        intermediate_size: int | None = None,
+        hidden_act: str = "gelu",
+        max_position_embeddings: int = 1024,
+        rope_theta: float = 10000.0,
+        rms_norm_eps: float = 1e-6,
+        hidden_dropout_prob: float = 0.0,
+        attention_dropout: float = 0.0,
+        embedding_dropout: float = 0.0,
+        initializer_range: float = 0.02,
+        bidirectional: bool = True,
+        classifier_attention: str = "bidirectional",
+        classifier_pooling: str = "mean",
+        classifier_dropout: float | None = None,
+        use_cache: bool = True,
+        pad_token_id: int | None = 0,
+        bos_token_id: int | None = 2,
+        eos_token_id: int | None = 3,
+        tie_word_embeddings: bool = True,
+        **kwargs,
+    ):
+        self.backbone = backbone
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size if intermediate_size is not None else 4 * hidden_size
+        self.hidden_act = hidden_act
+        self.max_position_embeddings = max_position_embeddings
+        self.rope_theta = rope_theta
+        self.rms_norm_eps = rms_norm_eps
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_dropout = attention_dropout
+        self.embedding_dropout = embedding_dropout
+        self.initializer_range = initializer_range
+        self.bidirectional = bidirectional
+        self.classifier_attention = classifier_attention
+        self.classifier_pooling = classifier_pooling
+        self.classifier_dropout = classifier_dropout
+        self.use_cache = use_cache
+        # attention keeps all heads for keys and values; the attention interface reads this.
+        self.num_key_value_heads = num_attention_heads
+        kwargs["auto_map"] = {**AUTO_MAP, **(kwargs.get("auto_map") or {})}
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+        self._check()
+
+    def _check(self) -> None:
+        def bad(field: str, allowed: str) -> None:
+            raise ValueError(f"CharLMConfig.{field}={getattr(self, field)!r} is invalid: {allowed}.")
+
+        if self.backbone not in BACKBONES:
+            bad("backbone", f"must be one of {', '.join(repr(b) for b in BACKBONES)}")
+        for field in ("vocab_size", "hidden_size", "num_hidden_layers", "max_position_embeddings", "intermediate_size"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                bad(field, "must be a positive integer")
+        if self.backbone == "transformer":
+            if not isinstance(self.num_attention_heads, int) or self.num_attention_heads < 1:
+                bad("num_attention_heads", "must be a positive integer")
+            if self.hidden_size % self.num_attention_heads:
+                bad("hidden_size", f"must be divisible by num_attention_heads={self.num_attention_heads}")
+            if (self.hidden_size // self.num_attention_heads) % 2:
+                bad("hidden_size", "hidden_size / num_attention_heads must be even (rotary embeddings rotate pairs)")
+        for field in ("hidden_dropout_prob", "attention_dropout", "embedding_dropout"):
+            value = getattr(self, field)
+            if not 0.0 <= value < 1.0:
+                bad(field, "must be in [0, 1)")
+        if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
+            bad("classifier_dropout", "must be None or in [0, 1)")
+        if self.classifier_attention not in CLASSIFIER_ATTENTION:
+            bad("classifier_attention", f"must be one of {CLASSIFIER_ATTENTION}")
+        if self.classifier_pooling not in CLASSIFIER_POOLING:
+            bad("classifier_pooling", f"must be one of {CLASSIFIER_POOLING}")
+        for field in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, field, None)
+            if isinstance(value, int) and not 0 <= value < self.vocab_size:
+                bad(field, f"must be a token id below vocab_size={self.vocab_size}")
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.backbone in ("lstm", "gru")
+
+    @property
+    def classifier_hidden_size(self) -> int:
+        """Width of the features the classification heads read: both directions of a bidirectional RNN, unless
+        the heads are asked to read the left context only (`classifier_attention="causal"`)."""
+        both = self.is_recurrent and self.bidirectional and self.classifier_attention == "bidirectional"
+        return 2 * self.hidden_size if both else self.hidden_size
+
+
+__all__ = ["CharLMConfig"]

