@@ -23,7 +23,7 @@ from .modeling_charlm import (
     CharLMRecurrentCache,
 )
 from .presets import PRESETS, config_from_preset
-from .tokenization_charlm import build_char_tokenizer, train_char_tokenizer
+from .tokenization_charlm import CharLMTokenizerFast, build_char_tokenizer, train_char_tokenizer
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "CharLMRecurrentCache",
     "PRESETS",
     "config_from_preset",
+    "CharLMTokenizerFast",
     "build_char_tokenizer",
     "train_char_tokenizer",
     "__version__",

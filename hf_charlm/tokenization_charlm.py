@@ -8,6 +8,7 @@ vocabulary is one token, any other character becomes its UTF-8 byte tokens `<0x0
 `transformers` names.
 """
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -18,6 +19,43 @@ PAD, UNK, BOS, EOS, CLS, SEP, MASK = "<pad>", "<unk>", "<s>", "</s>", "<cls>", "
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS, CLS, SEP, MASK)
 BYTE_TOKENS = tuple(f"<0x{i:02X}>" for i in range(256))
 NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", None)
+
+
+class CharLMTokenizerFast(PreTrainedTokenizerFast):
+    """The generic fast tokenizer plus a clear error for text that is not valid Unicode.
+
+    A saved folder names the generic class, so `AutoTokenizer` loads it anywhere with no custom code
+    (and without this check: the Rust library then rejects such text with its own message).
+    """
+
+    def _encode_plus(self, text, text_pair=None, *args, **kwargs):
+        for i, item in enumerate(_flatten_texts(text, text_pair)):
+            if _SURROGATE.search(item):
+                at = _SURROGATE.search(item).start()
+                raise ValueError(
+                    f"Text {i} is not valid Unicode: lone surrogate {item[at]!r} at character {at}. "
+                    "Decode bytes with errors='replace' (or fix the source) before tokenizing."
+                )
+        return super()._encode_plus(text, text_pair, *args, **kwargs)
+
+    def save_pretrained(self, *args, **kwargs) -> tuple[str, ...]:
+        cls = self.__class__
+        self.__class__ = PreTrainedTokenizerFast  # the saved tokenizer_config names the generic class
+        try:
+            return PreTrainedTokenizerFast.save_pretrained(self, *args, **kwargs)
+        finally:
+            self.__class__ = cls
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _flatten_texts(*items) -> Iterator[str]:
+    for item in items:
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, (list, tuple)):
+            yield from _flatten_texts(*item)
 
 
 def _normalizer(normalization: str | None) -> normalizers.Normalizer | None:
@@ -56,7 +94,7 @@ def build_char_tokenizer(
     )
     tok.add_special_tokens(list(SPECIAL_TOKENS))
     kwargs = {} if model_max_length is None else {"model_max_length": model_max_length}
-    return PreTrainedTokenizerFast(
+    return CharLMTokenizerFast(
         tokenizer_object=tok,
         pad_token=PAD,
         unk_token=UNK,
@@ -110,4 +148,4 @@ def train_char_tokenizer(
     return build_char_tokenizer(chars, normalization=normalization, model_max_length=model_max_length)
 
 
-__all__ = ["build_char_tokenizer", "train_char_tokenizer", "count_characters", "SPECIAL_TOKENS"]
+__all__ = ["CharLMTokenizerFast", "build_char_tokenizer", "train_char_tokenizer", "count_characters", "SPECIAL_TOKENS"]

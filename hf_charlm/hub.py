@@ -1,0 +1,409 @@
+"""Model cards and Hub uploads for hf_charlm checkpoints; imports the package, `huggingface_hub` and PyYAML.
+
+    write_model_card(output_dir: str | Path, *, task: str, model_name: str, hyperparameters: dict,
+                     results: dict[str, float], datasets: list[str], language: list[str],
+                     base_model: str | None = None, dataset_name: str | None = None, repo_id: str | None = None,
+                     revision: str | None = None, extra: dict | None = None) -> Path
+
+Renders `model_cards/<task>.md` into `output_dir/README.md` and returns its path. `task` is "causal_lm",
+"token_classification" or "sequence_classification" (aliases: "pretrain"/"text-generation", "ner"/"cws"/
+"token-classification", "sentiment"/"text-classification"). `results` are the run's final metrics as Trainer names
+them ("eval_loss", "eval_bits_per_char", "eval_f1", "test_accuracy", ...): the prefix gives the split
+(eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys (runtime, *_per_second,
+epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the evaluation table
+and a metric of the card's `model-index`. For a causal LM, bits per character and perplexity are derived from the
+loss when the run did not report them. `datasets` are Hub dataset ids for the metadata (may be empty);
+`dataset_name` is the human name shown in the model-index (defaults to the first id, else "custom").
+`base_model` is the Hub id a fine-tuned model started from. `repo_id` and `revision` go into the usage snippet
+(revision defaults to "main" with a comment saying to pin a sha). `config.json` in `output_dir`, when present,
+supplies the architecture line and the label set. `extra` keys: "license" (default "mit"), "tags" (added to the
+template's), "description" (a paragraph under the title), "example" (the snippet's input text); any other key is
+listed in an "Additional information" table. The YAML metadata is written by `huggingface_hub.ModelCardData`, so
+its `model-index` round-trips through `model_index_to_eval_results`.
+
+    push_folder(output_dir, repo_id, *, private=False, revision=None, commit_message=None, token=None,
+                dry_run=False) -> PushResult
+
+`PushResult` is a `list[str]` of the paths that are (or, with `dry_run`, would be) uploaded, with `.commit_info`
+(the `huggingface_hub.CommitInfo`, None on a dry run) and `.fixed` (paths whose uploaded content differs from the
+folder). It creates the repo if missing (a repo that exists stays as it is: asking for `private=True` on an existing
+public repo is an error), creates branch `revision` from main if missing, and makes one commit. The folder must hold
+a charlm `config.json` and `*.safetensors` weights. What is uploaded:
+- excluded silently (Trainer state and caches): `checkpoint-*/`, `runs/`, `__pycache__/`, `.ipynb_checkpoints/`,
+  `.cache/`, `training_args.bin`, `optimizer.pt`, `scheduler.pt`, `scaler.pt`, `rng_state*.pth`, `*.pyc`;
+- refused with a ValueError naming every offending file: pickle-based weights (`*.bin`, `*.pt`, `*.pth`, `*.pkl`,
+  `*.pickle`, `*.ckpt`, `*.joblib`), secrets (`.env*`, `token`, `*.token`, `stored_tokens`, `.netrc`,
+  `.git-credentials`, `*.pem`, `*.key`, `id_rsa*`/`id_ed25519*`/`id_ecdsa*`/`id_dsa*`, anything under `.git/`,
+  `.huggingface/` or `.ssh/`) and symlinks that leave the folder (or dangle);
+- fixed on the way up, the folder itself untouched: `config.json` gets the full five-class `auto_map`, and
+  `configuration_charlm.py` / `modeling_charlm.py` are added from the installed package when missing;
+- remote `*.safetensors` / `*.safetensors.index.json` that the new upload does not contain are deleted in the
+  same commit, so an old shard index cannot shadow the new weights.
+The token is `token` or, when None, huggingface_hub's usual lookup (HF_TOKEN, then the saved login);
+HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owner's.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationAdd,
+    CommitOperationDelete,
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+)
+from transformers.utils import logging
+
+from .configuration_charlm import AUTO_MAP
+
+logger = logging.get_logger(__name__)
+
+# ------------------------------------------------------------------------------------------------ model cards
+TASKS: dict[str, dict[str, str]] = {
+    "causal_lm": {"template": "causal_lm.md", "task_name": "Causal language modeling"},
+    "token_classification": {"template": "token_classification.md", "task_name": "Token classification"},
+    "sequence_classification": {"template": "sequence_classification.md", "task_name": "Text classification"},
+}
+TASK_ALIASES = {
+    "pretrain": "causal_lm", "text-generation": "causal_lm", "causal-lm": "causal_lm",
+    "ner": "token_classification", "cws": "token_classification", "token-classification": "token_classification",
+    "sentiment": "sequence_classification", "text-classification": "sequence_classification",
+}
+# metric key (prefix stripped) -> (model-index type, display name, args)
+METRICS: dict[str, tuple[str, str, dict | None]] = {
+    "loss": ("loss", "Loss", None),
+    "bits_per_char": ("bits_per_character", "Bits per character", None),
+    "bpc": ("bits_per_character", "Bits per character", None),
+    "perplexity": ("perplexity", "Perplexity", None),
+    "precision": ("precision", "Precision", None),
+    "recall": ("recall", "Recall", None),
+    "f1": ("f1", "F1", None),
+    "accuracy": ("accuracy", "Accuracy", None),
+    "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
+    "f1_macro": ("f1", "Macro F1", {"average": "macro"}),
+}
+SPLIT_PREFIXES = {"eval_": "validation", "validation_": "validation", "test_": "test", "train_": "train"}
+BOOKKEEPING = ("runtime", "samples_per_second", "steps_per_second", "epoch", "jit_compilation_time",
+               "model_preparation_time", "total_flos", "num_input_tokens_seen")
+HUB_ID_RE = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")
+EXAMPLES = {"zh": "今天天气很好，我们", "en": "The weather today is"}
+
+
+def template_dir() -> Path:
+    """The card templates: shipped inside the installed package, or top-level `model_cards/` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "model_cards", here.parent / "model_cards"):
+        if (candidate / "causal_lm.md").is_file():
+            return candidate
+    raise FileNotFoundError(f"hf_charlm's model card templates are missing (looked in {here}/model_cards and "
+                            f"{here.parent}/model_cards)")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    elif isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _py_str(text: str) -> str:
+    """`text` escaped for the inside of a double-quoted Python string in the usage snippet."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _eval_rows(results: dict[str, float], task: str) -> list[tuple[str, str, str, float, dict | None]]:
+    """(split, metric key, display name, value, args) for each reportable number in `results`."""
+    rows: dict[tuple[str, str], tuple] = {}
+    for key, value in results.items():
+        split, name = "validation", key
+        for prefix, prefix_split in SPLIT_PREFIXES.items():
+            if key.startswith(prefix):
+                split, name = prefix_split, key[len(prefix):]
+                break
+        if name in BOOKKEEPING or isinstance(value, bool):
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(value):
+            continue
+        _, display, args = METRICS.get(name, (name, name, None))
+        if task == "causal_lm" and name == "loss":
+            display = "Loss (nats per character)"
+        rows[(split, name)] = (split, name, display, value, args)
+    if task == "causal_lm":  # bits per char and perplexity follow from the loss in nats
+        for split, name, _, value, _ in list(rows.values()):
+            if name == "loss":
+                if (split, "bits_per_char") not in rows and (split, "bpc") not in rows:
+                    rows[(split, "bits_per_char")] = (split, "bits_per_char", "Bits per character",
+                                                      value / math.log(2), None)
+                if (split, "perplexity") not in rows and value < 700:
+                    rows[(split, "perplexity")] = (split, "perplexity", "Perplexity", math.exp(value), None)
+    return list(rows.values())
+
+
+def _architecture(config: dict) -> str:
+    if not config:
+        return "see `config.json`"
+    backbone = config.get("backbone", "transformer")
+    parts = [f"{backbone} backbone"]
+    formats = {"num_hidden_layers": "{} layers", "hidden_size": "hidden size {}", "num_attention_heads": "{} heads",
+               "vocab_size": "{} tokens in the vocabulary", "max_position_embeddings": "context of {} characters"}
+    transformer_only = ("num_attention_heads", "max_position_embeddings")
+    for key, fmt in formats.items():
+        if key in config and (backbone == "transformer" or key not in transformer_only):
+            parts.append(fmt.format(config[key]))
+    return ", ".join(parts)
+
+
+def write_model_card(
+    output_dir: str | Path,
+    *,
+    task: str,
+    model_name: str,
+    hyperparameters: dict,
+    results: dict[str, float],
+    datasets: list[str],
+    language: list[str],
+    base_model: str | None = None,
+    dataset_name: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Writes `output_dir/README.md` for a finished run (see the module docstring) and returns its path."""
+    task = TASK_ALIASES.get(task, task)
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}: use one of {', '.join(TASKS)} (or {', '.join(TASK_ALIASES)}).")
+    if isinstance(language, str) or isinstance(datasets, str):
+        raise TypeError("`language` and `datasets` are lists of strings, e.g. language=['zh'].")
+    if base_model is not None and not HUB_ID_RE.match(base_model):
+        raise ValueError(f"base_model={base_model!r} must be a Hub model id such as 'user/charlm-tiny', not a path.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    extra = dict(extra or {})
+    config_path = output_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    spec = TASKS[task]
+    template = string.Template((template_dir() / spec["template"]).read_text(encoding="utf-8"))
+
+    # the body: every placeholder filled (substitute raises on a missing one)
+    rows = _eval_rows(results, task)
+    id2label = config.get("id2label") or {}
+    labels = ", ".join(f"`{id2label[k]}`" for k in sorted(id2label, key=int)) if id2label else "see `config.json`"
+    known = {"license", "tags", "description", "example"}
+    others = {k: v for k, v in extra.items() if k not in known}
+    repo_for_snippet = repo_id or f"your-username/{model_name}"
+    body = template.substitute(
+        model_name=model_name,
+        description=f"\n{extra['description'].strip()}\n" if extra.get("description") else "",
+        language_list=", ".join(language) if language else "unspecified",
+        dataset_list=", ".join(f"`{d}`" for d in datasets) if datasets else (dataset_name or "a custom corpus"),
+        base_model_line=f"\n- **Fine-tuned from:** `{base_model}`" if base_model else "",
+        architecture=_architecture(config),
+        labels=labels,
+        repo_id=_py_str(repo_for_snippet),
+        revision=_py_str(revision or "main"),
+        revision_comment="" if revision else "  # replace with a commit sha from the repo's history to pin it",
+        example=_py_str(extra.get("example") or EXAMPLES.get(language[0] if language else "en", EXAMPLES["en"])),
+        hyperparameters_table=_table(("Hyperparameter", "Value"), sorted(hyperparameters.items()))
+        if hyperparameters else "No hyperparameters were recorded.",
+        results_table=_table(("Split", "Metric", "Value"), [(s, n, v) for s, _, n, v, _ in rows])
+        if rows else "No evaluation results were recorded.",
+        extra_section=f"\n## Additional information\n\n{_table(('Key', 'Value'), sorted(others.items()))}\n"
+        if others else "",
+    )
+
+    # the metadata: the template's static keys plus this run's, serialized by huggingface_hub
+    static = ModelCard(body).data.to_dict()
+    tags = list(dict.fromkeys(static.pop("tags", []) + list(extra.get("tags", []))))
+    dataset_type = datasets[0] if datasets else (dataset_name or "custom")
+    eval_results = [
+        EvalResult(task_type=static["pipeline_tag"], task_name=spec["task_name"], dataset_type=dataset_type,
+                   dataset_name=dataset_name or dataset_type, dataset_split=split,
+                   metric_type=METRICS.get(key, (key,))[0], metric_name=name, metric_value=value, metric_args=args)
+        for split, key, name, value, args in rows
+    ]
+    data = ModelCardData(
+        language=list(language) or None,
+        license=extra.get("license", "mit"),
+        library_name=static.pop("library_name", "transformers"),
+        pipeline_tag=static.pop("pipeline_tag"),
+        tags=tags,
+        datasets=list(datasets) or None,
+        base_model=base_model,
+        metrics=list(dict.fromkeys(r.metric_type for r in eval_results)) or None,
+        model_name=model_name,
+        eval_results=eval_results or None,
+        **static,
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{ModelCard(body).text}")  # parses back, or raises
+    path = output_dir / "README.md"
+    path.write_text(card.content, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------ upload
+IGNORED_DIRS = ("checkpoint-*", "runs", "__pycache__", ".ipynb_checkpoints", ".cache")
+IGNORED_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "*.pyc")
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.joblib")
+SECRET_FILES = (".env", ".env.*", "*.env", "token", "*.token", "stored_tokens", ".netrc", ".git-credentials",
+                "*.pem", "*.key", "id_rsa*", "id_ed25519*", "id_ecdsa*", "id_dsa*")
+SECRET_DIRS = (".git", ".huggingface", ".ssh")
+REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py")
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+@dataclass
+class UploadPlan:
+    """What `push_folder` would commit: path in repo -> local file or fixed bytes."""
+
+    files: dict[str, Path | bytes] = field(default_factory=dict)
+    fixed: list[str] = field(default_factory=list)  # uploaded content differs from (or is absent in) the folder
+    excluded: list[str] = field(default_factory=list)
+
+
+class PushResult(list):
+    """The uploaded paths (a `list[str]`), with `.commit_info` (None on a dry run) and `.fixed`."""
+
+    def __init__(self, paths: list[str], commit_info: CommitInfo | None = None, fixed: list[str] | None = None):
+        super().__init__(paths)
+        self.commit_info = commit_info
+        self.fixed = fixed or []
+
+
+def plan_upload(output_dir: str | Path) -> UploadPlan:
+    """Walks `output_dir` and decides, file by file, what `push_folder` uploads (see the module docstring)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{output_dir} is not a directory")
+    real_root = root.resolve()
+    plan, problems = UploadPlan(), []
+
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        for name in sorted(dirnames):
+            rel = (rel_dir / name).as_posix()
+            full = Path(dirpath) / name
+            if _matches(name, IGNORED_DIRS):
+                plan.excluded.append(rel + "/")
+                dirnames.remove(name)
+            elif name in SECRET_DIRS:
+                problems.append(f"{rel}/ (may hold credentials)")
+                dirnames.remove(name)
+            elif full.is_symlink():
+                dirnames.remove(name)
+                if not full.resolve().is_relative_to(real_root):
+                    problems.append(f"{rel}/ (symlink to {os.readlink(full)}, outside the folder)")
+                else:
+                    logger.warning(f"push_folder: skipping {rel}/, a symlink to a folder inside the upload")
+                    plan.excluded.append(rel + "/")
+        for name in sorted(filenames):
+            rel = (rel_dir / name).as_posix()
+            full = Path(dirpath) / name
+            if _matches(name, IGNORED_FILES):
+                plan.excluded.append(rel)
+            elif full.is_symlink() and (not full.exists() or not full.resolve().is_relative_to(real_root)):
+                problems.append(f"{rel} (symlink to {os.readlink(full)}, outside the folder or dangling)")
+            elif _matches(name, PICKLE_WEIGHTS):
+                problems.append(f"{rel} (pickle-based weights: save with safetensors instead)")
+            elif _matches(name, SECRET_FILES):
+                problems.append(f"{rel} (looks like a credential)")
+            else:
+                plan.files[rel] = full
+    if problems:
+        raise ValueError(f"Refusing to upload {root}: " + "; ".join(problems) +
+                         ". Remove these files (or move them out of the folder) and try again.")
+
+    if "config.json" not in plan.files:
+        raise ValueError(f"{root} has no config.json: it is not a saved hf_charlm model folder.")
+    config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") != "charlm":
+        raise ValueError(f"{root}/config.json has model_type={config.get('model_type')!r}, expected 'charlm'.")
+    if not any(p.endswith(".safetensors") for p in plan.files):
+        raise ValueError(f"{root} has no *.safetensors weights (save with `model.save_pretrained(dir)`).")
+    auto_map = {**(config.get("auto_map") or {}), **AUTO_MAP}
+    if auto_map != config.get("auto_map"):
+        plan.files["config.json"] = (json.dumps({**config, "auto_map": auto_map}, indent=2, sort_keys=True,
+                                                ensure_ascii=False) + "\n").encode("utf-8")
+        plan.fixed.append("config.json")
+    package_dir = Path(__file__).resolve().parent
+    for name in REMOTE_CODE:
+        if name not in plan.files:
+            plan.files[name] = package_dir / name
+            plan.fixed.append(name)
+    for name, what in (("README.md", "a model card (hf_charlm.hub.write_model_card)"),
+                       ("tokenizer.json", "the tokenizer (tokenizer.save_pretrained)")):
+        if name not in plan.files:
+            logger.warning(f"push_folder: {root} has no {name}; the repo will lack {what}.")
+    plan.files = dict(sorted(plan.files.items()))
+    return plan
+
+
+def push_folder(
+    output_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
+) -> PushResult:
+    """Uploads a saved model folder to `repo_id` in one commit (see the module docstring for what goes up)."""
+    plan = plan_upload(output_dir)
+    if plan.excluded:
+        logger.info(f"push_folder: not uploading {', '.join(plan.excluded)}")
+    if dry_run:
+        return PushResult(list(plan.files), None, plan.fixed)
+
+    api = HfApi(token=token)
+    if "/" not in repo_id:
+        repo_id = f"{api.whoami()['name']}/{repo_id}"
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if private and not api.model_info(repo_id).private:
+        raise ValueError(f"{repo_id} already exists and is public: refusing to upload what was meant to be private.")
+    branch = revision or "main"
+    if branch != "main":
+        api.create_branch(repo_id, branch=branch, exist_ok=True)
+
+    operations: list = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=src if isinstance(src, bytes) else str(src))
+                        for p, src in plan.files.items()]
+    for remote in api.list_repo_files(repo_id, revision=branch):
+        if remote.endswith((".safetensors", ".safetensors.index.json")) and remote not in plan.files:
+            operations.append(CommitOperationDelete(path_in_repo=remote))
+    info = api.create_commit(
+        repo_id,
+        operations,
+        commit_message=commit_message or f"Upload {Path(output_dir).resolve().name} with hf_charlm",
+        revision=branch,
+    )
+    logger.info(f"push_folder: {len(plan.files)} files -> {info.commit_url}")
+    return PushResult(list(plan.files), info, plan.fixed)
+
+
+__all__ = ["TASKS", "PushResult", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]

@@ -1,0 +1,162 @@
+"""The char tokenizer: lossless round trip (property-based), offsets, word_ids, special tokens, save/load."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from hf_charlm import build_char_tokenizer, train_char_tokenizer
+from hf_charlm.tokenization_charlm import SPECIAL_TOKENS
+from tests.conftest import CORPUS
+
+# any valid Unicode string: every code point except the surrogates (which cannot be encoded as UTF-8)
+valid_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_text)
+def test_round_trip_any_text(tokenizer, text):
+    ids = tokenizer(text).input_ids
+    assert tokenizer.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFC", text)
+
+
+@pytest.mark.parametrize("text", [
+    "👩‍👩‍👧‍👦 family (ZWJ sequence) 🇨🇳 flag",
+    "𠀀𪚥 rare CJK (plane 2) 龘",
+    "e\u0301 combining acute, a\u030a ring",
+    "tab\there\r\nCRLF\rCR\nLF",
+    "NUL\x00inside",
+    "<s> typed literally </s> <pad>",
+    "",
+    "   leading and trailing spaces   ",
+])
+def test_round_trip_hard_cases(tokenizer, text):
+    ids = tokenizer(text).input_ids
+    assert tokenizer.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFC", text)
+    assert tokenizer.unk_token_id not in ids  # byte fallback: nothing is ever unknown
+
+
+def test_normalisation_configurable():
+    nfc = train_char_tokenizer(["abc"])
+    raw = train_char_tokenizer(["abc"], normalization=None)
+    text = "e\u0301"  # decomposed é
+    assert nfc.decode(nfc(text).input_ids, skip_special_tokens=True) == "\u00e9"
+    assert raw.decode(raw(text).input_ids, skip_special_tokens=True) == text
+    with pytest.raises(ValueError, match="normalization"):
+        train_char_tokenizer(["abc"], normalization="NFX")
+
+
+def test_lone_surrogate_is_a_clear_error(tokenizer):
+    with pytest.raises(ValueError, match=r"Text 0 is not valid Unicode: lone surrogate '\\ud800' at character 4"):
+        tokenizer("bad \ud800 text")
+    with pytest.raises(ValueError, match=r"Text 1 is not valid Unicode"):
+        tokenizer(["fine", "bad \udfff"])
+    with pytest.raises(ValueError, match=r"not valid Unicode"):
+        tokenizer(["a", "\udc80"], is_split_into_words=True)
+
+
+def test_one_token_per_character_and_byte_fallback(tokenizer):
+    text = "hello 人民"
+    enc = tokenizer(text, add_special_tokens=False)
+    assert len(enc.input_ids) == len(text)
+    assert tokenizer.convert_ids_to_tokens(enc.input_ids) == list(text)
+    unseen = "\u9fa5"  # not in the corpus: three UTF-8 bytes
+    toks = tokenizer.convert_ids_to_tokens(tokenizer(unseen, add_special_tokens=False).input_ids)
+    assert toks == [f"<0x{b:02X}>" for b in unseen.encode("utf-8")]
+
+
+def test_training_min_frequency_and_max_size():
+    texts = ["aaaa", "bbb", "cc", "d"]
+    tok = train_char_tokenizer(texts, min_frequency=2)
+    vocab = tok.get_vocab()
+    assert {"a", "b", "c"} <= vocab.keys() and "d" not in vocab
+    reserved = len(SPECIAL_TOKENS) + 256
+    small = train_char_tokenizer(texts, max_vocab_size=reserved + 2)
+    assert len(small) == reserved + 2
+    assert {"a", "b"} <= small.get_vocab().keys() and "c" not in small.get_vocab()  # most frequent first
+    # independent of the order of the texts
+    assert train_char_tokenizer(texts[::-1]).get_vocab() == train_char_tokenizer(texts).get_vocab()
+    with pytest.raises(ValueError, match="max_vocab_size"):
+        train_char_tokenizer(texts, max_vocab_size=10)
+    with pytest.raises(ValueError, match="min_frequency"):
+        train_char_tokenizer(texts, min_frequency=0)
+
+
+def test_training_reads_an_iterator():
+    tok = train_char_tokenizer(iter(CORPUS))
+    assert "迈" in tok.get_vocab()
+
+
+def test_special_tokens_and_post_processor(tokenizer):
+    for name, token in [("pad", "<pad>"), ("unk", "<unk>"), ("bos", "<s>"), ("eos", "</s>"), ("cls", "<cls>"), ("sep", "<sep>"), ("mask", "<mask>")]:
+        assert getattr(tokenizer, f"{name}_token") == token
+        assert getattr(tokenizer, f"{name}_token_id") == SPECIAL_TOKENS.index(token)
+    single = tokenizer("ab")
+    assert single.input_ids[0] == tokenizer.bos_token_id and len(single.input_ids) == 3
+    pair = tokenizer("ab", "cd")
+    assert tokenizer.convert_ids_to_tokens(pair.input_ids) == ["<s>", "a", "b", "<sep>", "c", "d"]
+    assert tokenizer("ab", "cd", return_token_type_ids=True).token_type_ids == [0, 0, 0, 0, 1, 1]
+    mask = tokenizer("ab", return_special_tokens_mask=True).special_tokens_mask
+    assert mask == [1, 0, 0]
+
+
+def test_offsets_and_word_ids_are_characters(tokenizer):
+    text = "ab 你😀"  # 你 is not in the vocabulary: three byte tokens sharing word id 3 and offsets (3, 4)
+    vocab = tokenizer.get_vocab()
+    assert "你" not in vocab and "😀" in vocab
+    enc = tokenizer(text, return_offsets_mapping=True)
+    assert enc.word_ids() == [None, 0, 1, 2, 3, 3, 3, 4]
+    for (start, end), wid in zip(enc.offset_mapping[1:], enc.word_ids()[1:]):
+        assert (start, end) == (wid, wid + 1)
+        assert text[start:end] == text[wid]
+
+
+def test_is_split_into_words_word_ids(tokenizer):
+    words = ["EU", "rejects", "German"]
+    enc = tokenizer(words, is_split_into_words=True)
+    word_ids = enc.word_ids()
+    assert word_ids[0] is None
+    assert word_ids[1:] == [0, 0] + [1] * 7 + [2] * 6
+    chars = ["人", "民", "😀"]
+    enc = tokenizer(chars, is_split_into_words=True)
+    n_emoji = len(tokenizer("😀", add_special_tokens=False).input_ids)
+    assert enc.word_ids()[1:] == [0, 1] + [2] * n_emoji
+
+
+def test_padding_truncation_batches(tokenizer):
+    batch = tokenizer(["abc", "a"], padding=True)
+    assert batch.input_ids[1] == [2, tokenizer.convert_tokens_to_ids("a"), 0, 0]
+    assert batch.attention_mask == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    tokenizer.padding_side = "left"
+    try:
+        left = tokenizer(["abc", "a"], padding=True)
+        assert left.input_ids[1][:2] == [0, 0] and left.attention_mask[1] == [0, 0, 1, 1]
+    finally:
+        tokenizer.padding_side = "right"
+    trunc = tokenizer("abcdefgh", truncation=True, max_length=4)
+    assert len(trunc.input_ids) == 4 and trunc.input_ids[0] == tokenizer.bos_token_id
+    padded = tokenizer(["ab"], padding="max_length", max_length=6, return_tensors="pt")
+    assert tuple(padded.input_ids.shape) == (1, 6)
+
+
+def test_save_load_autotokenizer(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    assert data["model"]["type"] == "BPE" and data["model"]["byte_fallback"] is True and data["model"]["merges"] == []
+    loaded = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=False)
+    assert isinstance(loaded, PreTrainedTokenizerFast)
+    for text in ["hello 人民 😀", "ab", "x\ty"]:
+        assert loaded(text).input_ids == tokenizer(text).input_ids
+        assert loaded(text, return_offsets_mapping=True).offset_mapping == tokenizer(text, return_offsets_mapping=True).offset_mapping
+    assert loaded("ab", "cd").input_ids == tokenizer("ab", "cd").input_ids
+    assert loaded.decode(loaded("a😀").input_ids, skip_special_tokens=True) == "a😀"
+
+
+def test_build_rejects_multi_character_entries():
+    with pytest.raises(ValueError, match="single characters"):
+        build_char_tokenizer(["ab"])
