@@ -36,8 +36,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["hf_charlm", "hf_charlm.*"]),
-    package_data={"hf_charlm": ["metric_modules/*/*.py"]},
+    # the card templates live in the top-level model_cards/ and ship inside the package
+    packages=find_packages(include=["hf_charlm", "hf_charlm.*"]) + ["hf_charlm.model_cards"],
+    package_dir={"hf_charlm.model_cards": "model_cards"},
+    package_data={"hf_charlm": ["metric_modules/*/*.py"], "hf_charlm.model_cards": ["*.md"]},
     install_requires=install_requires,
     extras_require=extras,
 )

@@ -9,7 +9,7 @@ Renders `model_cards/<task>.md` into `output_dir/README.md` and returns its path
 "token_classification" or "sequence_classification" (aliases: "pretrain"/"text-generation", "ner"/"cws"/
 "token-classification", "sentiment"/"text-classification"). `results` are the run's final metrics as Trainer names
 them ("eval_loss", "eval_bits_per_char", "eval_f1", "test_accuracy", ...): the prefix gives the split
-(eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys (runtime, *_per_second,
+(eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys (runtime, samples, *_per_second,
 epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the evaluation table
 and a metric of the card's `model-index`. For a causal LM, bits per character and perplexity are derived from the
 loss when the run did not report them. `datasets` are Hub dataset ids for the metadata (may be empty);
@@ -94,7 +94,7 @@ METRICS: dict[str, tuple[str, str, dict | None]] = {
     "f1_macro": ("f1", "Macro F1", {"average": "macro"}),
 }
 SPLIT_PREFIXES = {"eval_": "validation", "validation_": "validation", "test_": "test", "train_": "train"}
-BOOKKEEPING = ("runtime", "samples_per_second", "steps_per_second", "epoch", "jit_compilation_time",
+BOOKKEEPING = ("runtime", "samples", "samples_per_second", "steps_per_second", "epoch", "jit_compilation_time",
                "model_preparation_time", "total_flos", "num_input_tokens_seen")
 HUB_ID_RE = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")
 EXAMPLES = {"zh": "今天天气很好，我们", "en": "The weather today is"}

@@ -19,8 +19,9 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tokenizer():
+    # function-scoped: pipelines change padding_side on the tokenizer they are given
     return train_char_tokenizer(CORPUS)
 
 
@@ -92,7 +93,8 @@ def hub(hub_server, tmp_path, monkeypatch):
     for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HF_MODULES_CACHE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", hub_server.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub_server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    url_template = hub_server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url_template)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     yield SimpleNamespace(url=hub_server.url, token=hub_server.token, root=hub_server.root,

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import pipeline
 
-from hf_charlm import CharLMForCausalLM, CharLMForSequenceClassification, CharLMForTokenClassification
-from tests.conftest import tiny_config
+from hf_charlm import CharLMForCausalLM, CharLMForSequenceClassification, CharLMForTokenClassification, train_char_tokenizer
+from tests.conftest import CORPUS, tiny_config
 
 TEXT = "江泽民在北京 met Obama 😀 in 2024!"
 SHIPPED = {"config.json", "configuration_charlm.py", "modeling_charlm.py", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
@@ -24,8 +24,9 @@ AUTO_CLASSES = {"AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelFor
 
 
 @pytest.fixture(scope="module", params=["transformer", "lstm"])
-def folders(request, tmp_path_factory, tokenizer):
+def folders(request, tmp_path_factory):
     torch.manual_seed(0)
+    tokenizer = train_char_tokenizer(CORPUS)
     root = tmp_path_factory.mktemp(f"remote_{request.param}")
     config = tiny_config(request.param, vocab_size=len(tokenizer), max_position_embeddings=128, num_labels=2)
     lm = CharLMForCausalLM(config).eval()

