@@ -164,7 +164,9 @@ def words_to_bmes(words: Sequence[str]) -> list[str]:
     return tags
 
 
-def _span_scores(reference_spans: list[list[tuple[int, int]]], predicted_spans: list[list[tuple[int, int]]]) -> dict[str, float]:
+def _span_scores(
+    reference_spans: list[list[tuple[int, int]]], predicted_spans: list[list[tuple[int, int]]]
+) -> dict[str, float]:
     num_reference = num_predicted = num_correct = 0
     for ref, pred in zip(reference_spans, predicted_spans):
         num_reference += len(ref)
@@ -264,7 +266,9 @@ def multilabel_scores(references: Sequence[Sequence[int]], predictions: Sequence
     fp = (~refs & preds).sum(axis=0).astype(np.float64)
     fn = (refs & ~preds).sum(axis=0).astype(np.float64)
     _, _, per_label_f1 = _f1_from_counts(tp, fp, fn)
-    micro_precision, micro_recall, micro_f1 = _f1_from_counts(tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True))
+    micro_precision, micro_recall, micro_f1 = _f1_from_counts(
+        tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True)
+    )
     return {
         "micro_precision": float(micro_precision[0]),
         "micro_recall": float(micro_recall[0]),

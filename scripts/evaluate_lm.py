@@ -1,0 +1,73 @@
+"""Bits per character of a char LM on a text file or dataset (sliding window / carried recurrent state).
+
+    python scripts/evaluate_lm.py --model outputs/charlm-pretrain --builtin peoples_daily_text --split validation
+    python scripts/evaluate_lm.py --model outputs/charlm-pretrain --file ../shared/data/tinyshakespeare.txt
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
+
+import hf_charlm  # noqa: F401  (registers the Auto classes)
+from hf_charlm.data import load_builtin
+from hf_charlm.lm_eval import evaluate_lm
+from hf_charlm.training import UsageError, check_columns, check_file, load_files, run_main
+
+
+@dataclass
+class EvalArguments:
+    model: str = field(default="outputs/charlm-pretrain", metadata={"help": "A model folder or Hub id."})
+    file: str | None = field(default=None, metadata={"help": "A .txt file (evaluated as one text) or .jsonl/.csv/.parquet."})
+    builtin: str | None = field(default=None, metadata={"help": "A built-in text corpus, e.g. peoples_daily_text."})
+    split: str = field(default="validation", metadata={"help": "Split of --builtin to evaluate."})
+    text_column: str = field(default="text", metadata={"help": "Text column of a table file."})
+    block_size: int | None = field(default=None, metadata={"help": "Window (transformer) or chunk (RNN) in tokens."})
+    stride: int | None = field(default=None, metadata={"help": "Transformer window stride (default: half a window)."})
+    max_texts: int | None = field(default=None, metadata={"help": "Evaluate only the first N texts."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Load the Hub repo's own model code."})
+    output_file: str | None = field(default=None, metadata={"help": "Also write the results as JSON here."})
+
+    def __post_init__(self) -> None:
+        if (self.file is None) == (self.builtin is None):
+            raise UsageError("Pass exactly one of --file and --builtin.")
+
+
+def main() -> dict:
+    (args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses()
+    if args.file is not None:
+        check_file(args.file, "--file")
+        if Path(args.file).suffix.lower() == ".txt":
+            texts = [Path(args.file).read_text(encoding="utf-8")]
+        else:
+            ds = load_files(args.file, None)
+            check_columns(ds, {"--text_column": args.text_column})
+            texts = [t for t in ds["train"][args.text_column] if isinstance(t, str) and t]
+    else:
+        try:
+            ds = load_builtin(args.builtin)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+        if args.split not in ds:
+            raise UsageError(f"--split {args.split!r}: {args.builtin} has splits {', '.join(ds)}.")
+        texts = ds[args.split]["text"]
+    if args.max_texts:
+        texts = texts[: args.max_texts]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    except OSError as err:
+        raise UsageError(f"--model {args.model}: {err}") from err
+    try:
+        results = evaluate_lm(model, tokenizer, texts, block_size=args.block_size, stride=args.stride)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    print(json.dumps(results, indent=2))
+    if args.output_file:
+        Path(args.output_file).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,209 @@
+"""scripts/pretrain.py, generate.py and evaluate_lm.py end to end on small real data: outputs, exact resume after
+SIGKILL, two gloo ranks under torchrun, and clear errors (exit status 2, nothing written) for bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from hf_charlm.data import load_builtin
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAIN = ROOT / "scripts" / "pretrain.py"
+TINY = "hidden_size=32,num_hidden_layers=2,num_attention_heads=2,intermediate_size=64,max_position_embeddings=64"
+SMALL_RUN = [
+    "--config_overrides", TINY, "--block_size", "32", "--per_device_train_batch_size", "8",
+    "--per_device_eval_batch_size", "16", "--warmup_steps", "2", "--logging_steps", "2", "--sample_max_new_tokens", "8",
+    "--disable_tqdm", "true",
+]
+
+
+def env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+
+
+def run_script(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def text_files(tmp_path_factory) -> tuple[Path, Path]:
+    """Real People's Daily sentences: 600 train, 60 validation, written as .txt files."""
+    d = tmp_path_factory.mktemp("text")
+    ds = load_builtin("peoples_daily_text")
+    (d / "train.txt").write_text("\n".join(ds["train"]["text"][:600]) + "\n", encoding="utf-8")
+    (d / "valid.txt").write_text("\n".join(ds["validation"]["text"][:60]) + "\n", encoding="utf-8")
+    return d / "train.txt", d / "valid.txt"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("run") / "model"
+    proc = run_script([
+        str(PRETRAIN), "--output_dir", str(out), "--max_train_samples", "800", "--max_eval_samples", "80",
+        "--max_steps", "200", "--eval_steps", "100", "--save_steps", "100", "--learning_rate", "1e-2", *SMALL_RUN,
+    ])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, proc
+
+
+def test_pretrain_builtin_end_to_end(trained):
+    out, proc = trained
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "generation_config.json", "README.md",
+                 "configuration_charlm.py", "modeling_charlm.py", "eval_results.json", "train_results.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin")) or [p.name for p in out.glob("*.bin")] == ["training_args.bin"]
+    results = json.loads((out / "eval_results.json").read_text())
+    vocab = json.loads((out / "config.json").read_text())["vocab_size"]
+    # trained: better than a uniform guess over the vocabulary by over a bit, and the numbers agree with each other
+    assert results["eval_bits_per_char"] < math.log2(vocab) - 1.0
+    assert results["eval_perplexity"] == pytest.approx(2 ** results["eval_bits_per_char"], rel=1e-6)
+    train = json.loads((out / "train_results.json").read_text())
+    assert train["train_loss"] < math.log(vocab)
+    assert "bits/char" in proc.stdout and "samples (temperature 0.8" in proc.stdout
+    card = (out / "README.md").read_text()
+    assert "character-level" in card and f"{results['eval_bits_per_char']:.4f}"[:4] in card
+    # the tokenizer was trained on the training text only: every character it knows occurs in the train split
+    tok = AutoTokenizer.from_pretrained(out, trust_remote_code=False)
+    train_chars = set("".join(load_builtin("peoples_daily_text")["train"]["text"][:800]))
+    known = {t for t in tok.get_vocab() if len(t) == 1}
+    assert known <= train_chars
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.backbone == "transformer" and model.config.hidden_size == 32
+
+
+def test_generate_script_is_seeded_and_streams(trained):
+    out, _ = trained
+    args = [str(ROOT / "scripts" / "generate.py"), "--model", str(out), "--prompts", "中国", "北京", "--max_new_tokens", "12",
+            "--temperature", "0.9", "--top_p", "0.95", "--repetition_penalty", "1.2", "--seed", "3"]
+    a, b = run_script(args), run_script(args)
+    assert a.returncode == 0, a.stderr[-2000:]
+    lines = [line for line in a.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2 and lines[0].startswith("中国") and lines[1].startswith("北京")
+    assert a.stdout == b.stdout  # same seed, same text
+    c = run_script([*args[:-1], "4"])
+    assert c.stdout != a.stdout
+
+
+def test_evaluate_lm_script_matches_pretrain_report(trained, tmp_path):
+    out, _ = trained
+    res_file = tmp_path / "bpc.json"
+    proc = run_script([str(ROOT / "scripts" / "evaluate_lm.py"), "--model", str(out), "--builtin", "peoples_daily_text",
+                       "--max_texts", "80", "--block_size", "32", "--output_file", str(res_file)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(res_file.read_text())
+    reported = json.loads((out / "eval_results.json").read_text())
+    assert got["bits_per_char"] == pytest.approx(reported["eval_bits_per_char"], rel=1e-5)
+
+
+def test_resume_after_sigkill_gives_same_final_loss(text_files, tmp_path):
+    train, valid = text_files
+    common = [str(PRETRAIN), "--train_file", str(train), "--validation_file", str(valid), "--max_steps", "60",
+              "--save_steps", "10", "--eval_steps", "30", "--seed", "7", *SMALL_RUN]
+    straight = run_script([*common, "--output_dir", str(tmp_path / "straight")])
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    expected = json.loads((tmp_path / "straight" / "eval_results.json").read_text())["eval_loss"]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, *common, "--output_dir", str(out)], cwd=ROOT, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoint-20" / "trainer_state.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (out / "eval_results.json").exists()  # really killed mid-training
+    resumed = run_script([*common, "--output_dir", str(out), "--resume_from_checkpoint", str(out / "checkpoint-20")])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads((out / "eval_results.json").read_text())["eval_loss"]
+    assert got == expected
+
+
+def test_torchrun_two_gloo_ranks(text_files, tmp_path):
+    train, valid = text_files
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(PRETRAIN),
+         "--train_file", str(train), "--validation_file", str(valid), "--output_dir", str(out), "--max_steps", "6",
+         "--save_steps", "6", "--eval_steps", "6", "--ddp_find_unused_parameters", "false", *SMALL_RUN],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    # two ranks: each step consumed 2 x 8 blocks
+    assert "| world_size | 2 |" in (out / "README.md").read_text().replace("`", "")
+    assert json.loads((out / "eval_results.json").read_text())["eval_loss"] > 0
+
+
+# ---- bad input: exit status 2, one clear message, nothing written ------------------------------------------------
+
+
+def run_in_process(argv: list[str], capsys) -> tuple[int, str]:
+    old = sys.argv
+    sys.argv = [str(PRETRAIN), *argv]
+    try:
+        runpy.run_path(str(PRETRAIN), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing_file", "no such file"),
+    ("empty_file", "the file is empty"),
+    ("blank_lines", "has no text"),
+    ("bad_column", "--text_column='content'"),
+    ("block_too_big", "max_position_embeddings=64"),
+    ("bad_backbone", "--backbone 'mamba' is unknown"),
+    ("holds_model", "already holds a model"),
+])
+def test_bad_input_exit_2_nothing_written(case, needle, tmp_path, text_files, capsys):
+    train, _ = text_files
+    out = tmp_path / "out"
+    args = ["--output_dir", str(out), "--max_steps", "1", *SMALL_RUN]
+    if case == "missing_file":
+        args += ["--train_file", str(tmp_path / "nope.txt")]
+    elif case == "empty_file":
+        (tmp_path / "empty.txt").write_text("")
+        args += ["--train_file", str(tmp_path / "empty.txt")]
+    elif case == "blank_lines":
+        (tmp_path / "blank.txt").write_text("\n   \n\t\n" * 5)
+        args += ["--train_file", str(tmp_path / "blank.txt")]
+    elif case == "bad_column":
+        (tmp_path / "d.jsonl").write_text("\n".join(json.dumps({"body": f"text {i}"}) for i in range(20)))
+        args += ["--train_file", str(tmp_path / "d.jsonl"), "--text_column", "content"]
+    elif case == "block_too_big":
+        args += ["--train_file", str(train), "--block_size", "65"]
+    elif case == "bad_backbone":
+        args += ["--train_file", str(train), "--backbone", "mamba"]
+    elif case == "holds_model":
+        out.mkdir()
+        (out / "config.json").write_text('{"model_type": "charlm"}')
+        (out / "model.safetensors").write_bytes(b"precious")
+        args += ["--train_file", str(train)]
+    before = sorted(p.name for p in out.iterdir()) if out.exists() else None
+    code, err = run_in_process(args, capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]  # progress bars may precede it on stderr
+    assert needle in last and last.startswith("error: ")
+    after = sorted(p.name for p in out.iterdir()) if out.exists() else None
+    assert after == before  # nothing half-written
+    if case == "holds_model":
+        assert (out / "model.safetensors").read_bytes() == b"precious"
