@@ -38,6 +38,7 @@ from hf_charlm.metrics import bmes_to_spans, classification_scores, segmentation
 
 TASKS = {
     # task -> (built-in dataset, metrics shown in the table, main metric of the "vs first" column)
+    "ner": ("peoples_daily_ner", ("precision", "recall", "f1"), "f1"),
     "cws": ("peoples_daily_cws", ("precision", "recall", "f1"), "f1"),
     "sentiment": ("review_sentiment", ("accuracy", "macro_f1"), "macro_f1"),
 }
@@ -190,6 +191,7 @@ def run_snownlp_sentiment(splits: dict[str, Any], args: argparse.Namespace) -> d
 
 # Systems run for each task, in table order; the first one is the reference of the "vs first" column.
 SYSTEMS: dict[str, list[Callable[[dict[str, Any], argparse.Namespace], dict[str, Any]]]] = {
+    "ner": [],  # no baseline system here: the rows come from benchmarks/finetune_runs.py
     "cws": [run_jieba_cws],
     "sentiment": [run_snownlp_sentiment],
 }

@@ -35,6 +35,9 @@ __all__ = [
     "load_builtin",
     "pku_line_to_bio",
     "tokenize_and_pack",
+    "continuation_labels",
+    "check_token_examples",
+    "tokenize_and_align_labels",
 ]
 
 BUILTIN_DATASETS = (
@@ -519,3 +522,95 @@ def tokenize_and_pack(
             f"(BOS/EOS included) over {dataset.num_rows} rows, shorter than block_size={block_size}"
         )
     return packed
+
+
+# ------------------------------------------------------------------------------------------- fine-tuning data
+
+
+def continuation_labels(label_names: list[str] | tuple[str, ...]) -> dict[int, int]:
+    """For BIO label sets: the label that the later tokens of a word (its other characters, the other byte
+    tokens of a character) get: `B-X` -> `I-X`, `I-X` -> `I-X`, `O` -> `O`. Labels without such a rule (B/M/E/S
+    word segmentation) are absent: their later tokens get -100."""
+    index = {name: i for i, name in enumerate(label_names)}
+    out = {}
+    for i, name in enumerate(label_names):
+        if name == "O" or name.startswith("I-"):
+            out[i] = i
+        elif name.startswith("B-") and f"I-{name[2:]}" in index:
+            out[i] = index[f"I-{name[2:]}"]
+    return out
+
+
+def check_token_examples(dataset: Dataset, tokens_column: str, tags_column: str, num_labels: int, split: str) -> None:
+    """Clear errors for word-level data: equal lengths, labels in the label set, no empty example."""
+    for i, (tokens, tags) in enumerate(zip(dataset[tokens_column], dataset[tags_column])):
+        if not tokens:
+            raise ValueError(f"{split} example {i}: column {tokens_column!r} is empty.")
+        if len(tokens) != len(tags):
+            raise ValueError(
+                f"{split} example {i}: {len(tokens)} tokens in {tokens_column!r} but {len(tags)} tags in {tags_column!r}."
+            )
+        bad = [t for t in tags if not isinstance(t, (int, np.integer)) or not 0 <= t < num_labels]
+        if bad:
+            raise ValueError(f"{split} example {i}: tag {bad[0]!r} in {tags_column!r} is outside the label set (0..{num_labels - 1}).")
+        empty = [j for j, t in enumerate(tokens) if not isinstance(t, str) or t == ""]
+        if empty:
+            raise ValueError(f"{split} example {i}: token {empty[0]} of {tokens_column!r} is empty.")
+
+
+def tokenize_and_align_labels(
+    examples: dict[str, list],
+    tokenizer: Any,
+    tokens_column: str,
+    tags_column: str,
+    label_names: list[str] | tuple[str, ...],
+    max_length: int,
+    word_separator: str,
+    label_all_tokens: bool,
+) -> dict[str, list]:
+    """Word-level examples -> token ids with one label per token (run_ner-style alignment, character-exact).
+
+    The words are joined with `word_separator` ("" for character-level data such as Chinese, " " for word
+    datasets such as CoNLL-2003) into the text the model reads, and each token is mapped back to its word by
+    its character offset. The first token of each word gets the word's label. With `label_all_tokens`, the
+    later tokens of the word (its other characters, the extra byte tokens of a character outside the
+    vocabulary) get the continuation label (`B-X` -> `I-X`; -100 for label sets without one, like B/M/E/S), and
+    a separator gets `I-X` when the next word continues an entity, else `O`; so the model labels every
+    character, as the token-classification pipeline reads them. Without it (evaluation), those positions get
+    -100 and the metrics see exactly one label per word.
+    """
+    continuation = continuation_labels(label_names)
+    outside = label_names.index("O") if "O" in label_names else -100
+    texts, owners = [], []
+    for words in examples[tokens_column]:
+        owner: list[int] = []
+        for w, word in enumerate(words):
+            if w and word_separator:
+                owner.extend([-1 - w] * len(word_separator))  # a separator before word w
+            owner.extend([w] * len(word))
+        texts.append(word_separator.join(words))
+        owners.append(owner)
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True, verbose=False)
+    all_labels = []
+    for row, (offsets, tags) in enumerate(zip(enc["offset_mapping"], examples[tags_column])):
+        owner, word_ids = owners[row], enc.word_ids(row)
+        labels: list[int] = []
+        labelled_words: set[int] = set()
+        for k, (start, end) in enumerate(offsets):
+            if word_ids[k] is None or end <= start:  # special tokens
+                labels.append(-100)
+                continue
+            w = owner[start]
+            if w < 0:  # a separator: inside an entity when the next word is an I- word
+                nxt = int(tags[-1 - w])
+                inside = continuation.get(nxt) == nxt and nxt != outside
+                labels.append((nxt if inside else outside) if label_all_tokens else -100)
+            elif w not in labelled_words:
+                labels.append(int(tags[w]))
+                labelled_words.add(w)
+            elif label_all_tokens:
+                labels.append(continuation.get(int(tags[w]), -100))
+            else:
+                labels.append(-100)
+        all_labels.append(labels)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": all_labels}

@@ -67,8 +67,13 @@ def check_file(path: str | None, flag: str) -> None:
         raise UsageError(f"{flag} {path}: unsupported extension {p.suffix!r}; use one of {', '.join(FILE_BUILDERS)}.")
 
 
-def load_files(train_file: str | None, validation_file: str | None, test_file: str | None = None) -> datasets.DatasetDict:
-    """Loads local files (.txt: one example per line; .jsonl/.json, .csv, .parquet: columns) as a DatasetDict."""
+def load_files(
+    train_file: str | None, validation_file: str | None, test_file: str | None = None, sample_by: str = "line"
+) -> datasets.DatasetDict:
+    """Loads local files as a DatasetDict: .jsonl/.json, .csv, .parquet by columns; .txt as one text per line,
+    per paragraph (blank-line separated) or the whole file as one text (`sample_by`), line breaks kept inside."""
+    if sample_by not in ("line", "paragraph", "document"):
+        raise UsageError(f"--sample_by {sample_by!r}: use line, paragraph or document.")
     files = {"train": train_file, "validation": validation_file, "test": test_file}
     for split, path in files.items():
         check_file(path, f"--{split}_file")
@@ -76,8 +81,10 @@ def load_files(train_file: str | None, validation_file: str | None, test_file: s
     builders = {FILE_BUILDERS[Path(p).suffix.lower()] for p in files.values()}
     if len(builders) > 1:
         raise UsageError(f"The data files are of different kinds ({', '.join(sorted(builders))}); use one format.")
+    builder = builders.pop()
+    options = {"sample_by": sample_by, "keep_linebreaks": sample_by != "line"} if builder == "text" else {}
     try:
-        return datasets.load_dataset(builders.pop(), data_files=files)
+        return datasets.load_dataset(builder, data_files=files, **options)
     except Exception as err:  # a malformed file: say which and why
         raise UsageError(f"Could not read {', '.join(files.values())}: {err}") from err
 
@@ -236,3 +243,135 @@ def sample_generations(
 def disable_progress_bars_when_not_tty(training_args: TrainingArguments) -> None:
     if not sys.stdout.isatty() and os.environ.get("HF_CHARLM_PROGRESS") != "1":
         training_args.disable_tqdm = True
+
+
+def prepare_cpu_distributed() -> None:
+    """Under `torchrun` on a machine without an accelerator, make the Trainer run gloo ranks on the CPU.
+
+    Accelerate (and so the Trainer) treats a CPU launch as distributed only when asked to use the CPU; without
+    this, each torchrun rank would train alone on all the data. Call before `TrainingArguments` is built.
+    """
+    launched = int(os.environ.get("LOCAL_RANK", -1)) != -1 or int(os.environ.get("WORLD_SIZE", 1)) > 1
+    if launched and not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
+# ---- fine-tuning --------------------------------------------------------------------------------------------
+
+# The seed's fine-tuning recipe: a small learning rate, warmup, clipping, evaluation each epoch, early stopping on
+# the validation metric, the best model kept.
+FINETUNE_DEFAULTS = dict(
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    learning_rate=5e-4,
+    weight_decay=0.01,
+    warmup_steps=0.1,
+    lr_scheduler_type="linear",
+    max_grad_norm=1.0,
+    num_train_epochs=3,
+    eval_strategy="epoch",
+    save_strategy="epoch",
+    save_total_limit=1,
+    load_best_model_at_end=True,
+    greater_is_better=True,
+    logging_steps=50,
+    seed=42,
+    report_to="none",
+    dataloader_num_workers=0,
+)
+
+
+def parse_script_args(dataclass_types: tuple, defaults: dict) -> tuple:
+    """HfArgumentParser with script-specific TrainingArguments defaults; a single `.json` argument is the config."""
+    from transformers import HfArgumentParser
+
+    prepare_cpu_distributed()
+    parser = HfArgumentParser(dataclass_types)
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        path = Path(sys.argv[1])
+        if not path.is_file():
+            raise UsageError(f"{path}: no such config file.")
+        return parser.parse_dict({**defaults, **json.loads(path.read_text())})
+    parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses()
+
+
+def resolve_resume(training_args: TrainingArguments) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume = training_args.resume_from_checkpoint
+    if resume in ("last", "latest", "True", "true"):
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise UsageError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}.")
+    elif resume is not None and not Path(resume).is_dir():
+        raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint directory.")
+    return resume
+
+
+def load_classifier(
+    model_args: ModelArguments,
+    model_class,
+    auto_class,
+    texts_for_tokenizer: Callable[[], list[str]],
+    label_fields: dict,
+):
+    """A classification model and its tokenizer: from a pretrained char LM (`--model_name_or_path`; the backbone is
+    kept, the head is new) or from scratch (a tokenizer trained on the training texts, a preset or `--config_name`)."""
+    from transformers import AutoTokenizer
+
+    from .tokenization_charlm import train_char_tokenizer
+
+    if model_args.model_name_or_path:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, trust_remote_code=False)
+            model = auto_class.from_pretrained(
+                model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, **label_fields, **model_args.overrides()
+            )
+        except OSError as err:
+            raise UsageError(f"--model_name_or_path {model_args.model_name_or_path}: {err}") from err
+        return model, tokenizer
+    if model_args.tokenizer_name:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, trust_remote_code=False)
+    else:
+        tokenizer = train_char_tokenizer(
+            texts_for_tokenizer(), min_frequency=model_args.min_char_frequency, max_vocab_size=model_args.max_vocab_size
+        )
+    config = build_config(model_args, len(tokenizer), tokenizer, **label_fields)
+    return model_class(config), tokenizer
+
+
+def hub_base_model(model_name_or_path: str | None) -> str | None:
+    """The `base_model` of a card: a Hub id, never a local path."""
+    if not model_name_or_path or Path(model_name_or_path).exists():
+        return None
+    return model_name_or_path
+
+
+def card_hyperparameters(model, training_args: TrainingArguments, **extra) -> dict:
+    config = model.config
+    scheduler = training_args.lr_scheduler_type
+    return {
+        "backbone": config.backbone,
+        "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "classifier_attention": config.classifier_attention,
+        "learning_rate": training_args.learning_rate,
+        "lr_scheduler_type": getattr(scheduler, "value", scheduler),
+        "warmup_steps": training_args.warmup_steps,
+        "weight_decay": training_args.weight_decay,
+        "max_grad_norm": training_args.max_grad_norm,
+        "per_device_train_batch_size": training_args.per_device_train_batch_size,
+        "world_size": training_args.world_size,
+        "num_train_epochs": training_args.num_train_epochs,
+        "seed": training_args.seed,
+        **extra,
+    }
+
+
+def argmax_logits(logits, labels):
+    """`preprocess_logits_for_metrics`: keep predicted ids, not (B, T, num_labels) logits, during evaluation."""
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return logits.argmax(dim=-1)

@@ -47,6 +47,7 @@ from hf_charlm.training import (
     ensure_validation,
     load_files,
     load_hub_dataset,
+    prepare_cpu_distributed,
     run_main,
     sample_generations,
     setup_logging,
@@ -61,17 +62,17 @@ TRAINING_DEFAULTS = dict(
     output_dir="outputs/charlm-pretrain",
     per_device_train_batch_size=32,
     per_device_eval_batch_size=64,
-    learning_rate=2e-3,
+    learning_rate=3e-3,
     weight_decay=0.1,
     adam_beta2=0.99,
-    warmup_steps=100,
+    warmup_steps=50,
     lr_scheduler_type="cosine",
     max_grad_norm=1.0,
-    max_steps=1200,
+    max_steps=900,
     eval_strategy="steps",
-    eval_steps=400,
+    eval_steps=300,
     save_strategy="steps",
-    save_steps=400,
+    save_steps=300,
     save_total_limit=2,
     logging_steps=50,
     seed=42,
@@ -91,6 +92,9 @@ class DataArguments:
     text_column: str = field(default="text", metadata={"help": "The column holding the text."})
     train_file: str | None = field(default=None, metadata={"help": ".txt (one text per line), .jsonl, .csv or .parquet"})
     validation_file: str | None = field(default=None, metadata={"help": "Same formats as --train_file."})
+    sample_by: str = field(
+        default="line", metadata={"help": ".txt files: one text per 'line', 'paragraph', or the whole 'document'."}
+    )
     validation_split_percentage: int = field(default=5, metadata={"help": "Validation share of train when there is no validation split."})
     block_size: int = field(default=128, metadata={"help": "Training block length in tokens (<= the model's positions)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training texts."})
@@ -114,6 +118,7 @@ class DataArguments:
 
 
 def parse_args() -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    prepare_cpu_distributed()
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         path = Path(sys.argv[1])
@@ -127,7 +132,7 @@ def parse_args() -> tuple[ModelArguments, DataArguments, TrainingArguments]:
 def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
     """The train / validation texts, a name for the model card, and the Hub dataset ids."""
     if data_args.train_file:
-        raw = load_files(data_args.train_file, data_args.validation_file)
+        raw = load_files(data_args.train_file, data_args.validation_file, sample_by=data_args.sample_by)
         name, ids = Path(data_args.train_file).name, []
     elif data_args.dataset_name:
         raw = load_hub_dataset(data_args.dataset_name, data_args.dataset_config_name)
