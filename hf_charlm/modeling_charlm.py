@@ -217,6 +217,8 @@ class CharLMRecurrentCache:
     """
 
     is_compileable = False
+    is_croppable = False  # a recurrent state cannot be rolled back (no assisted decoding)
+    is_linear = (False,)  # generate() slices a continued prompt to the tokens the state has not seen
 
     def __init__(self, state: tuple[torch.Tensor, ...], seen_tokens: int):
         self.state = state
@@ -330,6 +332,11 @@ class CharLMPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = False
     _supports_attention_backend = True
     _can_compile_fullgraph = False
+
+    def __init__(self, config: CharLMConfig, *inputs, **kwargs):
+        super().__init__(config, *inputs, **kwargs)
+        # generate() refuses assisted decoding with a clear message for models whose state cannot be cropped
+        self._is_stateful = config.is_recurrent
 
     def _supports_default_dynamic_cache(self) -> bool:
         # Recurrent backbones carry their own state object (CharLMRecurrentCache) instead of a KV cache.
@@ -602,11 +609,18 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
         if labels is not None:
             _check_labels_shape(labels, hidden_states.shape[:2], "the causal LM (one label per input token)")
             full_logits = logits if logits.shape[1] == hidden_states.shape[1] else self.lm_head(hidden_states)
-            loss = _token_cross_entropy(full_logits[:, :-1], labels[:, 1:], num_items_in_batch)
+            targets, backward_targets = labels[:, 1:], labels[:, :-1]
+            if attention_mask is not None and attention_mask.ndim == 2:
+                # a padding position has read nothing: it predicts no label (left padding before the first
+                # character for the forward LM, right padding after the last for the backward one)
+                mask = attention_mask[:, -labels.shape[1] :].to(labels.device) == 0
+                targets = targets.masked_fill(mask[:, :-1], -100)
+                backward_targets = backward_targets.masked_fill(mask[:, 1:], -100)
+            loss = _token_cross_entropy(full_logits[:, :-1], targets, num_items_in_batch)
             if outputs.backward_hidden_state is not None:
                 # the backward LM's state at t has read t..T-1 and predicts t-1
                 backward_logits = self.lm_head(outputs.backward_hidden_state[:, 1:])
-                loss = 0.5 * (loss + _token_cross_entropy(backward_logits, labels[:, :-1], num_items_in_batch))
+                loss = 0.5 * (loss + _token_cross_entropy(backward_logits, backward_targets, num_items_in_batch))
 
         return CausalLMOutputWithPast(
             loss=loss,
@@ -666,6 +680,9 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
 class CharLMForSequenceClassification(CharLMPreTrainedModel):
     """A label (or labels, or a score) per text, from the hidden states pooled over the real tokens."""
 
+    # the loss is a mean over the texts of the batch: the Trainer must not rescale it by a token count
+    accepts_loss_kwargs = False
+
     def __init__(self, config: CharLMConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -702,6 +719,10 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
         r"""labels: (B,) class ids; (B, num_labels) 0/1 for multi-label; (B,) or (B, num_labels) floats for
         regression. `config.problem_type` is inferred from them when unset, as in transformers' built-in heads."""
         kwargs.pop("num_items_in_batch", None)
+        if attention_mask is None and input_ids is not None and self.config.pad_token_id is not None:
+            # padded ids without a mask: find the real tokens as GPT-2's head does (the tokenizer never makes <pad>
+            # from text)
+            attention_mask = (input_ids != self.config.pad_token_id).long()
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -29,13 +29,14 @@ class CharLMTokenizerFast(PreTrainedTokenizerFast):
     """
 
     def _encode_plus(self, text, text_pair=None, *args, **kwargs):
-        for i, item in enumerate(_flatten_texts(text, text_pair)):
-            if _SURROGATE.search(item):
-                at = _SURROGATE.search(item).start()
-                raise ValueError(
-                    f"Text {i} is not valid Unicode: lone surrogate {item[at]!r} at character {at}. "
-                    "Decode bytes with errors='replace' (or fix the source) before tokenizing."
-                )
+        for name, item in (("text", text), ("text_pair", text_pair)):
+            for where, piece in _strings(item, name):
+                found = _SURROGATE.search(piece)
+                if found:
+                    raise ValueError(
+                        f"{where} is not valid Unicode: lone surrogate {found.group()!r} at character {found.start()}. "
+                        "Decode bytes with errors='replace' (or fix the source) before tokenizing."
+                    )
         return super()._encode_plus(text, text_pair, *args, **kwargs)
 
     def save_pretrained(self, *args, **kwargs) -> tuple[str, ...]:
@@ -50,12 +51,13 @@ class CharLMTokenizerFast(PreTrainedTokenizerFast):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _flatten_texts(*items) -> Iterator[str]:
-    for item in items:
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, (list, tuple)):
-            yield from _flatten_texts(*item)
+def _strings(item, where: str) -> Iterator[tuple[str, str]]:
+    """Every string in a text / batch / pre-split input, with where it is (`text[1]`, `text[1][3]`, ...)."""
+    if isinstance(item, str):
+        yield where, item
+    elif isinstance(item, (list, tuple)):
+        for i, sub in enumerate(item):
+            yield from _strings(sub, f"{where}[{i}]")
 
 
 def _normalizer(normalization: str | None) -> normalizers.Normalizer | None:

@@ -184,11 +184,10 @@ def build_config(args: ModelArguments, vocab_size: int, tokenizer: PreTrainedTok
     special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     try:
         if args.config_name:
-            config = CharLMConfig.from_pretrained(args.config_name)
-            for key, value in {**special, "vocab_size": vocab_size, **fields, **args.overrides()}.items():
-                setattr(config, key, value)
-            config._check()
-            return config
+            loaded = CharLMConfig.from_pretrained(args.config_name).to_dict()
+            for derived in ("num_key_value_heads", "auto_map", "architectures", "transformers_version", "model_type"):
+                loaded.pop(derived, None)  # recomputed by CharLMConfig from the fields it derives them from
+            return CharLMConfig(**{**loaded, **special, "vocab_size": vocab_size, **fields, **args.overrides()})
         from .presets import config_from_preset
 
         return config_from_preset(args.preset, backbone=args.backbone, vocab_size=vocab_size, **special, **fields, **args.overrides())
@@ -196,8 +195,12 @@ def build_config(args: ModelArguments, vocab_size: int, tokenizer: PreTrainedTok
         raise UsageError(str(err)) from err
 
 
-def is_main_process(training_args: TrainingArguments) -> bool:
-    return training_args.process_index == 0
+def check_vocab(tokenizer: PreTrainedTokenizerBase, config: CharLMConfig) -> None:
+    if len(tokenizer) > config.vocab_size:
+        raise UsageError(
+            f"The tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: "
+            "use the tokenizer the model was trained with."
+        )
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
@@ -240,9 +243,28 @@ def sample_generations(
     return out
 
 
-def disable_progress_bars_when_not_tty(training_args: TrainingArguments) -> None:
-    if not sys.stdout.isatty() and os.environ.get("HF_CHARLM_PROGRESS") != "1":
-        training_args.disable_tqdm = True
+def take_push_flag(training_args: TrainingArguments) -> bool:
+    """Takes `--push_to_hub` away from the Trainer (whose push would upload `training_args.bin`, a pickle, and
+    checkpoints): the scripts push the finished folder with `push_output` instead."""
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+    return push
+
+
+def push_output(training_args: TrainingArguments) -> None:
+    """`--push_to_hub` / `--hub_model_id` / `--hub_private_repo` / `--hub_revision` / `--hub_token`, done by
+    `hf_charlm.hub.push_folder`: safetensors, the remote code with a full auto_map, the card; never a pickle."""
+    from .hub import push_folder
+
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    pushed = push_folder(
+        training_args.output_dir,
+        repo_id,
+        private=bool(training_args.hub_private_repo),
+        revision=training_args.hub_revision,
+        token=training_args.hub_token,
+    )
+    sha = pushed.commit_info.oid if pushed.commit_info is not None else ""
+    print(f"pushed {len(pushed)} files to {repo_id} (commit {sha}): pin revision={sha!r} when loading")
 
 
 def prepare_cpu_distributed() -> None:
@@ -330,6 +352,7 @@ def load_classifier(
             )
         except OSError as err:
             raise UsageError(f"--model_name_or_path {model_args.model_name_or_path}: {err}") from err
+        check_vocab(tokenizer, model.config)
         return model, tokenizer
     if model_args.tokenizer_name:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, trust_remote_code=False)

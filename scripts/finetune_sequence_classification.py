@@ -27,7 +27,7 @@ from transformers import (
 
 from hf_charlm import CharLMForSequenceClassification
 from hf_charlm.data import load_builtin
-from hf_charlm.hub import push_folder, write_model_card
+from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import sequence_classification_compute_metrics
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
@@ -42,9 +42,11 @@ from hf_charlm.training import (
     load_files,
     load_hub_dataset,
     parse_script_args,
+    push_output,
     resolve_resume,
     run_main,
     setup_logging,
+    take_push_flag,
 )
 
 logger = logging.getLogger("finetune_sequence_classification")
@@ -149,8 +151,14 @@ def prepare_labels(raw: datasets.DatasetDict, args: DataArguments) -> tuple[data
                 labels.append(to_id(value, i, split))
         return {"labels": labels}
 
-    for split in raw:
+    for split in list(raw):
+        if split != "train" and all(v is None or v == -1 for v in raw[split][args.label_column]):
+            logger.warning("the %s split has no labels (GLUE-style -1): it is not evaluated", split)
+            del raw[split]
+            continue
         raw[split] = raw[split].map(convert, batched=True, with_indices=True, fn_kwargs={"split": split}, desc=f"Labels ({split})")
+    if "validation" not in raw:
+        raise UsageError("The validation split has no labels: pass --validation_file or use --validation_split_percentage.")
     return raw, problem, names
 
 
@@ -206,7 +214,7 @@ def main() -> None:
         compute_metrics=sequence_classification_compute_metrics(problem, id2label=id2label, num_labels=len(names)),
         callbacks=callbacks,
     )
-    push, training_args.push_to_hub = training_args.push_to_hub, False
+    push = take_push_flag(training_args)
     train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     metrics = dict(train_result.metrics)
@@ -237,13 +245,10 @@ def main() -> None:
         )
         classify = pipeline("text-classification", model=trainer.model, tokenizer=tokenizer)
         for text in raw[sample_split][data_args.text_column][:3]:
-            print(f"{classify(text[:max_len - 1])[0]}  {text[:40]!r}")
+            print(f"{classify(text, truncation=True, max_length=max_len)[0]}  {text[:40]!r}")
         print(json.dumps({k: round(float(v), 4) for k, v in metrics.items() if k.startswith(("eval_", "test_")) and "runtime" not in k and "per_second" not in k}))
         if push:
-            pushed = push_folder(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
-                                 private=bool(training_args.hub_private_repo), revision=training_args.hub_revision,
-                                 token=training_args.hub_token)
-            print(f"pushed {len(pushed)} files")
+            push_output(training_args)
 
 
 if __name__ == "__main__":

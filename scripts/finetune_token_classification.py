@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import numpy as np
 from transformers import (
     AutoModelForTokenClassification,
     DataCollatorForTokenClassification,
@@ -29,7 +28,7 @@ from transformers import (
 
 from hf_charlm import CharLMForTokenClassification
 from hf_charlm.data import check_token_examples, load_builtin, tokenize_and_align_labels
-from hf_charlm.hub import push_folder, write_model_card
+from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import token_classification_compute_metrics
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
@@ -45,9 +44,11 @@ from hf_charlm.training import (
     load_files,
     load_hub_dataset,
     parse_script_args,
+    push_output,
     resolve_resume,
     run_main,
     setup_logging,
+    take_push_flag,
 )
 
 logger = logging.getLogger("finetune_token_classification")
@@ -198,7 +199,7 @@ def main() -> None:
         preprocess_logits_for_metrics=argmax_logits,
         callbacks=callbacks,
     )
-    push, training_args.push_to_hub = training_args.push_to_hub, False
+    push = take_push_flag(training_args)
     train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     metrics = dict(train_result.metrics)
@@ -234,10 +235,7 @@ def main() -> None:
         summary = {k: round(float(v), 4) for k, v in metrics.items() if k.endswith(("_f1", "_precision", "_recall")) and k.count("_") == 1}
         print(json.dumps(summary))
         if push:
-            pushed = push_folder(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
-                                 private=bool(training_args.hub_private_repo), revision=training_args.hub_revision,
-                                 token=training_args.hub_token)
-            print(f"pushed {len(pushed)} files")
+            push_output(training_args)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def main() -> list[str]:
                 f"prompt of {enc.input_ids.shape[1]} tokens + --max_new_tokens {args.max_new_tokens} is longer than "
                 f"the model accepts (max_position_embeddings={limit})."
             )
-        streamer = None if args.no_stream else TextStreamer(tokenizer, skip_special_tokens=True)
+        # streaming shows one hypothesis as it grows; beam search decides at the end
+        streamer = None if args.no_stream or args.num_beams > 1 else TextStreamer(tokenizer, skip_special_tokens=True)
         with torch.no_grad():
             ids = model.generate(
                 **enc,
@@ -78,7 +79,7 @@ def main() -> list[str]:
             )
         text = tokenizer.decode(ids[0], skip_special_tokens=True)
         texts.append(text)
-        if args.no_stream:
+        if streamer is None:
             print(text)
         sys.stdout.flush()
     return texts

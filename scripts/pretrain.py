@@ -11,46 +11,42 @@ Any other data / size (arguments as in transformers' run_clm.py; a single .json 
         --output_dir outputs/my-lstm --max_steps 20000 --per_device_train_batch_size 64
 """
 
-import json
 import logging
-import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import torch
-import transformers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     EarlyStoppingCallback,
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
     default_data_collator,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_charlm import CharLMForCausalLM, train_char_tokenizer
-from hf_charlm.data import BUILTIN_DATASETS, load_builtin, tokenize_and_pack
-from hf_charlm.hub import push_folder, write_model_card
+from hf_charlm.data import load_builtin, tokenize_and_pack
+from hf_charlm.hub import write_model_card
 from hf_charlm.lm_eval import evaluate_lm
 from hf_charlm.training import (
     ModelArguments,
     UsageError,
     build_config,
     check_output_dir,
+    check_vocab,
     ensure_validation,
     load_files,
     load_hub_dataset,
-    prepare_cpu_distributed,
+    parse_script_args,
+    push_output,
+    resolve_resume,
     run_main,
     sample_generations,
     setup_logging,
+    take_push_flag,
     text_only,
 )
 
@@ -117,18 +113,6 @@ class DataArguments:
             raise UsageError(f"--block_size={self.block_size} must be at least 2.")
 
 
-def parse_args() -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    prepare_cpu_distributed()
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        path = Path(sys.argv[1])
-        if not path.is_file():
-            raise UsageError(f"{path}: no such config file.")
-        return parser.parse_dict({**TRAINING_DEFAULTS, **json.loads(path.read_text())})
-    parser.set_defaults(**TRAINING_DEFAULTS)
-    return parser.parse_args_into_dataclasses()
-
-
 def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
     """The train / validation texts, a name for the model card, and the Hub dataset ids."""
     if data_args.train_file:
@@ -149,15 +133,9 @@ def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
 
 
 def main() -> None:
-    model_args, data_args, training_args = parse_args()
+    model_args, data_args, training_args = parse_script_args((ModelArguments, DataArguments, TrainingArguments), TRAINING_DEFAULTS)
     setup_logging(training_args)
-    resume = training_args.resume_from_checkpoint
-    if resume in ("last", "latest", "True", "true"):
-        resume = get_last_checkpoint(training_args.output_dir)
-        if resume is None:
-            raise UsageError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}.")
-    elif resume is not None and not Path(resume).is_dir():
-        raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint directory.")
+    resume = resolve_resume(training_args)
     check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)
 
@@ -179,6 +157,7 @@ def main() -> None:
         config = build_config(model_args, len(tokenizer), tokenizer)
         model = CharLMForCausalLM(config)
     config = model.config
+    check_vocab(tokenizer, config)
     if config.backbone == "transformer" and data_args.block_size > config.max_position_embeddings:
         raise UsageError(
             f"--block_size={data_args.block_size} is larger than the model's max_position_embeddings="
@@ -200,7 +179,7 @@ def main() -> None:
             raise UsageError(str(err)) from err
     logger.info("blocks of %d tokens: train %d, validation %d", data_args.block_size, len(lm_data["train"]), len(lm_data["validation"]))
 
-    push, training_args.push_to_hub = training_args.push_to_hub, False
+    push = take_push_flag(training_args)
     callbacks = []
     if data_args.early_stopping_patience:
         training_args.load_best_model_at_end = True
@@ -222,16 +201,16 @@ def main() -> None:
     train_seconds = time.time() - start
     trainer.save_model()
     metrics = dict(train_result.metrics)
-    metrics["train_characters_per_second"] = (
-        metrics.get("train_samples_per_second", 0.0) * data_args.block_size
-    )
+    metrics["train_tokens_per_second"] = metrics.get("train_samples_per_second", 0.0) * data_args.block_size
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
 
     eval_metrics = trainer.evaluate()
     if trainer.is_world_process_zero():
-        # forward-LM bits per character over the validation texts (the backward LM of a bidirectional RNN excluded)
-        scores = evaluate_lm(trainer.model, tokenizer, texts["validation"]["text"], block_size=data_args.block_size)
+        # The saved folder, reloaded whole (FSDP / DeepSpeed keep only shards in trainer.model): forward-LM bits per
+        # character over the validation texts (the backward LM of a bidirectional RNN excluded), and the samples.
+        final = CharLMForCausalLM.from_pretrained(training_args.output_dir).to(training_args.device)
+        scores = evaluate_lm(final, tokenizer, texts["validation"]["text"], block_size=data_args.block_size)
         eval_metrics.update({f"eval_{k}": v for k, v in scores.items() if k in ("bits_per_char", "perplexity", "nats_per_char")})
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
@@ -242,7 +221,7 @@ def main() -> None:
             else (["中国", "北京市", "经济发展"] if data_args.builtin == "peoples_daily_text" and not (data_args.train_file or data_args.dataset_name)
                   else [t[:12] for t in texts["validation"]["text"][:3]])
         )
-        samples = sample_generations(trainer.model, tokenizer, prompts, max_new_tokens=data_args.sample_max_new_tokens, seed=training_args.seed)
+        samples = sample_generations(final, tokenizer, prompts, max_new_tokens=data_args.sample_max_new_tokens, seed=training_args.seed)
         language = (
             data_args.language.split(",") if data_args.language
             else (["zh"] if not (data_args.train_file or data_args.dataset_name) else [])
@@ -285,15 +264,7 @@ def main() -> None:
             print(f"  {text!r}")
 
     if push and trainer.is_world_process_zero():
-        # our push, not Trainer's: it uploads safetensors + remote code + card only, never training_args.bin
-        pushed = push_folder(
-            training_args.output_dir,
-            training_args.hub_model_id or Path(training_args.output_dir).name,
-            private=bool(training_args.hub_private_repo),
-            revision=training_args.hub_revision,
-            token=training_args.hub_token,
-        )
-        print(f"pushed {len(pushed)} files to {training_args.hub_model_id}: {pushed.commit_info.oid if pushed.commit_info else ''}")
+        push_output(training_args)
 
 
 if __name__ == "__main__":

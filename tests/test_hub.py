@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -342,3 +341,34 @@ def test_pushed_model_loads_without_hf_charlm_online_then_offline(hub, tmp_path)
     readmes = [Path(hf_hub_download("tester/charlm-tiny", "README.md", revision=sha)).read_text(encoding="utf-8")
                for sha in (first, second)]
     assert 'revision = "main"' in readmes[0] and f'revision = "{first}"' in readmes[1]
+
+
+def test_training_script_push_to_hub_flag_matches_push_script(hub, tmp_path):
+    """`--push_to_hub` on a training script uploads what scripts/push_to_hub.py would: the card, safetensors and
+    the remote code, never training_args.bin or checkpoints."""
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi
+
+    from hf_charlm.hub import push_folder
+
+    root = Path(__file__).resolve().parents[1]
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(f"第{i}句话，北京天气很好。" for i in range(200)), encoding="utf-8")
+    out = tmp_path / "run"
+    env = {**hub.env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root), "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "pretrain.py"), "--train_file", str(train), "--output_dir", str(out),
+         "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,max_position_embeddings=64",
+         "--block_size", "32", "--max_steps", "4", "--save_steps", "2", "--eval_steps", "4", "--disable_tqdm", "true",
+         "--sample_max_new_tokens", "4", "--push_to_hub", "true", "--hub_model_id", "tester/pushed-by-flag"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "checkpoint-4").is_dir() and (out / "training_args.bin").is_file()  # there locally ...
+    remote = sorted(f for f in HfApi().list_repo_files("tester/pushed-by-flag") if f != ".gitattributes")
+    assert "training_args.bin" not in remote and not any(f.startswith("checkpoint-") for f in remote)  # ... not pushed
+    assert remote == sorted(push_folder(out, "tester/same-by-script", dry_run=True))
+    assert {"model.safetensors", "config.json", "modeling_charlm.py", "configuration_charlm.py", "README.md"} <= set(remote)
+    assert "pin revision=" in proc.stdout

@@ -381,3 +381,37 @@ def test_labels_shape_mismatch(head, bad):
     ids, _ = make_inputs()
     with pytest.raises(ValueError, match=r"labels have shape"):
         model(ids, labels=bad)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_causal_lm_loss_ignores_padding_positions(backbone):
+    """Right or left padding (labels -100 there) gives the loss of the unpadded text, for both directions of a
+    bidirectional recurrent LM too."""
+    model = CharLMForCausalLM(tiny_config(backbone)).eval()
+    row = torch.randint(10, V, (1, 8))
+    alone = model(row, labels=row).loss
+    pad = torch.zeros(1, 3, dtype=torch.long)
+    ignore = torch.full((1, 3), -100)
+    right = model(torch.cat([row, pad], 1), attention_mask=torch.tensor([[1] * 8 + [0] * 3]), labels=torch.cat([row, ignore], 1)).loss
+    left = model(torch.cat([pad, row], 1), attention_mask=torch.tensor([[0] * 3 + [1] * 8]), labels=torch.cat([ignore, row], 1)).loss
+    torch.testing.assert_close(right, alone, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(left, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone", ("lstm", "gru"))
+def test_generate_continues_from_a_given_recurrent_cache(backbone):
+    model = CharLMForCausalLM(tiny_config(backbone)).eval()
+    ids = torch.randint(10, V, (1, 6))
+    kw = dict(max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=None)
+    prefix = model(ids[:, :4], use_cache=True)
+    continued = model.generate(ids, cache=prefix.cache, **kw)
+    assert torch.equal(continued, model.generate(ids, **kw))
+    assert model._is_stateful and not CharLMForCausalLM(tiny_config("transformer"))._is_stateful
+
+
+def test_sequence_pooling_without_mask_skips_pad_ids():
+    model = CharLMForSequenceClassification(tiny_config(pad_token_id=0)).eval()
+    row = torch.randint(10, V, (1, 6))
+    padded = torch.cat([row, torch.zeros(1, 3, dtype=torch.long)], 1)
+    torch.testing.assert_close(model(padded).logits, model(row).logits, rtol=1e-4, atol=1e-5)
+    assert CharLMForSequenceClassification.accepts_loss_kwargs is False  # Trainer must not rescale a per-text mean

@@ -56,10 +56,12 @@ def test_normalisation_configurable():
 
 
 def test_lone_surrogate_is_a_clear_error(tokenizer):
-    with pytest.raises(ValueError, match=r"Text 0 is not valid Unicode: lone surrogate '\\ud800' at character 4"):
+    with pytest.raises(ValueError, match=r"^text is not valid Unicode: lone surrogate '\\ud800' at character 4"):
         tokenizer("bad \ud800 text")
-    with pytest.raises(ValueError, match=r"Text 1 is not valid Unicode"):
+    with pytest.raises(ValueError, match=r"^text\[1\] is not valid Unicode"):
         tokenizer(["fine", "bad \udfff"])
+    with pytest.raises(ValueError, match=r"^text_pair\[0\] is not valid Unicode"):
+        tokenizer(["ab", "cd"], ["x\ud800", "y"])
     with pytest.raises(ValueError, match=r"not valid Unicode"):
         tokenizer(["a", "\udc80"], is_split_into_words=True)
 
