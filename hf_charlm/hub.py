@@ -85,6 +85,7 @@ METRICS: dict[str, tuple[str, str, dict | None]] = {
     "loss": ("loss", "Loss", None),
     "bits_per_char": ("bits_per_character", "Bits per character", None),
     "bpc": ("bits_per_character", "Bits per character", None),
+    "nats_per_char": ("nats_per_character", "Nats per character", None),
     "perplexity": ("perplexity", "Perplexity", None),
     "precision": ("precision", "Precision", None),
     "recall": ("recall", "Recall", None),
@@ -150,7 +151,7 @@ def _eval_rows(results: dict[str, float], task: str) -> list[tuple[str, str, str
             continue
         _, display, args = METRICS.get(name, (name, name, None))
         if task == "causal_lm" and name == "loss":
-            display = "Loss (nats per character)"
+            display = "Loss (nats per token, Trainer)"
         rows[(split, name)] = (split, name, display, value, args)
     if task == "causal_lm":  # bits per char and perplexity follow from the loss in nats
         for split, name, _, value, _ in list(rows.values()):

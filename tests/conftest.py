@@ -40,6 +40,24 @@ def tiny_config(backbone: str = "transformer", vocab_size: int = 128, **override
     return CharLMConfig(**fields)
 
 
+def run_script_in_process(script, argv: list[str], capsys) -> tuple[int, str]:
+    """Runs a script's `__main__` here (fast: no new interpreter); returns its exit status and last stderr line."""
+    import runpy
+    import sys
+
+    old = sys.argv
+    sys.argv = [str(script), *argv]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = old
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""  # progress bars may precede the message on stderr
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from transformers import pipeline
 
 from hf_charlm import CharLMForCausalLM, train_char_tokenizer
 from hf_charlm.data import check_token_examples, continuation_labels, tokenize_and_align_labels
-from tests.conftest import tiny_config
+from tests.conftest import run_script_in_process, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_SCRIPT = ROOT / "scripts" / "finetune_token_classification.py"
@@ -186,19 +185,6 @@ def test_sequence_classification_multilabel_and_regression(problem, label, metri
 # ---- bad input: exit status 2, a message naming the column or example, nothing written ---------------------------
 
 
-def run_in_process(script: Path, argv: list[str], capsys) -> tuple[int, str]:
-    old = sys.argv
-    sys.argv = [str(script), *argv]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err.strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize("script,rows,extra,needle", [
     (TOKEN_SCRIPT, [{"tokens": ["a", "b"], "ner_tags": ["O", "B-PER"]}, {"tokens": ["c"], "ner_tags": ["O", "O"]}], [],
      "train example 1: 1 tokens in 'tokens' but 2 tags in 'ner_tags'"),
@@ -213,7 +199,7 @@ def run_in_process(script: Path, argv: list[str], capsys) -> tuple[int, str]:
 def test_bad_data_exit_2_nothing_written(script, rows, extra, needle, tmp_path, capsys):
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows * 10))
     out = tmp_path / "out"
-    code, last = run_in_process(script, ["--train_file", str(tmp_path / "train.jsonl"), "--validation_file",
+    code, last = run_script_in_process(script, ["--train_file", str(tmp_path / "train.jsonl"), "--validation_file",
                                          str(tmp_path / "train.jsonl"), "--output_dir", str(out), "--config_overrides", TINY,
                                          *QUICK, *extra], capsys)
     assert code == 2

@@ -202,7 +202,7 @@ def test_model_card_metadata_is_valid(hub, tmp_path, task):
     name, evals = model_index_to_eval_results(data["model-index"])
     got = {(e.dataset_split, e.metric_type, e.metric_name): e.metric_value for e in evals}
     if task == "causal_lm":
-        assert got == {("validation", "loss", "Loss (nats per character)"): 1.5,
+        assert got == {("validation", "loss", "Loss (nats per token, Trainer)"): 1.5,
                        ("validation", "bits_per_character", "Bits per character"): 1.5 / math.log(2),
                        ("validation", "perplexity", "Perplexity"): math.exp(1.5)}
     elif task == "token_classification":

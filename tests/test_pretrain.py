@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import runpy
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_charlm.data import load_builtin
+from tests.conftest import run_script_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = ROOT / "scripts" / "pretrain.py"
@@ -151,19 +151,6 @@ def test_torchrun_two_gloo_ranks(text_files, tmp_path):
 # ---- bad input: exit status 2, one clear message, nothing written ------------------------------------------------
 
 
-def run_in_process(argv: list[str], capsys) -> tuple[int, str]:
-    old = sys.argv
-    sys.argv = [str(PRETRAIN), *argv]
-    try:
-        runpy.run_path(str(PRETRAIN), run_name="__main__")
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("case,needle", [
     ("missing_file", "no such file"),
     ("empty_file", "the file is empty"),
@@ -198,9 +185,8 @@ def test_bad_input_exit_2_nothing_written(case, needle, tmp_path, text_files, ca
         (out / "model.safetensors").write_bytes(b"precious")
         args += ["--train_file", str(train)]
     before = sorted(p.name for p in out.iterdir()) if out.exists() else None
-    code, err = run_in_process(args, capsys)
+    code, last = run_script_in_process(PRETRAIN, args, capsys)
     assert code == 2
-    last = err.strip().splitlines()[-1]  # progress bars may precede it on stderr
     assert needle in last and last.startswith("error: ")
     after = sorted(p.name for p in out.iterdir()) if out.exists() else None
     assert after == before  # nothing half-written
