@@ -159,7 +159,10 @@ def main() -> None:
         try:
             lm_data = datasets.DatasetDict(
                 {
-                    split: tokenize_and_pack(d, tokenizer, data_args.block_size, "text", data_args.preprocessing_num_workers)
+                    # torch format: the collator stacks ready tensors instead of converting lists each step
+                    split: tokenize_and_pack(
+                        d, tokenizer, data_args.block_size, "text", data_args.preprocessing_num_workers
+                    ).with_format("torch")
                     for split, d in texts.items()
                 }
             )
