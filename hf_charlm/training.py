@@ -36,6 +36,11 @@ def run_main(main: Callable[[], object]) -> None:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # under torchrun the other ranks wait for rank 0's final evaluation, then all leave the group together
+        # (a rank exiting while the gloo group is alive aborts with "terminate called without an active exception")
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> None:
