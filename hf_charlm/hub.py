@@ -66,6 +66,7 @@ from huggingface_hub import (
 from transformers.utils import logging
 
 from .configuration_charlm import AUTO_MAP
+from .metrics import bits_per_char, perplexity
 
 logger = logging.get_logger(__name__)
 
@@ -158,9 +159,9 @@ def _eval_rows(results: dict[str, float], task: str) -> list[tuple[str, str, str
             if name == "loss":
                 if (split, "bits_per_char") not in rows and (split, "bpc") not in rows:
                     rows[(split, "bits_per_char")] = (split, "bits_per_char", "Bits per character",
-                                                      value / math.log(2), None)
+                                                      bits_per_char(value), None)
                 if (split, "perplexity") not in rows and value < 700:
-                    rows[(split, "perplexity")] = (split, "perplexity", "Perplexity", math.exp(value), None)
+                    rows[(split, "perplexity")] = (split, "perplexity", "Perplexity", perplexity(value), None)
     return list(rows.values())
 
 

@@ -753,8 +753,9 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
                     _check_labels_shape(labels, (B, self.num_labels) if self.num_labels > 1 else (B,), "regression")
                 loss = F.mse_loss(logits.squeeze(-1).float(), labels.reshape(logits.squeeze(-1).shape).float())
             elif self.config.problem_type == "single_label_classification":
-                _check_labels_shape(labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels, (B,), "single-label classification")
-                loss = F.cross_entropy(logits.float(), labels.reshape(-1).long())
+                labels = labels.squeeze(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels  # (B, 1) -> (B,)
+                _check_labels_shape(labels, (B,), "single-label classification")
+                loss = F.cross_entropy(logits.float(), labels.long())
             else:
                 _check_labels_shape(labels, (B, self.num_labels), "multi-label classification")
                 loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
