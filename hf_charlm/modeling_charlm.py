@@ -6,19 +6,22 @@ Read top to bottom: leaf layers and helpers, attention / MLP / block / recurrent
 the backbone model, then the heads.
 """
 
+import itertools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
-from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask, find_packed_sequence_indices
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     CausalLMOutputWithPast,
@@ -26,9 +29,11 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, can_return_tuple, logging
+from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_charlm import CharLMConfig
+from .generation_charlm import CharLMUTF8LogitsProcessor
 
 logger = logging.get_logger(__name__)
 
@@ -238,18 +243,20 @@ class CharLMRecurrentCache:
 
 
 def _run_masked_rnn(
-    rnn: nn.RNNBase,
+    rnn: Callable,
+    is_lstm: bool,
     x: torch.Tensor,
     mask: torch.Tensor | None,
     state: tuple[torch.Tensor, ...] | None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Runs `rnn` over the real tokens of each row only, wherever the padding is (left or right).
+    """Runs `rnn` (an `nn.LSTM` / `nn.GRU` or a callable with its signature) over the real tokens of each row
+    only, wherever the padding is (left or right).
 
     The real tokens of each row are gathered to the front, packed with their lengths, run, and the outputs
     scattered back to their positions; padding positions get zeros and never touch the state. Rows without
     a real token keep their incoming state.
     """
-    hx = None if state is None else (state if isinstance(rnn, nn.LSTM) else state[0])
+    hx = None if state is None else (state if is_lstm else state[0])
     if mask is None or bool(mask.all()):
         out, h = rnn(x, hx)
         return out, (h if isinstance(h, tuple) else (h,))
@@ -286,19 +293,46 @@ class CharLMRecurrentStack(GradientCheckpointingLayer):
         )
         self.norm = CharLMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
+    def _layer(self, index: int) -> Callable:
+        """Layer `index` of the fused stack as a one-layer RNN on the same parameters (no copy), so that the
+        per-layer outputs can be read without a second set of weights."""
+        rnn = self.rnn
+        template = type(rnn)(rnn.input_size, rnn.hidden_size, num_layers=1, batch_first=True, device="meta")
+        params = {name: getattr(rnn, name.replace("_l0", f"_l{index}")) for name, _ in template.named_parameters()}
+        return lambda inputs, hx: functional_call(template, params, (inputs, hx))
+
     def forward(
         self,
         hidden_states: torch.Tensor,
         mask: torch.Tensor | None = None,
         state: tuple[torch.Tensor, ...] | None = None,
         reverse: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        output_layers: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
+        """Returns the normed output (B, T, H), the new state and, with `output_layers`, every layer's output
+        (the last one normed). The fused cuDNN / MKL stack runs unless the layers' outputs are asked for."""
         if reverse:  # read right to left: flip time, run, flip back
             hidden_states = hidden_states.flip(1)
             mask = None if mask is None else mask.flip(1)
-        out, new_state = _run_masked_rnn(self.rnn, hidden_states, mask, state)
+        is_lstm = isinstance(self.rnn, nn.LSTM)
+        layers = None
+        if not output_layers:
+            out, new_state = _run_masked_rnn(self.rnn, is_lstm, hidden_states, mask, state)
+        else:
+            out, layers, states = hidden_states, [], []
+            for index in range(self.rnn.num_layers):
+                if index > 0:  # the fused stack's dropout between layers
+                    out = F.dropout(out, p=self.rnn.dropout, training=self.training)
+                layer_state = None if state is None else tuple(s[index : index + 1] for s in state)
+                out, layer_new = _run_masked_rnn(self._layer(index), is_lstm, out, mask, layer_state)
+                layers.append(out)
+                states.append(layer_new)
+            new_state = tuple(torch.cat(parts) for parts in zip(*states))  # (L, B, H) each
         out = self.norm(out)
-        return (out.flip(1) if reverse else out), new_state
+        if layers is not None:
+            layers[-1] = out
+            layers = tuple(layer.flip(1) for layer in layers) if reverse else tuple(layers)
+        return (out.flip(1) if reverse else out), new_state, layers
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -333,14 +367,20 @@ class CharLMPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_compile_fullgraph = False
 
-    def __init__(self, config: CharLMConfig, *inputs, **kwargs):
-        super().__init__(config, *inputs, **kwargs)
-        # generate() refuses assisted decoding with a clear message for models whose state cannot be cropped
-        self._is_stateful = config.is_recurrent
-
     def _supports_default_dynamic_cache(self) -> bool:
         # Recurrent backbones carry their own state object (CharLMRecurrentCache) instead of a KV cache.
         return not self.config.is_recurrent
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        super().save_pretrained(save_directory, *args, **kwargs)
+        # safetensors writes its files with mode 0600 (a private temporary file renamed into place); give the
+        # weights the same permissions as every other file of the folder, i.e. what the umask allows.
+        umask = os.umask(0)
+        os.umask(umask)
+        for name in os.listdir(save_directory):
+            path = os.path.join(save_directory, name)
+            if name.endswith((".safetensors", ".safetensors.index.json")) and os.path.isfile(path):
+                os.chmod(path, 0o666 & ~umask)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -385,6 +425,8 @@ class CharLMModel(CharLMPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -400,6 +442,9 @@ class CharLMModel(CharLMPreTrainedModel):
         **kwargs,
     ) -> CharLMModelOutput:
         r"""
+        position_ids: (B, T). Positions restarting inside a row without an `attention_mask` (a padding-free batch
+            from `DataCollatorWithFlattening`) mark separate sequences: attention stays within each one, and the
+            recurrent backbones start each from a zero state.
         is_causal: `True` for language modelling (each position sees only its left context); `False` for the
             classification heads with `config.classifier_attention == "bidirectional"`: bidirectional attention, or
             both recurrent directions concatenated.
@@ -415,11 +460,14 @@ class CharLMModel(CharLMPreTrainedModel):
             raise ValueError(f"attention_mask has batch size {attention_mask.shape[0]}, the input has {B}.")
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
+        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
         hidden_states = self.embed_dropout(inputs_embeds)
         if self.config.is_recurrent:
-            return self._forward_recurrent(hidden_states, attention_mask, cache, use_cache, is_causal, return_backward, output_hidden_states)
+            return self._forward_recurrent(
+                hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, return_backward, output_hidden_states
+            )
         return self._forward_transformer(
-            hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, output_hidden_states, bool(output_attentions), **kwargs
+            hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, output_hidden_states, output_attentions, **kwargs
         )
 
     def _forward_transformer(
@@ -440,10 +488,12 @@ class CharLMModel(CharLMPreTrainedModel):
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         past = cache.get_seq_length() if cache is not None else 0
-        if past + T > self.config.max_position_embeddings:
+        # the limit is on positions, not on the row: a padding-free row packs several sequences, each from 0
+        needed = int(position_ids.max()) + 1 if position_ids is not None and position_ids.numel() else past + T
+        if needed > self.config.max_position_embeddings:
             raise ValueError(
-                f"Input of {past + T} tokens ({past} cached + {T} new) is longer than the model accepts: "
-                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the text "
+                f"Input of {needed} tokens ({past} cached + {T} new, or the largest position + 1) is longer than the "
+                f"model accepts: max_position_embeddings={self.config.max_position_embeddings}. Truncate the text "
                 f"(tokenizer(..., truncation=True, max_length={self.config.max_position_embeddings})) or use a "
                 "sliding window."
             )
@@ -453,17 +503,29 @@ class CharLMModel(CharLMPreTrainedModel):
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]  # (B, T)
             else:
                 position_ids = torch.arange(past, past + T, device=hidden_states.device).unsqueeze(0).expand(B, -1)
+        elif position_ids.shape[0] != B:
+            position_ids = position_ids.expand(B, -1)
 
         if is_causal:
             mask = create_causal_mask(
                 config=self.config,
                 inputs_embeds=hidden_states,
                 attention_mask=attention_mask,
-                cache=cache,
+                # an empty cache changes nothing in the mask, but would stop transformers from reading packed
+                # sequences off the positions (which it does only without a cache)
+                cache=cache if past > 0 else None,
                 position_ids=position_ids,
             )
         else:
-            mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
+            segments = None
+            if attention_mask is None and cache is None:
+                segments = find_packed_sequence_indices(position_ids)
+            if segments is not None:  # packed rows: each sequence sees only itself, in both directions
+                same = segments[:, :, None] == segments[:, None, :]  # (B, T, T)
+                mask = torch.zeros(same.shape, dtype=hidden_states.dtype, device=hidden_states.device)
+                mask = mask.masked_fill(~same, torch.finfo(hidden_states.dtype).min)[:, None]  # (B, 1, T, T)
+            else:
+                mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
         position_embeddings = self.rotary_emb(hidden_states, position_ids)
 
         all_hidden = [hidden_states] if output_hidden_states else None
@@ -495,6 +557,7 @@ class CharLMModel(CharLMPreTrainedModel):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None,
+        position_ids: torch.LongTensor | None,
         cache: CharLMRecurrentCache | None,
         use_cache: bool,
         is_causal: bool,
@@ -505,23 +568,60 @@ class CharLMModel(CharLMPreTrainedModel):
         if cache is not None and not isinstance(cache, CharLMRecurrentCache):
             raise TypeError(f"A {self.config.backbone} backbone takes a CharLMRecurrentCache, got {type(cache).__name__}.")
         mask = attention_mask[:, -T:] if attention_mask is not None else None  # the columns of the new tokens
-        forward_out, state = self.forward_rnn(hidden_states, mask, cache.state if cache is not None else None)
-        backward_out = None
+        segment_lengths = None
+        if position_ids is not None and attention_mask is None and (cache is None or cache.seen_tokens == 0):
+            # a padding-free batch (positions restarting inside a row): every sequence starts from a zero state,
+            # as if it were a row of its own, so the packed sequences are run as the rows of a padded batch
+            segments = find_packed_sequence_indices(position_ids.expand(B, -1))
+            if segments is not None:
+                segment_lengths = [torch.unique_consecutive(row, return_counts=True)[1].tolist() for row in segments]
+                pieces = [piece for b in range(B) for piece in torch.split(hidden_states[b], segment_lengths[b])]
+                hidden_states = pad_sequence(pieces, batch_first=True)  # (N, L, H): one row per sequence
+                lengths = torch.tensor([len(p) for p in pieces], device=hidden_states.device)
+                mask = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None, :] < lengths[:, None]
+                if cache is not None:
+                    raise ValueError("A padding-free (packed) batch cannot continue from a recurrent cache.")
+
+        state = cache.state if cache is not None else None
+        forward_out, state, forward_layers = self.forward_rnn(hidden_states, mask, state, output_layers=output_hidden_states)
+        backward_out, backward_layers = None, None
         run_backward = self.backward_rnn is not None and (return_backward or not is_causal)
         if run_backward:
             if cache is not None and cache.seen_tokens > 0:
                 raise ValueError("The backward stack reads the whole text at once: it cannot continue from a cache.")
-            backward_out, _ = self.backward_rnn(hidden_states, mask, None, reverse=True)
-        last = forward_out
-        if not is_causal and backward_out is not None:
-            last = torch.cat([forward_out, backward_out], dim=-1)  # (B, T, 2H)
+            backward_out, _, backward_layers = self.backward_rnn(
+                hidden_states, mask, None, reverse=True, output_layers=output_hidden_states
+            )
+        both = not is_causal and backward_out is not None
+        last = torch.cat([forward_out, backward_out], dim=-1) if both else forward_out  # (B, T, 2H) or (B, T, H)
+        all_hidden = None
+        if output_hidden_states:
+            # the embeddings, then every layer's output as the head reads it (both directions concatenated for
+            # the bidirectional heads), the last one normed: num_hidden_layers + 1 entries, as for the transformer
+            layers = forward_layers if not both else tuple(torch.cat(pair, dim=-1) for pair in zip(forward_layers, backward_layers))
+            all_hidden = (hidden_states, *layers)
+
+        if segment_lengths is not None:  # back from one row per sequence to the packed rows
+            def unpack(x: torch.Tensor | None) -> torch.Tensor | None:
+                if x is None:
+                    return None
+                rows, i = [], 0
+                for counts in segment_lengths:
+                    rows.append(torch.cat([x[i + j, :n] for j, n in enumerate(counts)]))
+                    i += len(counts)
+                return torch.stack(rows)  # (B, T, ...)
+
+            last, backward_out = unpack(last), unpack(backward_out)
+            all_hidden = None if all_hidden is None else tuple(unpack(h) for h in all_hidden)
+            last_rows = torch.tensor(list(itertools.accumulate(len(c) for c in segment_lengths)), device=last.device) - 1
+            state = tuple(s[:, last_rows] for s in state)  # each row continues from its last sequence
         new_cache = None
         if use_cache:
             new_cache = CharLMRecurrentCache(state, (cache.seen_tokens if cache is not None else 0) + T)
         return CharLMModelOutput(
             last_hidden_state=last,
             cache=new_cache,
-            hidden_states=(hidden_states, last) if output_hidden_states else None,
+            hidden_states=all_hidden,
             backward_hidden_state=backward_out if return_backward else None,
         )
 
@@ -557,11 +657,27 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 
+    def __new__(cls, config: CharLMConfig | None = None, *args, **kwargs):
+        # transformers reads `_is_stateful` on the class (generate()'s guards, the common model tests): a
+        # recurrent backbone gets the subclass that says so, and is still a CharLMForCausalLM
+        if cls is CharLMForCausalLM and getattr(config, "is_recurrent", False):
+            cls = CharLMRecurrentForCausalLM
+        return super().__new__(cls)
+
     def __init__(self, config: CharLMConfig):
         super().__init__(config)
         self.model = CharLMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    def _get_logits_processor(self, generation_config, *args, **kwargs):
+        # generated byte-fallback tokens must form valid UTF-8, so that every sample decodes without U+FFFD;
+        # first in the list, before temperature / top-k can leave only invalid bytes
+        processors = super()._get_logits_processor(generation_config, *args, **kwargs)
+        start = self.config.byte_token_start
+        if start is not None and start + 256 <= self.config.vocab_size:
+            processors.insert(0, CharLMUTF8LogitsProcessor(start, max_length=generation_config.max_length))
+        return processors
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
@@ -569,6 +685,8 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head = new_embeddings
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -585,10 +703,16 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
     ) -> CausalLMOutputWithPast:
         r"""
         labels: (B, T) token ids, usually `input_ids`; the model shifts them. -100 is ignored.
+        shift_labels: (B, T) labels already shifted (position t holds the target of position t), as the Trainer
+            passes them under context parallelism; used instead of shifting `labels`.
         logits_to_keep: if an int > 0, compute logits for the last `logits_to_keep` positions only (generation
             needs the last one); a 1D tensor selects positions.
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        shift_labels = kwargs.pop("shift_labels", None)
+        if labels is None and shift_labels is not None:
+            # the labels the shifted ones came from (position 0, which no position predicts, is ignored)
+            labels = F.pad(shift_labels[:, :-1], (1, 0), value=-100)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -599,6 +723,7 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_backward=labels is not None and self.model.config.is_recurrent and self.config.bidirectional,
+            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -609,14 +734,19 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
         if labels is not None:
             _check_labels_shape(labels, hidden_states.shape[:2], "the causal LM (one label per input token)")
             full_logits = logits if logits.shape[1] == hidden_states.shape[1] else self.lm_head(hidden_states)
-            targets, backward_targets = labels[:, 1:], labels[:, :-1]
+            if shift_labels is not None:
+                _check_labels_shape(shift_labels, hidden_states.shape[:2], "the causal LM (shift_labels)")
+                targets = shift_labels  # (B, T): the target of every position, the last one included
+            else:
+                targets = F.pad(labels[:, 1:], (0, 1), value=-100)  # (B, T): position t predicts label t+1
+            backward_targets = labels[:, :-1]
             if attention_mask is not None and attention_mask.ndim == 2:
                 # a padding position has read nothing: it predicts no label (left padding before the first
                 # character for the forward LM, right padding after the last for the backward one)
                 mask = attention_mask[:, -labels.shape[1] :].to(labels.device) == 0
-                targets = targets.masked_fill(mask[:, :-1], -100)
+                targets = targets.masked_fill(mask, -100)
                 backward_targets = backward_targets.masked_fill(mask[:, 1:], -100)
-            loss = _token_cross_entropy(full_logits[:, :-1], targets, num_items_in_batch)
+            loss = _token_cross_entropy(full_logits, targets, num_items_in_batch)
             if outputs.backward_hidden_state is not None:
                 # the backward LM's state at t has read t..T-1 and predicts t-1
                 backward_logits = self.lm_head(outputs.backward_hidden_state[:, 1:])
@@ -631,6 +761,16 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
         )
 
 
+class CharLMRecurrentForCausalLM(CharLMForCausalLM):
+    """`CharLMForCausalLM` on an LSTM / GRU backbone, which `CharLMForCausalLM(config)` returns for such a config.
+
+    Its generation state cannot be rolled back to an earlier length, so transformers must treat it as stateful
+    (no assisted or prompt-lookup decoding); everything else is the parent class.
+    """
+
+    _is_stateful = True
+
+
 class CharLMForTokenClassification(CharLMPreTrainedModel):
     """A label per character (NER, word segmentation) read from context on both sides."""
 
@@ -643,6 +783,7 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -665,6 +806,7 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             is_causal=self.config.classifier_attention == "causal",
+            return_dict=True,
             **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
@@ -705,6 +847,7 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
             index = torch.where(mask.bool(), positions, T).amin(dim=1).clamp(max=T - 1)
         return hidden[torch.arange(B, device=hidden.device), index]  # (B, H)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -732,6 +875,7 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             is_causal=self.config.classifier_attention == "causal",
+            return_dict=True,
             **kwargs,
         )
         pooled = self._pool(outputs.last_hidden_state, attention_mask)
@@ -768,6 +912,7 @@ __all__ = [
     "CharLMPreTrainedModel",
     "CharLMModel",
     "CharLMForCausalLM",
+    "CharLMRecurrentForCausalLM",
     "CharLMForTokenClassification",
     "CharLMForSequenceClassification",
     "CharLMRecurrentCache",
