@@ -1,7 +1,7 @@
 """hf_charlm: Hugging Face-compatible character-level language models.
 
 Public names and the Auto-class registration, nothing else: after `import hf_charlm`, `AutoConfig`,
-`AutoModel`, `AutoModelForCausalLM`, `AutoModelForTokenClassification` and `AutoModelForSequenceClassification`
+`AutoModel`, `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModelForTokenClassification` and `AutoModelForSequenceClassification`
 know `model_type = "charlm"`.
 """
 
@@ -9,6 +9,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
+    AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
@@ -16,6 +17,7 @@ from transformers import (
 from .configuration_charlm import CharLMConfig
 from .modeling_charlm import (
     CharLMForCausalLM,
+    CharLMForMaskedLM,
     CharLMForSequenceClassification,
     CharLMForTokenClassification,
     CharLMModel,
@@ -32,6 +34,7 @@ CharLMConfig.register_for_auto_class("AutoConfig")
 for _auto, _cls in (
     (AutoModel, CharLMModel),
     (AutoModelForCausalLM, CharLMForCausalLM),
+    (AutoModelForMaskedLM, CharLMForMaskedLM),
     (AutoModelForTokenClassification, CharLMForTokenClassification),
     (AutoModelForSequenceClassification, CharLMForSequenceClassification),
 ):
@@ -43,6 +46,7 @@ __all__ = [
     "CharLMModel",
     "CharLMPreTrainedModel",
     "CharLMForCausalLM",
+    "CharLMForMaskedLM",
     "CharLMForTokenClassification",
     "CharLMForSequenceClassification",
     "CharLMRecurrentCache",

@@ -25,6 +25,7 @@ from transformers.masking_utils import create_bidirectional_mask, create_causal_
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     CausalLMOutputWithPast,
+    MaskedLMOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
@@ -335,6 +336,138 @@ class CharLMRecurrentStack(GradientCheckpointingLayer):
         return (out.flip(1) if reverse else out), new_state, layers
 
 
+def _tag_parts(label: str) -> tuple[str, str | None] | None:
+    """("B", "PER") for "B-PER", ("S", None) for "S", ("O", None) for "O"; None for a name of no tag scheme."""
+    head, _, kind = str(label).partition("-")
+    if head.upper() not in ("B", "I", "M", "E", "S", "O") or (head.upper() == "O" and kind):
+        return None
+    return head.upper(), (kind or None)
+
+
+def allowed_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(allowed[a, b], allowed_start[b], allowed_end[a]) for the tag scheme the label names follow.
+
+    BIO / IOB2 (`B-X`, `I-X`, `O`): `I-X` only after `B-X` or `I-X`, never first. BMES / BIOES (`B`, `M` or `I`,
+    `E`, `S`, optionally typed, and `O`): inside and end tags only after `B-X` or an inside tag of the same type;
+    `B`, `S` and `O` only after `E`, `S` or `O` (or first); the last tag is `E`, `S` or `O`. Names that follow
+    neither scheme (`LABEL_0`, `positive`) allow everything.
+    """
+    n = len(labels)
+    parts = [_tag_parts(label) for label in labels]
+    everything = torch.ones(n, n, dtype=torch.bool), torch.ones(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)
+    if n == 0 or any(p is None for p in parts):
+        return everything
+    heads = {h for h, _ in parts}
+    if heads <= {"B", "I", "O"}:
+        allowed = torch.tensor([[not (hb == "I" and not (ha in "BI" and ta == tb)) for hb, tb in parts] for ha, ta in parts])
+        return allowed, torch.tensor([h != "I" for h, _ in parts]), torch.ones(n, dtype=torch.bool)
+
+    def inside(h: str) -> bool:
+        return h in ("I", "M")
+
+    def rule(a: tuple[str, str | None], b: tuple[str, str | None]) -> bool:
+        (ha, ta), (hb, tb) = a, b
+        if inside(hb) or hb == "E":
+            return (ha == "B" or inside(ha)) and ta == tb
+        return ha in ("E", "S", "O")
+
+    allowed = torch.tensor([[rule(a, b) for b in parts] for a in parts])
+    start = torch.tensor([h in ("B", "S", "O") for h, _ in parts])
+    end = torch.tensor([h in ("E", "S", "O") for h, _ in parts])
+    return allowed, start, end
+
+
+class CharLMCRF(nn.Module):
+    """Linear-chain CRF over the real positions of each row (pure torch: it ships with the model).
+
+    Scores are emissions + transition / start / end scores; transitions the tag scheme forbids (derived from
+    `config.id2label` by `allowed_transitions`) are impossible. The loss is the negative log-likelihood with
+    positions labelled -100 left unobserved (summed over: the special tokens and padding of a char model
+    simply carry no label); decoding is Viterbi, exposed as max-marginals so that their argmax is the best path.
+    """
+
+    allowed: torch.Tensor
+    allowed_start: torch.Tensor
+    allowed_end: torch.Tensor
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        n = config.num_labels
+        self.labels = [config.id2label[i] for i in range(n)]
+        self.transitions = nn.Parameter(torch.zeros(n, n))  # (from, to)
+        self.start_transitions = nn.Parameter(torch.zeros(n))
+        self.end_transitions = nn.Parameter(torch.zeros(n))
+        for name, value in zip(("allowed", "allowed_start", "allowed_end"), allowed_transitions(self.labels)):
+            self.register_buffer(name, value, persistent=False)
+
+    def _scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        never = -1e4  # finite: a forbidden step costs more than any path's emissions, without inf - inf = nan
+        return (
+            self.transitions.masked_fill(~self.allowed, never),
+            self.start_transitions.masked_fill(~self.allowed_start, never),
+            self.end_transitions.masked_fill(~self.allowed_end, never),
+        )
+
+    @staticmethod
+    def _compact(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Real positions of each row moved to the front (left or right padding alike): (x, lengths, order)."""
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (B, T)
+        index = order if x.ndim == 2 else order.unsqueeze(-1).expand_as(x)
+        return x.gather(1, index), mask.sum(1), order
+
+    def log_likelihood(self, emissions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log p(labels | x) per row, (B,), with -100 labels unobserved; emissions (B, T, L), mask (B, T)."""
+        emissions, lengths, _ = self._compact(emissions.float(), mask)
+        labels, _, _ = self._compact(labels, mask)
+        B, T, L = emissions.shape
+        trans, start, end = self._scores()
+        observed = labels != -100  # (B, T)
+        # per position, the labels a path may take: the gold one where known, any where not
+        fits = ~observed.unsqueeze(-1) | (torch.arange(L, device=labels.device) == labels.clamp(min=0).unsqueeze(-1))
+        penalty = torch.zeros_like(emissions).masked_fill(~fits, -1e4)
+        all_paths = self._forward_algorithm(emissions, lengths, trans, start, end)
+        gold_paths = self._forward_algorithm(emissions + penalty, lengths, trans, start, end)
+        return gold_paths - all_paths
+
+    @staticmethod
+    def _forward_algorithm(em, lengths, trans, start, end) -> torch.Tensor:
+        B, T, L = em.shape
+        alpha = start + em[:, 0]  # (B, L)
+        for t in range(1, T):
+            step = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + em[:, t]  # (B, L)
+            alpha = torch.where((t < lengths).unsqueeze(-1), step, alpha)
+        return torch.logsumexp(alpha + end, dim=-1)  # (B,)
+
+    def max_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, L): the score of the best path through each (position, label); argmax over labels is the
+        Viterbi path. Padding positions get the emissions."""
+        compact, lengths, order = self._compact(emissions.float(), mask)
+        B, T, L = compact.shape
+        trans, start, end = self._scores()
+        alpha = [start + compact[:, 0]]
+        for t in range(1, T):
+            alpha.append((alpha[-1].unsqueeze(2) + trans).amax(dim=1) + compact[:, t])
+        beta = [None] * T
+        # beta[t]: best score of the rest of the path after label y at t (the end score at each row's last position)
+        last = (lengths - 1).clamp(min=0)
+        nxt = end.expand(B, L).clone()
+        for t in range(T - 1, -1, -1):
+            here = torch.where((t == last).unsqueeze(-1), end.expand(B, L), nxt)
+            beta[t] = here
+            if t > 0:
+                nxt = (trans.unsqueeze(0) + (compact[:, t] + here).unsqueeze(1)).amax(dim=2)
+        scores = torch.stack(alpha, 1) + torch.stack(beta, 1)  # (B, T, L)
+        real = torch.arange(T, device=mask.device)[None, :] < lengths[:, None]
+        scores = torch.where(real.unsqueeze(-1), scores, compact)
+        out = torch.empty_like(scores).scatter_(1, order.unsqueeze(-1).expand_as(scores), scores)
+        return out.to(emissions.dtype)
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        """The Viterbi label path of each row's real positions."""
+        best = self.max_marginals(emissions, mask).argmax(-1)
+        return [row[m].tolist() for row, m in zip(best, mask.bool())]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Pretrained base and backbone model
 # ----------------------------------------------------------------------------------------------------------------
@@ -389,6 +522,11 @@ class CharLMPreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.config.num_hidden_layers))
         elif isinstance(module, CharLMRMSNorm):
             init.ones_(module.weight)
+        elif isinstance(module, CharLMCRF):
+            for param in (module.transitions, module.start_transitions, module.end_transitions):
+                init.zeros_(param)
+            for name, value in zip(("allowed", "allowed_start", "allowed_end"), allowed_transitions(module.labels)):
+                init.copy_(getattr(module, name), value)  # non-persistent buffers, rebuilt after an empty init
         elif isinstance(module, CharLMRotaryEmbedding):
             # a non-persistent buffer: from_pretrained builds the model empty and must recompute it
             init.copy_(module.inv_freq, module.compute_inv_freq(module.inv_freq.device))
@@ -771,8 +909,89 @@ class CharLMRecurrentForCausalLM(CharLMForCausalLM):
     _is_stateful = True
 
 
+class CharLMForMaskedLM(CharLMPreTrainedModel):
+    """Masked character model: predicts the characters at `<mask>` (and any labelled) positions from both sides.
+
+    It has exactly the parameters of `CharLMForCausalLM` (the backbone and the output layer tied to the character
+    embedding), so a causal checkpoint loads as a masked one and back, and the classification heads load from
+    either keeping every backbone weight.
+
+    - Transformer: the backbone with bidirectional attention, then the output layer at every position.
+    - Bidirectional LSTM / GRU: the prediction for position t combines the forward stack's prediction from
+      t-1 (left context) and the backward stack's from t+1 (right context), as a product of the two
+      distributions (their log-probabilities add). The input at t itself is never read for position t, so a
+      masked character cannot leak into its own prediction, and the objective is the bidirectional LM of ELMo
+      evaluated at the masked positions. A unidirectional recurrent backbone (`bidirectional=False`) has no right
+      context and is refused.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: CharLMConfig):
+        if config.is_recurrent and not config.bidirectional:
+            raise ValueError(
+                f"CharLMForMaskedLM needs right context: a {config.backbone} backbone must have bidirectional=True."
+            )
+        super().__init__(config)
+        self.model = CharLMModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        r"""labels: (B, T) the original character ids at the positions to predict, -100 elsewhere (not shifted)."""
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        recurrent = self.config.is_recurrent
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            is_causal=recurrent,  # the recurrent stacks are read one direction each, below
+            return_backward=recurrent,
+            return_dict=True,
+            **kwargs,
+        )
+        if recurrent:
+            forward_lp = F.log_softmax(self.lm_head(outputs.last_hidden_state).float(), dim=-1)  # (B, T, V)
+            backward_lp = F.log_softmax(self.lm_head(outputs.backward_hidden_state).float(), dim=-1)
+            # position t: the forward stack after t-1 and the backward stack after t+1; an end has one side only
+            logits = F.pad(forward_lp[:, :-1], (0, 0, 1, 0)) + F.pad(backward_lp[:, 1:], (0, 0, 0, 1))
+        else:
+            logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            _check_labels_shape(labels, logits.shape[:2], "the masked LM (one label per input token)")
+            loss = _token_cross_entropy(logits, labels, num_items_in_batch)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+
+
 class CharLMForTokenClassification(CharLMPreTrainedModel):
-    """A label per character (NER, word segmentation) read from context on both sides."""
+    """A label per character (NER, word segmentation) read from context on both sides.
+
+    With `config.use_crf` a linear-chain CRF sits on the per-character scores: the loss is its negative
+    log-likelihood per labelled token, and `logits` are its max-marginals, whose argmax (what the Trainer's
+    metrics and the token-classification pipeline take) is the Viterbi path.
+    """
 
     def __init__(self, config: CharLMConfig):
         super().__init__(config)
@@ -781,7 +1000,23 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
+        self.crf = CharLMCRF(config) if config.use_crf else None
         self.post_init()
+
+    def _check_gold_paths(self, labels: torch.Tensor, mask: torch.Tensor) -> None:
+        """A gold path the tag scheme forbids (I-X after O, an unfinished B-M) cannot be learnt: name it."""
+        crf = self.crf
+        seq, lengths, _ = crf._compact(labels, mask)  # (B, T): each row's real positions first
+        a, b = seq[:, :-1], seq[:, 1:]
+        inside = torch.arange(1, seq.shape[1], device=seq.device)[None, :] < lengths[:, None]
+        bad = inside & (a != -100) & (b != -100) & ~crf.allowed[a.clamp(min=0), b.clamp(min=0)]
+        if bool(bad.any()):
+            row, i = (int(x) for x in torch.nonzero(bad)[0])
+            raise ValueError(
+                f"Row {row} of the batch has the transition {crf.labels[int(a[row, i])]} -> {crf.labels[int(b[row, i])]} "
+                f"at token {i + 1}, which the tag scheme of the labels {crf.labels} forbids with use_crf=True. Fix the "
+                "tags, or rename the labels so that they follow no scheme."
+            )
 
     @can_return_tuple
     def forward(
@@ -813,7 +1048,18 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         loss = None
         if labels is not None:
             _check_labels_shape(labels, logits.shape[:2], "token classification (one label per input token)")
-            loss = _token_cross_entropy(logits, labels, num_items_in_batch)
+            if self.crf is None:
+                loss = _token_cross_entropy(logits, labels, num_items_in_batch)
+        if self.crf is not None:
+            B, T, _ = logits.shape
+            mask = torch.ones(B, T, dtype=torch.bool, device=logits.device) if attention_mask is None else attention_mask[:, -T:].bool()
+            if labels is not None:
+                labels = labels.to(logits.device)
+                self._check_gold_paths(labels, mask)
+                # per labelled token, like the cross-entropy, so that learning rates carry over
+                count = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum().clamp(min=1)
+                loss = -self.crf.log_likelihood(logits, labels, mask).sum() / count
+            logits = self.crf.max_marginals(logits, mask)
         return TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -913,7 +1159,9 @@ __all__ = [
     "CharLMModel",
     "CharLMForCausalLM",
     "CharLMRecurrentForCausalLM",
+    "CharLMForMaskedLM",
     "CharLMForTokenClassification",
     "CharLMForSequenceClassification",
     "CharLMRecurrentCache",
+    "CharLMCRF",
 ]
