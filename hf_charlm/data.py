@@ -329,7 +329,7 @@ def _tatoeba_lines() -> list[str]:
 
 def _sentence_key(sentence: str) -> str:
     """A sentence's case-folded letters and digits (Chinese characters count as letters), so that "Go away!" goes
-    with "Go away." and "告诉我！" with "告诉我。" when pairs are grouped for the split."""
+    with "Go away." and "继续看！" with "继续看。" when pairs are grouped for the split."""
     return "".join(ch for ch in sentence.casefold() if ch.isalnum()) or sentence
 
 
