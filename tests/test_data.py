@@ -457,16 +457,15 @@ def test_tatoeba_statistics():
     assert (reverse["source_characters"], reverse["target_characters"]) == (29147, 91954)
 
 
-pypinyin = pytest.importorskip("pypinyin")
-
-
 def readings(char: str) -> list[str]:
     """pypinyin's toneless readings of one character; [] when it has none (not a Chinese character)."""
+    pypinyin = pytest.importorskip("pypinyin")  # the `test` extra installs it; skip only these tests without it
     result = pypinyin.pinyin(char, style=pypinyin.Style.NORMAL, heteronym=True, errors=lambda chars: None)
     return result[0] if result else []
 
 
 def test_pinyin_tokens_hand_cases():
+    pytest.importorskip("pypinyin")
     assert data.pinyin_tokens("迈向１９９８年，Ａ股") == ["mai", "xiang", "１", "９", "９", "８", "nian", "，", "Ａ", "gu"]
     assert data.pinyin_tokens("银行行长") == ["yin", "hang", "hang", "zhang"]  # heteronym by phrase
     assert data.pinyin_tokens(["绿", "女"]) == ["lv", "nv"]
@@ -479,6 +478,7 @@ def test_pinyin_tokens_hand_cases():
 
 
 def test_pinyin_real_row():
+    pytest.importorskip("pypinyin")
     row = load_builtin("pinyin_to_hanzi")["train"][0]
     assert row == {
         "id": 0,
@@ -511,6 +511,7 @@ def test_pinyin_source_maps_back_to_the_target():
 
 
 def test_pinyin_splits_are_the_task_splits_without_heldout_text_in_train():
+    pytest.importorskip("pypinyin")
     ner_ids, ner_tokens = columns_of("peoples_daily_ner", "id"), columns_of("peoples_daily_ner", "tokens")
     ids, targets = columns_of("pinyin_to_hanzi", "id"), columns_of("pinyin_to_hanzi", "target")
     assert ids["validation"] == ner_ids["validation"] and ids["test"] == ner_ids["test"]
