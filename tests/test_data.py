@@ -4,12 +4,18 @@ held-out text in the pretraining corpora, and exact blocks from group_texts / to
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
 import itertools
 import json
+import lzma
+import re
+import sys
+from pathlib import Path
 
 import pytest
-from datasets import ClassLabel, Dataset, Features, List, Value
+from datasets import ClassLabel, Dataset, Features, List, Translation, Value
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
@@ -50,6 +56,22 @@ PINNED = {
         "train": (13531, "4a45a3b5103f1e2e9dfd60f87bfa26353598d025453d1df7df7b7303a635f9c7"),
         "validation": (334, "d09fd4779c86f0d829298fe8ca2dfc571045ec85d391b2a800b9eb24d2003ba8"),
     },
+    "tatoeba_en_zh": {
+        "train": (23278, "2a77e35aea1bf18d87cb11c9dbb15ce205ff20133fa036cc454abd13b31e76ad"),
+        "validation": (2902, "47aba5f9688b2f839a0bc4afb82676f76f33fcd7a17292de02678894160ab8a8"),
+        "test": (2975, "51f02caff302d0f24566ab59445b96006a636f76aa603cf290e3c25584f525a9"),
+    },
+    "tatoeba_zh_en": {
+        "train": (23278, "171740b6a0680ebee5361232349c75ffa46313690aa0a8674fc9d80abc9a641f"),
+        "validation": (2902, "e7f46e63c23ba067c0b0f07d206025fc0994500f85fe3e6889d8f3223faf200b"),
+        "test": (2975, "f9e119214f895b5b19dd6f6da3d0525f8ee6bb24a587d91c0f60b22e7efddd83"),
+    },
+    # the readings of pypinyin 0.55 (setup.py pins the range of the `pinyin` extra)
+    "pinyin_to_hanzi": {
+        "train": (15237, "31b0b981cbe064f8569d511121b82205d48937207aaff9a390c777eef60f23c1"),
+        "validation": (1973, "a362fa3922b5cadf06a3a3870cb79458c8625b6fcbe55843bcd7a3da73127ac3"),
+        "test": (1946, "7c3b8d31e44d8ee612a22ca232d3443e0168bb5916c65f6b11e337b6a4266379"),
+    },
 }
 
 FEATURES = {
@@ -64,7 +86,18 @@ FEATURES = {
     ),
     "peoples_daily_text": Features({"text": Value("string")}),
     "reviews_text": Features({"text": Value("string")}),
+    "tatoeba_en_zh": Features(
+        {
+            "id": Value("int64"),
+            "translation": Translation(languages=["en", "zh"]),
+            "source": Value("string"),
+            "target": Value("string"),
+            "attribution": Value("string"),
+        }
+    ),
+    "pinyin_to_hanzi": Features({"id": Value("int64"), "source": Value("string"), "target": Value("string")}),
 }
+FEATURES["tatoeba_zh_en"] = FEATURES["tatoeba_en_zh"]
 
 
 def split_digest(dataset: Dataset) -> str:
@@ -288,6 +321,229 @@ def test_cws_tags_rebuild_the_words_of_the_tag_file():
             assert words == [token.rpartition("/")[0] for token in tag_lines[row["id"]].split()]
             checked += 1
     assert checked == 60
+
+
+# ============================================================================================================
+# sequence-to-sequence tasks: tatoeba_en_zh / tatoeba_zh_en (shipped Tatoeba pairs) and pinyin_to_hanzi
+# (this block is self-contained; the pins of its datasets are in PINNED / FEATURES above)
+
+TATOEBA_SHA256 = "aa264a2447b26ab7c9d413f8321f9e2a779fd134b5118306b6e26a3499b3926e"
+ATTRIBUTION = re.compile(r"CC-BY 2\.0 \(France\) Attribution: tatoeba\.org #\d+ \(.+\) & #\d+ \(.+\)")
+
+
+def sentence_key(sentence: str) -> str:
+    return "".join(ch for ch in sentence.casefold() if ch.isalnum())
+
+
+def by_hand_split(key: str) -> str:
+    bucket = int.from_bytes(hashlib.sha256(f"hf_charlm:{key}".encode()).digest()[:8], "big") % 10
+    return "train" if bucket < 8 else "validation" if bucket == 8 else "test"
+
+
+def test_tatoeba_file_is_shipped_small_and_intact():
+    folder = Path(data.__file__).resolve().parent / "datasets"
+    path = folder / "tatoeba_cmn_eng.tsv.xz"
+    assert data._DATA_DIR / data._TATOEBA_FILE == path
+    assert path.stat().st_size == 767_608 < 2 * 1024 * 1024
+    assert (folder / "tatoeba_cmn_eng.md").is_file() and (folder / "tatoeba_cmn_eng.LICENSE").is_file()
+    raw = lzma.decompress(path.read_bytes())
+    assert raw.startswith(b"\xef\xbb\xbfHi.\t") and hashlib.sha256(raw).hexdigest() == TATOEBA_SHA256
+    lines = data._tatoeba_lines()
+    assert len(lines) == 29156 and lines[0].startswith("Hi.\t") and lines[-1] == ""  # BOM gone, blank last line
+    pairs, counts = data._tatoeba()
+    assert counts == {
+        "source_lines": 29156,
+        "blank_lines_dropped": 1,
+        "zero_width_spaces_removed": 10,
+        "pairs": 29155,
+        "groups": 24332,
+        "distinct_english": 27661,
+        "distinct_chinese": 25543,
+    }
+    assert pairs[0][:4] == (0, "Hi.", "嗨。", "CC-BY 2.0 (France) Attribution: tatoeba.org #538123 (CM) & #891077 (Martha)")
+
+
+def test_tatoeba_damaged_or_missing_file_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_DATA_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="installed without its data files"):
+        data._tatoeba_lines()
+    (tmp_path / "tatoeba_cmn_eng.tsv.xz").write_bytes(lzma.compress("\ufeffHi.\t嗨。\tCC-BY\n".encode()))
+    with pytest.raises(RuntimeError, match=f"expected {TATOEBA_SHA256}: the file is damaged"):
+        data._tatoeba_lines()
+
+
+def test_tatoeba_rows_directions_and_attribution():
+    en_zh, zh_en = load_builtin("tatoeba_en_zh"), load_builtin("tatoeba_zh_en")
+    ids = []
+    for split in ("train", "validation", "test"):
+        a, b = en_zh[split].data.to_pydict(), zh_en[split].data.to_pydict()
+        assert a["id"] == b["id"] == sorted(a["id"])  # file order within a split
+        assert a["translation"] == b["translation"] and a["attribution"] == b["attribution"]
+        assert a["source"] == [pair["en"] for pair in a["translation"]] == b["target"]
+        assert a["target"] == [pair["zh"] for pair in a["translation"]] == b["source"]
+        assert all(ATTRIBUTION.fullmatch(text) for text in a["attribution"])
+        texts = a["source"] + a["target"]
+        assert all(text and text == text.strip() and "\ufeff" not in text and "\u200b" not in text for text in texts)
+        ids += a["id"]
+    assert sorted(ids) == list(range(29155))
+    row = next(row for row in en_zh["test"] if row["id"] == 78)
+    assert row == {
+        "id": 78,
+        "translation": {"en": "Tell me.", "zh": "告诉我！"},
+        "source": "Tell me.",
+        "target": "告诉我！",
+        "attribution": "CC-BY 2.0 (France) Attribution: tatoeba.org #1913090 (CK) & #9965594 (GlossaMatik)",
+    }
+
+
+def test_tatoeba_no_sentence_in_two_splits():
+    """Neither an English nor a Chinese sentence, nor a case/punctuation variant of one, is in two splits."""
+    split_of: dict[tuple[str, str], str] = {}
+    for split, pairs in columns_of("tatoeba_en_zh", "translation").items():
+        for pair in pairs:
+            for key in (
+                ("en", pair["en"]),
+                ("zh", pair["zh"]),
+                ("en key", sentence_key(pair["en"])),
+                ("zh key", sentence_key(pair["zh"])),
+            ):
+                assert split_of.setdefault(key, split) == split, (key, split_of[key], split)
+    assert sum(kind == "en" for kind, _ in split_of) == 27661
+    assert sum(kind == "zh" for kind, _ in split_of) == 25543
+    # the English sentences with several translations (1,334 of them, up to 6 each) took them all along
+    assert split_of[("en", "Go away!")] == split_of[("en", "Go away.")]
+    assert split_of[("zh", "继续看！")] == split_of[("zh", "继续看。")] == "test"
+
+
+def test_tatoeba_split_rule_is_sha256_of_the_english_key():
+    pairs, _ = data._tatoeba()
+    split_of_id = {i: split for split, ids in columns_of("tatoeba_en_zh", "id").items() for i in ids}
+    # the groups again, by breadth-first search over the English-key / Chinese-key graph
+    neighbours: dict[tuple[str, str], set[tuple[str, str]]] = collections.defaultdict(set)
+    for _, english, chinese, _, _ in pairs:
+        a, b = ("en", sentence_key(english)), ("zh", sentence_key(chinese))
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    group_of: dict[tuple[str, str], int] = {}
+    for start in neighbours:
+        if start not in group_of:
+            group_of[start], queue = len(group_of), [start]
+            while queue:
+                for other in neighbours[queue.pop()]:
+                    if other not in group_of:
+                        group_of[other] = group_of[start]
+                        queue.append(other)
+    smallest: dict[int, str] = {}
+    for node, group in group_of.items():
+        if node[0] == "en":
+            smallest[group] = min(smallest.get(group, node[1]), node[1])
+    assert len(smallest) == 24332
+    for index, english, _, _, _ in pairs:
+        assert split_of_id[index] == by_hand_split(f"tatoeba:{smallest[group_of[('en', sentence_key(english))]]}")
+    sizes = collections.Counter(group_of[("en", sentence_key(p[1]))] for p in pairs)
+    assert sizes.most_common(1)[0][1] == 25 and sum(size == 1 for size in sizes.values()) > 20000
+    assert data._sentence_key("Don't go!") == "dontgo" and data._sentence_key("继续看。") == "继续看"
+
+
+def test_tatoeba_statistics():
+    stats = dataset_statistics("tatoeba_en_zh")
+    assert stats["splits"] == {
+        "train": {"examples": 23278, "source_characters": 716077, "target_characters": 226670, "distinct_english": 22090},
+        "validation": {"examples": 2902, "source_characters": 88985, "target_characters": 28188, "distinct_english": 2737},
+        "test": {"examples": 2975, "source_characters": 91954, "target_characters": 29147, "distinct_english": 2834},
+    }
+    assert stats["source"]["pairs"] == sum(row["examples"] for row in stats["splits"].values())
+    reverse = dataset_statistics("tatoeba_zh_en")["splits"]["test"]
+    assert (reverse["source_characters"], reverse["target_characters"]) == (29147, 91954)
+
+
+def readings(char: str) -> list[str]:
+    """pypinyin's toneless readings of one character; [] when it has none (not a Chinese character)."""
+    pypinyin = pytest.importorskip("pypinyin")  # the `test` extra installs it; skip only these tests without it
+    result = pypinyin.pinyin(char, style=pypinyin.Style.NORMAL, heteronym=True, errors=lambda chars: None)
+    return result[0] if result else []
+
+
+def test_pinyin_tokens_hand_cases():
+    pytest.importorskip("pypinyin")
+    assert data.pinyin_tokens("迈向１９９８年，Ａ股") == ["mai", "xiang", "１", "９", "９", "８", "nian", "，", "Ａ", "gu"]
+    assert data.pinyin_tokens("银行行长") == ["yin", "hang", "hang", "zhang"]  # heteronym by phrase
+    assert data.pinyin_tokens(["绿", "女"]) == ["lv", "nv"]
+    assert data.pinyin_tokens(["中国", "人民"]) == ["zhong", "guo", "ren", "min"]
+    assert data.pinyin_tokens("") == []
+    with pytest.raises(ValueError, match="character 3 of the text is whitespace"):
+        data.pinyin_tokens(["中国", "人 民"])
+    with pytest.raises(TypeError, match="a string or a list of strings"):
+        data.pinyin_tokens(["中国", 1])
+
+
+def test_pinyin_real_row():
+    pytest.importorskip("pypinyin")
+    row = load_builtin("pinyin_to_hanzi")["train"][0]
+    assert row == {
+        "id": 0,
+        "source": "mai xiang chong man xi wang de xin shi ji — — yi jiu jiu ba nian xin nian jiang hua "
+        "（ fu tu pian １ zhang ）",
+        "target": "迈向充满希望的新世纪——一九九八年新年讲话（附图片１张）",
+    }
+
+
+def test_pinyin_source_maps_back_to_the_target():
+    """One token per target character: a reading of it for a Chinese character, the character itself otherwise;
+    a token is lower-case ASCII letters exactly when its character is Chinese, so the source is unambiguous."""
+    cache: dict[str, list[str]] = {}
+    checked = 0
+    for split, ds in load_builtin("pinyin_to_hanzi").items():
+        table = ds.data.to_pydict()
+        for source, target in zip(table["source"], table["target"]):
+            tokens = source.split(" ")
+            assert len(tokens) == len(target), (split, target[:30])
+            for token, char in zip(tokens, target):
+                options = cache.get(char)
+                if options is None:
+                    options = cache[char] = readings(char)
+                if options:
+                    assert token in options and token.isascii() and token.isalpha() and token.islower(), (token, char)
+                else:
+                    assert token == char and not token.isascii(), (token, char)
+            checked += len(tokens)
+    assert checked == 1_839_742  # every character of the three splits
+
+
+def test_pinyin_splits_are_the_task_splits_without_heldout_text_in_train():
+    pytest.importorskip("pypinyin")
+    ner_ids, ner_tokens = columns_of("peoples_daily_ner", "id"), columns_of("peoples_daily_ner", "tokens")
+    ids, targets = columns_of("pinyin_to_hanzi", "id"), columns_of("pinyin_to_hanzi", "target")
+    assert ids["validation"] == ner_ids["validation"] and ids["test"] == ner_ids["test"]
+    heldout = {"".join(tokens) for split in ("validation", "test") for tokens in ner_tokens[split]}
+    kept = [i for i, tokens in zip(ner_ids["train"], ner_tokens["train"]) if "".join(tokens) not in heldout]
+    assert ids["train"] == kept and len(ner_ids["train"]) - len(kept) == 328
+    text_of = {i: "".join(tokens) for split in ner_ids for i, tokens in zip(ner_ids[split], ner_tokens[split])}
+    assert all(text_of[i] == t for split in ids for i, t in zip(ids[split], targets[split]))
+    assert not set(targets["train"]) & (set(targets["validation"]) | set(targets["test"]))
+    stats = dataset_statistics("pinyin_to_hanzi")
+    assert stats["source"] == {
+        "source_lines": 19484,
+        "blank_lines_dropped": 0,
+        "task_train_rows": 15565,
+        "heldout_text_dropped": 328,
+    }
+    assert {split: (row["tokens"], row["syllables"]) for split, row in stats["splits"].items()} == {
+        "train": (1_454_562, 1_268_912),
+        "validation": (194_538, 169_654),
+        "test": (190_642, 166_303),
+    }
+    assert all(row["tokens"] == row["target_characters"] for row in stats["splits"].values())
+
+
+def test_missing_pypinyin_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pypinyin", None)  # `import pypinyin` now raises ImportError
+    monkeypatch.setattr(data, "_built", functools.lru_cache(data._built.__wrapped__))  # a fresh build cache
+    data._word_pinyin.cache_clear()
+    with pytest.raises(ImportError, match=r'pypinyin is not installed; .* pip install "hf_charlm\[pinyin\]"'):
+        load_builtin("pinyin_to_hanzi")
+    with pytest.raises(ImportError, match=r'pip install "hf_charlm\[pinyin\]"'):
+        data.pinyin_tokens("中文")
 
 
 # ------------------------------------------------------------------------------------------------------------
