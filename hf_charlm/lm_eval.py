@@ -42,8 +42,8 @@ def window_plan(config, block_size: int | None = None, stride: int | None = None
     if not 0 < stride < window:
         raise ValueError(f"stride={stride} must be in [1, block_size - 1 = {window - 1}]: windows must overlap.")
     return window, stride, (
-        f"windows of {window} tokens every {stride} tokens (each character scored once, "
-        f"after at least {window - stride} tokens of context)"
+        f"windows of {window} tokens every {stride} tokens (each character scored once; after the first window "
+        f"with at least {window - stride} tokens of context)"
     )
 
 
