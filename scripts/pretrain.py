@@ -191,8 +191,10 @@ def main() -> None:
                     d, tokenizer, data_args.block_size, "text", data_args.preprocessing_num_workers
                 ).with_format("torch")
             except ValueError as err:
-                raise UsageError(f"{text_source(data_args, split)}: too short to train on: {err}. Use more text or a "
-                                 "smaller --block_size.") from err
+                if "0 blocks" not in str(err):
+                    raise UsageError(str(err)) from err
+                raise UsageError(f"{text_source(data_args, split)}: too short for one block: {err}. Use more text or "
+                                 "a smaller --block_size.") from err
     logger.info("blocks of %d tokens: train %d, validation %d", data_args.block_size, len(lm_data["train"]), len(lm_data["validation"]))
     eval_blocks = lm_data["validation"]
     if 0 < data_args.max_eval_blocks_during_training < len(eval_blocks):

@@ -71,7 +71,7 @@ def test_one_character_text_exit_2_names_file_and_size(tmp_path, capsys):
     code, last = run_script_in_process(
         PRETRAIN, ["--train_file", str(one), "--validation_file", str(valid), "--output_dir", str(out), *QUICK], capsys)
     assert code == 2, last
-    assert f"--train_file {one} (3 bytes): too short to train on" in last
+    assert f"--train_file {one} (3 bytes): too short for one block" in last
     assert "3 tokens long" in last and "block_size=32" in last and "smaller --block_size" in last
     assert not out.exists()
 
@@ -292,6 +292,10 @@ def test_evaluate_lm_script_says_how_a_txt_file_is_cut(tiny_lm_dir, tmp_path, ca
 # ---- #12: `import hf_charlm.data` stays light ----------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "open (issue #12): `import hf_charlm.data` runs hf_charlm/__init__.py, whose Auto registration needs the config and "
+    "model classes, and transformers' configuration_utils imports torch; a lazy __init__ would break the documented "
+    "`import hf_charlm` registers (see the report to the lead)"))
 def test_import_data_module_does_not_import_torch():
     code = "import sys, hf_charlm.data; print(sorted(m for m in ('torch', 'transformers.modeling_utils') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
