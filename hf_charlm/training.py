@@ -112,15 +112,21 @@ def check_file(path: str | None, flag: str) -> None:
 
 
 def load_files(
-    train_file: str | None, validation_file: str | None, test_file: str | None = None, sample_by: str = "line"
+    train_file: str | None,
+    validation_file: str | None,
+    test_file: str | None = None,
+    sample_by: str = "line",
+    flags: dict[str, str] | None = None,
 ) -> datasets.DatasetDict:
     """Loads local files as a DatasetDict: .jsonl/.json, .csv, .parquet by columns; .txt as one text per line,
-    per paragraph (blank-line separated) or the whole file as one text (`sample_by`), line breaks kept inside."""
+    per paragraph (blank-line separated) or the whole file as one text (`sample_by`), line breaks kept inside.
+    Errors name a file by its flag, `--{split}_file` unless `flags` maps the split to another."""
     if sample_by not in ("line", "paragraph", "document"):
         raise UsageError(f"--sample_by {sample_by!r}: use line, paragraph or document.")
     files = {"train": train_file, "validation": validation_file, "test": test_file}
+    flags = {**{split: f"--{split}_file" for split in files}, **(flags or {})}
     for split, path in files.items():
-        check_file(path, f"--{split}_file")
+        check_file(path, flags[split])
     files = {k: v for k, v in files.items() if v is not None}
     builders = {FILE_BUILDERS[Path(p).suffix.lower()] for p in files.values()}
     if len(builders) > 1:
@@ -130,7 +136,7 @@ def load_files(
     try:
         return datasets.load_dataset(builder, data_files=files, **options)
     except Exception as err:  # a malformed file: say which, where and why
-        raise UsageError(_diagnose_files(files, builder, options, err)) from err
+        raise UsageError(_diagnose_files(files, flags, builder, options, err)) from err
 
 
 def _innermost(err: BaseException) -> BaseException:
@@ -176,7 +182,7 @@ def _json_kind(value: object) -> str | None:
     return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _json_problems(files: dict[str, str]) -> str | None:
+def _json_problems(files: dict[str, str], flags: dict[str, str]) -> str | None:
     """Bad JSON, or a field whose type differs from the one it had before (in this file or an earlier one):
     the file, the line and the cause."""
     seen: dict[str, tuple[str, str, int]] = {}  # field -> (kind, where, line) of its first non-null value
@@ -194,35 +200,35 @@ def _json_problems(files: dict[str, str]) -> str | None:
                 try:
                     rows.append((number, json.loads(line)))
                 except json.JSONDecodeError as err:
-                    return f"--{split}_file {path}, line {number}: bad JSON: {err.msg} (column {err.colno})."
+                    return f"{flags[split]} {path}, line {number}: bad JSON: {err.msg} (column {err.colno})."
         for number, row in rows:
             where = f"line {number}" if per_line else f"row {number}"
             if not isinstance(row, dict):
-                return f"--{split}_file {path}, {where}: expected a JSON object, got {_json_kind(row)}."
+                return f"{flags[split]} {path}, {where}: expected a JSON object, got {_json_kind(row)}."
             for name, value in row.items():
                 kind = _json_kind(value)
                 if kind is None:
                     continue
                 if name not in seen:
-                    seen[name] = (kind, f"--{split}_file {path}", number)
+                    seen[name] = (kind, f"{flags[split]} {path}", number)
                 elif seen[name][0] != kind:
                     first_kind, first_file, first_line = seen[name]
                     return (
-                        f"--{split}_file {path}, {where}: field {name!r} is {kind} ({json.dumps(value, ensure_ascii=False)[:40]}) "
+                        f"{flags[split]} {path}, {where}: field {name!r} is {kind} ({json.dumps(value, ensure_ascii=False)[:40]}) "
                         f"but {first_kind} in {first_file} (line {first_line}); a field must have one type in every file."
                     )
     return None
 
 
-def _diagnose_files(files: dict[str, str], builder: str, options: dict, err: Exception) -> str:
+def _diagnose_files(files: dict[str, str], flags: dict[str, str], builder: str, options: dict, err: Exception) -> str:
     """Which one file `datasets` could not read, where, and why (its own error only says that generation failed)."""
     for split, path in files.items():
         if builder != "parquet":
             problem = _utf8_problem(Path(path))
             if problem:
-                return f"--{split}_file {path}: {problem}."
+                return f"{flags[split]} {path}: {problem}."
     if builder == "json":
-        problem = _json_problems(files)
+        problem = _json_problems(files, flags)
         if problem:
             return problem
     features = {}
@@ -231,14 +237,14 @@ def _diagnose_files(files: dict[str, str], builder: str, options: dict, err: Exc
             features[split] = datasets.load_dataset(builder, data_files={split: path}, **options)[split].features
         except Exception as alone:  # noqa: BLE001 (any reader error is reported, with its cause)
             cause = _innermost(alone)
-            return f"--{split}_file {path}: {type(cause).__name__}: {cause}"
+            return f"{flags[split]} {path}: {type(cause).__name__}: {cause}"
     first_split, first = next(iter(features.items()))
     for split, feats in features.items():
         for name in set(first) & set(feats):
             if first[name] != feats[name]:
                 return (
-                    f"--{split}_file {files[split]}: column {name!r} is {feats[name]} but {first[name]} in "
-                    f"--{first_split}_file {files[first_split]}; a column must have one type in every file."
+                    f"{flags[split]} {files[split]}: column {name!r} is {feats[name]} but {first[name]} in "
+                    f"{flags[first_split]} {files[first_split]}; a column must have one type in every file."
                 )
     cause = _innermost(err)
     return f"Could not read {', '.join(files.values())}: {type(cause).__name__}: {cause}"

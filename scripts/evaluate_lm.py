@@ -59,10 +59,11 @@ def main() -> dict:
             try:
                 texts = [Path(args.file).read_text(encoding="utf-8")]
             except UnicodeDecodeError:
-                texts = load_files(args.file, None, sample_by="document")["train"]["text"]  # raises, saying where
+                load_files(args.file, None, sample_by="document", flags={"train": "--file"})  # raises, saying where
+                raise
             what = f"{args.file}: the whole file as one text of {len(texts[0]):,} characters"
         else:
-            ds = load_files(args.file, None)
+            ds = load_files(args.file, None, flags={"train": "--file"})
             check_columns(ds, {"--text_column": args.text_column})
             texts = [t for t in ds["train"][args.text_column] if isinstance(t, str) and t]
             what = f"{args.file}: {len(texts):,} texts (column {args.text_column!r}), scored one after another"

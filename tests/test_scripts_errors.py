@@ -192,6 +192,14 @@ def test_pretrain_with_a_non_utf8_file_exits_2(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_evaluate_lm_script_names_its_file_flag(tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("hello\nwörld\n".encode("latin-1"))
+    code, last = run_script_in_process(EVALUATE, ["--model", str(tmp_path), "--file", str(latin)], capsys)
+    assert code == 2 and last == (f"error: --file {latin}: not UTF-8 text: byte 0xf6 at byte offset 7 (line 2) is "
+                                  "invalid start byte; convert it to UTF-8 first (e.g. iconv -f GBK -t UTF-8 in > out).")
+
+
 # ---- point 20: resuming says so ------------------------------------------------------------------------------
 
 
