@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import torch
 from torch.nn import functional as F
+from transformers.utils import logging as hf_logging
 
 
 def _token_stream(tokenizer, texts: Iterable[str]) -> tuple[torch.Tensor, int, int]:
@@ -30,6 +31,22 @@ def _token_stream(tokenizer, texts: Iterable[str]) -> tuple[torch.Tensor, int, i
     return torch.tensor(ids, dtype=torch.long), n_chars, n_texts
 
 
+def window_plan(config, block_size: int | None = None, stride: int | None = None) -> tuple[int, int | None, str]:
+    """The window (transformer) or chunk (LSTM / GRU) length in tokens, the stride (None for a recurrent model) and
+    one line saying how the token stream is cut, for logs and `--help`."""
+    if config.backbone in ("lstm", "gru"):
+        chunk = block_size or 512
+        return chunk, None, f"chunks of {chunk} tokens, the {config.backbone.upper()} state carried from one to the next"
+    window = min(block_size or config.max_position_embeddings, config.max_position_embeddings)
+    stride = stride or max(1, window // 2)
+    if not 0 < stride < window:
+        raise ValueError(f"stride={stride} must be in [1, block_size - 1 = {window - 1}]: windows must overlap.")
+    return window, stride, (
+        f"windows of {window} tokens every {stride} tokens (each character scored once; after the first window "
+        f"with at least {window - stride} tokens of context)"
+    )
+
+
 @torch.no_grad()
 def evaluate_lm(
     model,
@@ -38,12 +55,15 @@ def evaluate_lm(
     block_size: int | None = None,
     stride: int | None = None,
     batch_size: int = 8,
+    progress: bool | None = None,
 ) -> dict[str, float]:
-    """Returns `nats_per_char`, `bits_per_char`, `perplexity` (per character), `characters`, `tokens`.
+    """Returns `nats_per_char`, `bits_per_char`, `perplexity` (per character), `nats_per_token` (the mean
+    cross-entropy of the scored tokens), `characters`, `tokens`.
 
     `block_size` defaults to the model's `max_position_embeddings` (transformer) or 512 (recurrent chunk);
     `stride` (transformer) to half a block: each scored token then sees at least `block_size - stride` tokens
-    of context.
+    of context. `progress`: a tqdm bar over the tokens; None shows it when stderr is a terminal and the HF
+    progress bars are on (`transformers.utils.logging.disable_progress_bar()`, `HF_HUB_DISABLE_PROGRESS_BARS=1`).
     """
     config = model.config
     stream, n_chars, n_texts = _token_stream(tokenizer, texts)
@@ -54,22 +74,23 @@ def evaluate_lm(
     targets_all = stream[1:]
     score_mask = targets_all != bos
     total_nats = 0.0
+    window, stride, _ = window_plan(config, block_size, stride)
+    bar = hf_logging.tqdm(
+        total=len(stream) - 1, unit="tok", unit_scale=True, desc="bits per char", leave=False,
+        disable=None if progress is None else not progress,
+    )
     if config.backbone in ("lstm", "gru"):
-        chunk = block_size or 512
         cache = None
-        for start in range(0, len(stream) - 1, chunk):
-            inp = stream[start : start + chunk][None].to(device)
-            tgt = targets_all[start : start + chunk].to(device)
+        for start in range(0, len(stream) - 1, window):
+            inp = stream[start : start + window][None].to(device)
+            tgt = targets_all[start : start + window].to(device)
             out = model(input_ids=inp[:, : len(tgt)], cache=cache, use_cache=True)
             cache = out.cache
             logp = F.log_softmax(out.logits[0].float(), dim=-1)
             nll = -logp.gather(-1, tgt[:, None])[:, 0]
-            total_nats += float(nll[score_mask[start : start + chunk].to(device)].sum())
+            total_nats += float(nll[score_mask[start : start + window].to(device)].sum())
+            bar.update(len(tgt))
     else:
-        window = min(block_size or config.max_position_embeddings, config.max_position_embeddings)
-        stride = stride or max(1, window // 2)
-        if not 0 < stride < window:
-            raise ValueError(f"stride={stride} must be in [1, block_size - 1 = {window - 1}]: windows must overlap.")
         # window k covers stream[b:e] and scores the targets t in [first, e) not scored by an earlier window
         n = len(stream)
         jobs, first, b = [], 1, 0
@@ -94,6 +115,8 @@ def evaluate_lm(
                 logp = F.log_softmax(logits[r, first - 1 - b : e - 1 - b].float(), dim=-1)
                 nll = -logp.gather(-1, stream[first:e].to(device)[:, None])[:, 0]
                 total_nats += float(nll[score_mask[first - 1 : e - 1].to(device)].sum())
+                bar.update(e - first)
+    bar.close()
     if was_training:
         model.train()
     symbols = n_chars + n_texts
@@ -102,6 +125,7 @@ def evaluate_lm(
         "nats_per_char": nats,
         "bits_per_char": nats / math.log(2),
         "perplexity": math.exp(nats),
+        "nats_per_token": total_nats / int(score_mask.sum()),
         "characters": float(n_chars),
         "tokens": float(len(stream)),
     }

@@ -4,9 +4,11 @@ data from the built-in corpora, local files or the Hub, the model-building argum
 May import the package, `datasets`, `transformers` and `torch`.
 """
 
+import codecs
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +31,38 @@ class UsageError(ValueError):
     """Bad input from the command line: reported as one clear line, exit status 2, nothing written."""
 
 
+# Output folders that this run is about to create (see `check_output_dir`): removed again when the run fails or is
+# interrupted before it writes anything into them, so an empty leftover never looks like a previous run.
+_NEW_OUTPUT_DIRS: list[Path] = []
+
+
+def _remove_new_empty_output_dirs() -> None:
+    for path in _NEW_OUTPUT_DIRS:
+        if path.is_dir() and not any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
+            shutil.rmtree(path, ignore_errors=True)  # only empty sub-folders (e.g. a bare checkpoint dir) go with it
+    _NEW_OUTPUT_DIRS.clear()
+
+
 def run_main(main: Callable[[], object]) -> None:
-    """Runs a script's `main`, turning a `UsageError` (and a bad argument) into a message and exit status 2."""
+    """Runs a script's `main`, turning a `UsageError` (and a bad argument) into a message and exit status 2, and
+    Ctrl-C into exit status 130; either way, and on any other failure, an output folder the run created and left
+    empty is removed."""
+    _NEW_OUTPUT_DIRS.clear()
     try:
         main()
     except UsageError as err:
+        _remove_new_empty_output_dirs()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        _remove_new_empty_output_dirs()
+        print("interrupted: checkpoints already written stay in --output_dir (continue with "
+              "--resume_from_checkpoint last)", file=sys.stderr)
+        sys.exit(130)
+    except BaseException:
+        _remove_new_empty_output_dirs()
+        raise
+    _NEW_OUTPUT_DIRS.clear()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # under torchrun the other ranks wait for rank 0's final evaluation, then all leave the group together
         # (a rank exiting while the gloo group is alive aborts with "terminate called without an active exception")
@@ -44,20 +71,32 @@ def run_main(main: Callable[[], object]) -> None:
 
 
 def check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> None:
-    """Refuses to train into a folder that already holds another model, unless asked to overwrite or resume."""
+    """Refuses to train into a folder that already holds anything (another model, an unfinished run, unrelated files
+    that the model would be saved among and uploaded with), unless asked to overwrite or resume. An empty folder is
+    used as it is. Remembers a folder that does not exist yet, so that `run_main` removes it if the run fails first."""
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output_dir {output_dir} exists and is not a directory.")
+    if not path.exists():
+        _NEW_OUTPUT_DIRS.append(path)
     if resuming or overwrite or not path.is_dir():
         return
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    if not entries:
+        return
     held = [name for name in MODEL_FILES if (path / name).exists()]
-    checkpoints = sorted(p.name for p in path.glob("checkpoint-*"))
-    if held or checkpoints:
-        what = ", ".join(held + checkpoints[:3])
-        raise UsageError(
-            f"--output_dir {output_dir} already holds a model ({what}). Pass --overwrite_output_dir to replace it, "
-            "--resume_from_checkpoint to continue it, or choose another --output_dir."
-        )
+    checkpoints = sorted((p.name for p in path.glob("checkpoint-*")), key=lambda n: (len(n), n))
+    if held:
+        what = f"already holds a model ({', '.join(held + checkpoints[-3:])})"
+    elif checkpoints:
+        what = f"holds an unfinished run ({', '.join(checkpoints[-3:])}, no final model)"
+    else:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+        what = f"is not empty ({shown}); the model would be saved among these files and uploaded with them"
+    raise UsageError(
+        f"--output_dir {output_dir} {what}. Choose a new --output_dir, pass --overwrite_output_dir to train into it "
+        "anyway (files already there stay)" + (", or --resume_from_checkpoint last to continue it." if checkpoints else ".")
+    )
 
 
 def check_file(path: str | None, flag: str) -> None:
@@ -73,15 +112,21 @@ def check_file(path: str | None, flag: str) -> None:
 
 
 def load_files(
-    train_file: str | None, validation_file: str | None, test_file: str | None = None, sample_by: str = "line"
+    train_file: str | None,
+    validation_file: str | None,
+    test_file: str | None = None,
+    sample_by: str = "line",
+    flags: dict[str, str] | None = None,
 ) -> datasets.DatasetDict:
     """Loads local files as a DatasetDict: .jsonl/.json, .csv, .parquet by columns; .txt as one text per line,
-    per paragraph (blank-line separated) or the whole file as one text (`sample_by`), line breaks kept inside."""
+    per paragraph (blank-line separated) or the whole file as one text (`sample_by`), line breaks kept inside.
+    Errors name a file by its flag, `--{split}_file` unless `flags` maps the split to another."""
     if sample_by not in ("line", "paragraph", "document"):
         raise UsageError(f"--sample_by {sample_by!r}: use line, paragraph or document.")
     files = {"train": train_file, "validation": validation_file, "test": test_file}
+    flags = {**{split: f"--{split}_file" for split in files}, **(flags or {})}
     for split, path in files.items():
-        check_file(path, f"--{split}_file")
+        check_file(path, flags[split])
     files = {k: v for k, v in files.items() if v is not None}
     builders = {FILE_BUILDERS[Path(p).suffix.lower()] for p in files.values()}
     if len(builders) > 1:
@@ -90,8 +135,119 @@ def load_files(
     options = {"sample_by": sample_by, "keep_linebreaks": sample_by != "line"} if builder == "text" else {}
     try:
         return datasets.load_dataset(builder, data_files=files, **options)
-    except Exception as err:  # a malformed file: say which and why
-        raise UsageError(f"Could not read {', '.join(files.values())}: {err}") from err
+    except Exception as err:  # a malformed file: say which, where and why
+        raise UsageError(_diagnose_files(files, flags, builder, options, err)) from err
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def _utf8_problem(path: Path) -> str | None:
+    """Where a file stops being UTF-8 (byte offset, line, the byte), read in chunks; None when it all decodes."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = lines = 0  # bytes and line breaks before `chunk`
+    binary = False
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            binary = binary or (offset == 0 and b"\0" in chunk[:8192])
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                pending = len(err.object) - len(chunk)  # bytes of a character begun in the previous chunk
+                at = offset - pending + err.start
+                line = lines + chunk[: max(0, err.start - pending)].count(b"\n") + 1
+                byte = err.object[err.start]
+                hint = (
+                    "it looks like a binary file" if binary
+                    else "convert it to UTF-8 first (e.g. iconv -f GBK -t UTF-8 in > out)"
+                )
+                return f"not UTF-8 text: byte 0x{byte:02x} at byte offset {at} (line {line}) is {err.reason}; {hint}"
+            if not chunk:
+                return None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+
+
+def _json_kind(value: object) -> str | None:
+    if value is None:
+        return None  # null fits any column
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _json_problems(files: dict[str, str], flags: dict[str, str]) -> str | None:
+    """Bad JSON, or a field whose type differs from the one it had before (in this file or an earlier one):
+    the file, the line and the cause."""
+    seen: dict[str, tuple[str, str, int]] = {}  # field -> (kind, where, line) of its first non-null value
+    for split, path in files.items():
+        text = Path(path).read_text(encoding="utf-8")
+        try:  # a .json file may hold one document (a list of rows) instead of one row per line
+            whole = json.loads(text)
+            rows = list(enumerate(whole if isinstance(whole, list) else [whole], 1))
+            per_line = False
+        except json.JSONDecodeError:
+            rows, per_line = [], True
+            for number, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    return f"{flags[split]} {path}, line {number}: bad JSON: {err.msg} (column {err.colno})."
+        for number, row in rows:
+            where = f"line {number}" if per_line else f"row {number}"
+            if not isinstance(row, dict):
+                return f"{flags[split]} {path}, {where}: expected a JSON object, got {_json_kind(row)}."
+            for name, value in row.items():
+                kind = _json_kind(value)
+                if kind is None:
+                    continue
+                if name not in seen:
+                    seen[name] = (kind, f"{flags[split]} {path}", number)
+                elif seen[name][0] != kind:
+                    first_kind, first_file, first_line = seen[name]
+                    return (
+                        f"{flags[split]} {path}, {where}: field {name!r} is {kind} ({json.dumps(value, ensure_ascii=False)[:40]}) "
+                        f"but {first_kind} in {first_file} (line {first_line}); a field must have one type in every file."
+                    )
+    return None
+
+
+def _diagnose_files(files: dict[str, str], flags: dict[str, str], builder: str, options: dict, err: Exception) -> str:
+    """Which one file `datasets` could not read, where, and why (its own error only says that generation failed)."""
+    for split, path in files.items():
+        if builder != "parquet":
+            problem = _utf8_problem(Path(path))
+            if problem:
+                return f"{flags[split]} {path}: {problem}."
+    if builder == "json":
+        problem = _json_problems(files, flags)
+        if problem:
+            return problem
+    features = {}
+    for split, path in files.items():  # read alone, each file either fails by itself or has its own column types
+        try:
+            features[split] = datasets.load_dataset(builder, data_files={split: path}, **options)[split].features
+        except Exception as alone:  # noqa: BLE001 (any reader error is reported, with its cause)
+            cause = _innermost(alone)
+            return f"{flags[split]} {path}: {type(cause).__name__}: {cause}"
+    first_split, first = next(iter(features.items()))
+    for split, feats in features.items():
+        for name in set(first) & set(feats):
+            if first[name] != feats[name]:
+                return (
+                    f"{flags[split]} {files[split]}: column {name!r} is {feats[name]} but {first[name]} in "
+                    f"{flags[first_split]} {files[first_split]}; a column must have one type in every file."
+                )
+    cause = _innermost(err)
+    return f"Could not read {', '.join(files.values())}: {type(cause).__name__}: {cause}"
 
 
 def load_hub_dataset(name: str, config_name: str | None) -> datasets.DatasetDict:
@@ -149,7 +305,13 @@ def ensure_validation(ds: datasets.DatasetDict, percent: int, seed: int) -> data
         raise UsageError(f"The dataset has no 'train' split (it has {', '.join(ds)}).")
     if not 0 < percent < 100:
         raise UsageError(f"--validation_split_percentage={percent} must be between 1 and 99.")
-    parts = ds["train"].train_test_split(test_size=percent / 100, seed=seed)
+    try:
+        parts = ds["train"].train_test_split(test_size=percent / 100, seed=seed)
+    except ValueError as err:  # too few rows for both parts
+        raise UsageError(
+            f"The training data has {ds['train'].num_rows} text(s): too few to set {percent}% aside for validation "
+            f"({err}). Use more text, or pass --validation_file."
+        ) from err
     out = datasets.DatasetDict({"train": parts["train"], "validation": parts["test"]})
     if "test" in ds:
         out["test"] = ds["test"]
@@ -348,32 +510,109 @@ FINETUNE_DEFAULTS = dict(
 )
 
 
+def check_training_args(args: TrainingArguments) -> None:
+    """The numeric `TrainingArguments` the scripts rely on, checked before anything is created: the Trainer itself
+    would fail only later (a DataLoader with batch size 0, an optimizer with a negative learning rate), with a
+    traceback and after making the output folder."""
+    at_least = {
+        "per_device_train_batch_size": 1,
+        "per_device_eval_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "dataloader_num_workers": 0,
+        "learning_rate": 0,
+        "weight_decay": 0,
+        "adam_epsilon": 0,
+        "max_grad_norm": 0,
+    }
+    for name, low in at_least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UsageError(f"--{name}={value} must be >= {low}.")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(args, name) < 1:
+            raise UsageError(f"--{name}={getattr(args, name)} must be in [0, 1).")
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise UsageError(f"--max_steps={args.max_steps} must be a positive number of steps, or -1 to train --num_train_epochs.")
+    if args.max_steps == -1 and not args.num_train_epochs > 0:
+        raise UsageError(f"--num_train_epochs={args.num_train_epochs} must be > 0 (or pass --max_steps).")
+    for name, strategy in (("eval_steps", args.eval_strategy), ("save_steps", args.save_strategy), ("logging_steps", args.logging_strategy)):
+        value = getattr(args, name)
+        if getattr(strategy, "value", strategy) == "steps" and value is not None and value <= 0:
+            raise UsageError(f"--{name}={value} must be > 0 with --{name.split('_')[0]}_strategy steps.")
+    if args.save_total_limit is not None and args.save_total_limit < 1:
+        raise UsageError(f"--save_total_limit={args.save_total_limit} must be >= 1 (or left unset to keep every checkpoint).")
+
+
 def parse_script_args(dataclass_types: tuple, defaults: dict) -> tuple:
-    """HfArgumentParser with script-specific TrainingArguments defaults; a single `.json` argument is the config."""
+    """HfArgumentParser with script-specific TrainingArguments defaults; a single `.json` argument is the config.
+    A value `TrainingArguments` rejects, or one the scripts cannot train with, is a `UsageError`."""
     from transformers import HfArgumentParser
 
     prepare_cpu_distributed()
     parser = HfArgumentParser(dataclass_types)
-    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        path = Path(sys.argv[1])
-        if not path.is_file():
-            raise UsageError(f"{path}: no such config file.")
-        return parser.parse_dict({**defaults, **json.loads(path.read_text())})
-    parser.set_defaults(**defaults)
-    return parser.parse_args_into_dataclasses()
+    try:
+        if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            path = Path(sys.argv[1])
+            if not path.is_file():
+                raise UsageError(f"{path}: no such config file.")
+            parsed = parser.parse_dict({**defaults, **json.loads(path.read_text())})
+        else:
+            parser.set_defaults(**defaults)
+            parsed = parser.parse_args_into_dataclasses()
+    except UsageError:
+        raise
+    except ValueError as err:  # raised by TrainingArguments.__post_init__ (json.JSONDecodeError is one too)
+        raise UsageError(str(err)) from err
+    for args in parsed:
+        if isinstance(args, TrainingArguments):
+            check_training_args(args)
+    return parsed
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The step a complete checkpoint was saved at; None when it has no `trainer_state.json`, which the Trainer
+    writes last, i.e. when the run was stopped while saving it."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return None
+    try:
+        return int(json.loads(state.read_text())["global_step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def resolve_resume(training_args: TrainingArguments) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """`--resume_from_checkpoint PATH | last`: the checkpoint folder to resume from (the newest complete one for
+    `last`), announced on the main process; None when not resuming."""
     resume = training_args.resume_from_checkpoint
+    if resume is None:
+        return None
     if resume in ("last", "latest", "True", "true"):
-        resume = get_last_checkpoint(training_args.output_dir)
-        if resume is None:
-            raise UsageError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}.")
-    elif resume is not None and not Path(resume).is_dir():
-        raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint directory.")
-    return resume
+        folder = Path(training_args.output_dir)
+        found = sorted(
+            (p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+            key=lambda p: int(p.name.split("-")[-1]),
+        ) if folder.is_dir() else []
+        complete = [p for p in found if _checkpoint_step(p) is not None]
+        if not complete:
+            what = f" (only incomplete ones: {', '.join(p.name for p in found)})" if found else ""
+            raise UsageError(f"--resume_from_checkpoint last: no complete checkpoint in {training_args.output_dir}{what}.")
+        if complete[-1] != found[-1] and training_args.process_index == 0:
+            print(f"skipping {found[-1].name}: it has no trainer_state.json (the run stopped while saving it)")
+        path = complete[-1]
+    else:
+        path = Path(resume)
+        if not path.is_dir():
+            raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint directory.")
+        if _checkpoint_step(path) is None:
+            raise UsageError(
+                f"--resume_from_checkpoint {resume}: no trainer_state.json, so not a complete checkpoint "
+                "(the run stopped while saving it?); pick an earlier checkpoint."
+            )
+    if training_args.process_index == 0:
+        total = f" of {training_args.max_steps}" if training_args.max_steps > 0 else ""
+        print(f"resuming from {path.name} (step {_checkpoint_step(path)}{total}) in {path.parent}", flush=True)
+    return str(path)
 
 
 def load_classifier(

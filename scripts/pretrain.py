@@ -94,6 +94,12 @@ class DataArguments:
     block_size: int = field(default=128, metadata={"help": "Training block length in tokens (<= the model's positions)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training texts."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation texts."})
+    max_eval_blocks_during_training: int = field(
+        default=256,
+        metadata={"help": "Evaluations during training (--eval_steps, early stopping, best model) score the first N "
+                  "validation blocks, the same ones each time; 0 = all. The evaluation at the end scores all the "
+                  "validation text, once."},
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many evaluations without a better eval_loss (keeps the best)."}
@@ -108,6 +114,12 @@ class DataArguments:
             raise UsageError(f"--builtin {self.builtin!r} is not a text corpus: choose one of {', '.join(TEXT_BUILTINS)}.")
         if self.block_size < 2:
             raise UsageError(f"--block_size={self.block_size} must be at least 2.")
+        for name in ("max_train_samples", "max_eval_samples", "preprocessing_num_workers", "early_stopping_patience",
+                     "sample_max_new_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UsageError(f"--{name}={getattr(self, name)} must be >= 1.")
+        if self.max_eval_blocks_during_training < 0:
+            raise UsageError(f"--max_eval_blocks_during_training={self.max_eval_blocks_during_training} must be >= 0 (0: all).")
 
 
 def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
@@ -118,6 +130,21 @@ def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
     )
     texts = text_only(datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}), data_args.text_column)
     return limit_splits(texts, {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}, seed, sample=False), name, ids
+
+
+def text_source(data_args: DataArguments, split: str) -> str:
+    """Where a split's text came from, for error messages."""
+    def file_size(path: str) -> str:
+        return f"{path} ({Path(path).stat().st_size:,} bytes)"
+
+    if split == "validation" and data_args.validation_file:
+        return f"--validation_file {file_size(data_args.validation_file)}"
+    if data_args.train_file:
+        part = "" if split == "train" else f" (the {data_args.validation_split_percentage}% set aside for validation)"
+        return f"--train_file {file_size(data_args.train_file)}{part}"
+    if data_args.dataset_name:
+        return f"the {split} split of --dataset_name {data_args.dataset_name}"
+    return f"the {split} split of --builtin {data_args.builtin}"
 
 
 def main() -> None:
@@ -156,19 +183,22 @@ def main() -> None:
     logger.info("model: %s backbone, %.2fM parameters", config.backbone, n_params / 1e6)
 
     with training_args.main_process_first(desc="tokenizing and packing"):
-        try:
-            lm_data = datasets.DatasetDict(
-                {
-                    # torch format: the collator stacks ready tensors instead of converting lists each step
-                    split: tokenize_and_pack(
-                        d, tokenizer, data_args.block_size, "text", data_args.preprocessing_num_workers
-                    ).with_format("torch")
-                    for split, d in texts.items()
-                }
-            )
-        except ValueError as err:
-            raise UsageError(str(err)) from err
+        lm_data = datasets.DatasetDict()
+        for split, d in texts.items():
+            try:
+                # torch format: the collator stacks ready tensors instead of converting lists each step
+                lm_data[split] = tokenize_and_pack(
+                    d, tokenizer, data_args.block_size, "text", data_args.preprocessing_num_workers
+                ).with_format("torch")
+            except ValueError as err:
+                if "0 blocks" not in str(err):
+                    raise UsageError(str(err)) from err
+                raise UsageError(f"{text_source(data_args, split)}: too short for one block: {err}. Use more text or "
+                                 "a smaller --block_size.") from err
     logger.info("blocks of %d tokens: train %d, validation %d", data_args.block_size, len(lm_data["train"]), len(lm_data["validation"]))
+    eval_blocks = lm_data["validation"]
+    if 0 < data_args.max_eval_blocks_during_training < len(eval_blocks):
+        eval_blocks = eval_blocks.select(range(data_args.max_eval_blocks_during_training))
 
     push = take_push_flag(training_args)
     callbacks = []
@@ -182,7 +212,7 @@ def main() -> None:
         model=model,
         args=training_args,
         train_dataset=lm_data["train"],
-        eval_dataset=lm_data["validation"],
+        eval_dataset=eval_blocks,
         processing_class=tokenizer,
         data_collator=default_data_collator,
         callbacks=callbacks,
@@ -196,13 +226,24 @@ def main() -> None:
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
 
-    eval_metrics = trainer.evaluate()
     if trainer.is_world_process_zero():
-        # The saved folder, reloaded whole (FSDP / DeepSpeed keep only shards in trainer.model): forward-LM bits per
-        # character over the validation texts (the backward LM of a bidirectional RNN excluded), and the samples.
+        # One full evaluation at the end (not the Trainer's evaluate() and then this): the saved folder, reloaded
+        # whole (FSDP / DeepSpeed keep only shards in trainer.model), scored in sliding windows over all the
+        # validation text. eval_loss is that pass's cross-entropy per predicted token; the forward LM only for a
+        # bidirectional RNN (whose Trainer loss during training averages both directions).
         final = CharLMForCausalLM.from_pretrained(training_args.output_dir).to(training_args.device)
-        scores = evaluate_lm(final, tokenizer, texts["validation"]["text"], block_size=data_args.block_size)
-        eval_metrics.update({f"eval_{k}": v for k, v in scores.items() if k in ("bits_per_char", "perplexity", "nats_per_char")})
+        start = time.time()
+        scores = evaluate_lm(
+            final, tokenizer, texts["validation"]["text"], block_size=data_args.block_size,
+            batch_size=training_args.per_device_eval_batch_size, progress=False if training_args.disable_tqdm else None,
+        )
+        eval_metrics = {
+            "epoch": trainer.state.epoch,
+            "eval_loss": scores["nats_per_token"],
+            **{f"eval_{k}": scores[k] for k in ("bits_per_char", "perplexity", "nats_per_char")},
+            "eval_runtime": round(time.time() - start, 4),
+            "eval_samples": texts["validation"].num_rows,  # texts, as --max_eval_samples counts them
+        }
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
 

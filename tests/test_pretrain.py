@@ -51,7 +51,8 @@ def trained(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("run") / "model"
     proc = run_script([
         str(PRETRAIN), "--output_dir", str(out), "--max_train_samples", "800", "--max_eval_samples", "80",
-        "--max_steps", "200", "--eval_steps", "100", "--save_steps", "100", "--learning_rate", "1e-2", *SMALL_RUN,
+        "--max_steps", "200", "--eval_steps", "100", "--save_steps", "100", "--learning_rate", "1e-2",
+        "--max_eval_blocks_during_training", "20", *SMALL_RUN,
     ])
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, proc
@@ -80,6 +81,33 @@ def test_pretrain_builtin_end_to_end(trained):
     assert known <= train_chars
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.backbone == "transformer" and model.config.hidden_size == 32
+
+
+def test_evaluation_during_training_uses_a_fixed_subset_and_the_end_one_full_pass(trained):
+    """Evaluations at --eval_steps score the first 20 validation blocks; at the end one full sliding-window pass over
+    the validation text (not the Trainer's evaluate() repeating the step-200 evaluation, then a second pass)."""
+    import torch
+
+    from hf_charlm.data import tokenize_and_pack
+
+    out, proc = trained
+    state = json.loads((out / "checkpoint-200" / "trainer_state.json").read_text())
+    evals = [e for e in state["log_history"] if "eval_loss" in e]
+    assert [e["step"] for e in evals] == [100, 200]
+    # the step-200 evaluation is the Trainer loss of the saved (final) model on exactly the first 20 blocks
+    model, tok = AutoModelForCausalLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    texts = load_builtin("peoples_daily_text")["validation"].select(range(80))
+    blocks = tokenize_and_pack(texts, tok, 32).with_format("torch")
+    assert len(blocks) > 20
+    with torch.no_grad():
+        subset = model(input_ids=blocks[:20]["input_ids"], labels=blocks[:20]["labels"]).loss.item()
+        full = model(input_ids=blocks[:]["input_ids"], labels=blocks[:]["labels"]).loss.item()
+    assert evals[-1]["eval_loss"] == pytest.approx(subset, rel=1e-4)
+    assert abs(subset - full) > 1e-3  # so the subset really is one
+    # one evaluation logged per --eval_steps and none repeated after training
+    assert proc.stdout.count("'eval_loss'") == 2
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["eval_samples"] == 80
 
 
 def test_generate_script_is_seeded_and_streams(trained):
@@ -127,6 +155,7 @@ def test_resume_after_sigkill_gives_same_final_loss(text_files, tmp_path):
     assert not (out / "eval_results.json").exists()  # really killed mid-training
     resumed = run_script([*common, "--output_dir", str(out), "--resume_from_checkpoint", str(out / "checkpoint-20")])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from checkpoint-20 (step 20 of 60) in {out}" in resumed.stdout
     got = json.loads((out / "eval_results.json").read_text())["eval_loss"]
     assert got == expected
 
@@ -146,6 +175,29 @@ def test_torchrun_two_gloo_ranks(text_files, tmp_path):
     # two ranks: each step consumed 2 x 8 blocks
     assert "| world_size | 2 |" in (out / "README.md").read_text().replace("`", "")
     assert json.loads((out / "eval_results.json").read_text())["eval_loss"] > 0
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_no_output_dir(text_files, tmp_path):
+    """SIGINT (Ctrl-C) while training, before anything was saved: exit status 130 and the folder the run created is
+    gone, so a later run does not find an empty leftover."""
+    train, valid = text_files
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, str(PRETRAIN), "--train_file", str(train), "--validation_file", str(valid), "--output_dir",
+         str(out), "--max_steps", "100000", "--save_steps", "100000", "--eval_steps", "100000", *SMALL_RUN],
+        cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 300
+    while not out.is_dir():  # the Trainer makes it when it is built, just before training
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(2)  # into the training loop
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted" in stderr.splitlines()[-1]
+    assert not out.exists()
 
 
 # ---- bad input: exit status 2, one clear message, nothing written ------------------------------------------------
