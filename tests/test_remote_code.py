@@ -20,7 +20,8 @@ from tests.conftest import CORPUS, tiny_config
 
 TEXT = "江泽民在北京 met Obama 😀 in 2024!"
 SHIPPED = {"config.json", "configuration_charlm.py", "modeling_charlm.py", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
-AUTO_CLASSES = {"AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForTokenClassification", "AutoModelForSequenceClassification"}
+AUTO_CLASSES = {"AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForTokenClassification",
+                "AutoModelForSequenceClassification"}
 
 
 @pytest.fixture(scope="module", params=["transformer", "lstm"])
