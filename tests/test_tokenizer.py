@@ -25,7 +25,7 @@ ROUND_TRIP_TOKENIZER = train_char_tokenizer(CORPUS)
 @given(valid_text)
 def test_round_trip_any_text(text):
     tok = ROUND_TRIP_TOKENIZER
-    ids = tok(text).input_ids
+    ids = tok(text, split_special_tokens=True).input_ids  # literal: a generated "<s>" stays three characters
     assert tok.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFC", text)
 
 
@@ -35,7 +35,6 @@ def test_round_trip_any_text(text):
     "e\u0301 combining acute, a\u030a ring",
     "tab\there\r\nCRLF\rCR\nLF",
     "NUL\x00inside",
-    "<s> typed literally </s> <pad>",
     "",
     "   leading and trailing spaces   ",
 ])
@@ -43,6 +42,51 @@ def test_round_trip_hard_cases(tokenizer, text):
     ids = tokenizer(text).input_ids
     assert tokenizer.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFC", text)
     assert tokenizer.unk_token_id not in ids  # byte fallback: nothing is ever unknown
+
+
+def test_special_tokens_in_text_like_builtin_models(tokenizer):
+    """As in every built-in tokenizer, a special token written in the text is that token; `split_special_tokens=True`
+    (per call) reads text literally, for text you do not control."""
+    text = "<s> typed </s> <pad>"
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    assert tokenizer.convert_ids_to_tokens(ids) == ["<s>", " ", "t", "y", "p", "e", "d", " ", "</s>", " ", "<pad>"]
+    assert tokenizer.decode(ids) == text
+    literal = tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids
+    assert len(literal) >= len(text) and not set(literal) & set(tokenizer.all_special_ids)
+    assert tokenizer.decode(literal, skip_special_tokens=True) == text
+
+
+CHAT = "<|user|>你好<|end|><|assistant|>hello<|end|>"
+
+
+def _check_chat_markers(tok) -> None:
+    enc = tok(CHAT, add_special_tokens=False, return_offsets_mapping=True)
+    tokens = tok.convert_ids_to_tokens(enc.input_ids)
+    markers = [t for t in tokens if t.startswith("<|")]
+    assert markers == ["<|user|>", "<|end|>", "<|assistant|>", "<|end|>"]  # one token each, never split
+    assert CHAT[slice(*enc.offset_mapping[0])] == "<|user|>"
+    assert tok.decode(enc.input_ids) == CHAT  # round trip
+    assert tok.decode(enc.input_ids, skip_special_tokens=True) == "你好hello"  # special: skipped on request
+    marker_ids = tok.convert_tokens_to_ids(["<|user|>", "<|assistant|>", "<|end|>"])
+    assert len(set(marker_ids)) == 3 and tok.unk_token_id not in marker_ids
+    assert tok("<plain> x", add_special_tokens=False).input_ids[0] == tok.convert_tokens_to_ids("<plain>")
+
+
+def test_added_special_tokens_stay_single_tokens(tokenizer, tmp_path):
+    vocab_size = len(tokenizer)
+    assert tokenizer.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|assistant|>"]}) == 2
+    assert tokenizer.add_tokens(["<|end|>"], special_tokens=True) == 1
+    assert tokenizer.add_tokens(["<plain>"]) == 1
+    assert len(tokenizer) == vocab_size + 4
+    _check_chat_markers(tokenizer)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=False)
+    _check_chat_markers(loaded)
+    assert loaded(CHAT).input_ids == tokenizer(CHAT).input_ids
+    # a special token added after reloading (the generic class, no hf_charlm code) behaves the same
+    loaded.add_special_tokens({"additional_special_tokens": ["<|system|>"]}, replace_extra_special_tokens=False)
+    ids = loaded("<|system|>hi", add_special_tokens=False).input_ids
+    assert loaded.convert_ids_to_tokens(ids)[0] == "<|system|>" and loaded.decode(ids) == "<|system|>hi"
 
 
 def test_normalisation_configurable():
