@@ -40,7 +40,9 @@ a charlm `config.json` and `*.safetensors` weights. What is uploaded:
 - remote `*.safetensors` / `*.safetensors.index.json` that the new upload does not contain are deleted in the
   same commit, so an old shard index cannot shadow the new weights.
 The token is `token` or, when None, huggingface_hub's usual lookup (HF_TOKEN, then the saved login);
-HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owner's.
+HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owner's. No token at all, or one the
+Hub rejects (checked with whoami before the repo is touched), raises `HubAuthenticationError` (a
+`PermissionError`) saying how to log in; the token is never part of a message.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ from huggingface_hub import (
     HfApi,
     ModelCard,
     ModelCardData,
+    get_token,
 )
+from huggingface_hub.errors import HfHubHTTPError
 from transformers.utils import logging
 
 from .configuration_charlm import AUTO_MAP
@@ -276,6 +280,25 @@ SECRET_DIRS = (".git", ".huggingface", ".ssh")
 REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py")
 
 
+LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN to a token with write access (https://huggingface.co/settings/tokens)"
+
+
+class HubAuthenticationError(PermissionError):
+    """No Hub token (not given, HF_TOKEN unset, no saved login), or the Hub rejected the one found."""
+
+
+def _resolve_token(token: str | None) -> tuple[str, str]:
+    """The token to upload with and where it came from (for messages; the token itself is never printed)."""
+    if token:
+        return token, "the token argument"
+    found = get_token()  # huggingface_hub's lookup: HF_TOKEN, then the login saved by `hf auth login`
+    if not found:
+        raise HubAuthenticationError(f"no Hugging Face token found (none given, HF_TOKEN unset, no saved login): "
+                                     f"{LOGIN_HINT}.")
+    from_env = found in (os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+    return found, "HF_TOKEN" if from_env else "the saved login"
+
+
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -377,6 +400,8 @@ def push_folder(
     dry_run: bool = False,
 ) -> PushResult:
     """Uploads a saved model folder to `repo_id` in one commit (see the module docstring for what goes up)."""
+    if not dry_run:  # a missing token is found before anything else is said or done
+        token, token_source = _resolve_token(token)
     plan = plan_upload(output_dir)
     if plan.excluded:
         logger.info(f"push_folder: not uploading {', '.join(plan.excluded)}")
@@ -384,8 +409,15 @@ def push_folder(
         return PushResult(list(plan.files), None, plan.fixed)
 
     api = HfApi(token=token)
+    try:  # checks the token once, before the repo is touched
+        owner = api.whoami()["name"]
+    except HfHubHTTPError as e:
+        if e.response is None or e.response.status_code != 401:
+            raise
+        raise HubAuthenticationError(f"the Hub at {api.endpoint} rejected the token from {token_source} "
+                                     f"(401 Unauthorized): {LOGIN_HINT}.") from None
     if "/" not in repo_id:
-        repo_id = f"{api.whoami()['name']}/{repo_id}"
+        repo_id = f"{owner}/{repo_id}"
     api.create_repo(repo_id, private=private, exist_ok=True)
     if private and not api.model_info(repo_id).private:
         raise ValueError(f"{repo_id} already exists and is public: refusing to upload what was meant to be private.")
@@ -408,4 +440,4 @@ def push_folder(
     return PushResult(list(plan.files), info, plan.fixed)
 
 
-__all__ = ["TASKS", "PushResult", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]
+__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]

@@ -94,6 +94,41 @@ def test_cli_pushes_to_a_branch_and_reports_refusals(hub, tmp_path, capsys):
     assert "pytorch_model.bin" in capsys.readouterr().err
 
 
+def run_push_script(hub, tmp_path, argv: list[str], **env_changes: str | None) -> subprocess.CompletedProcess:
+    """scripts/push_to_hub.py in its own process against the test Hub (`None` removes a variable)."""
+    env = dict(hub.env, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "push_to_hub.py"), *argv], cwd=tmp_path,
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("token", [None, "hf_not_the_right_token"])
+def test_cli_without_a_valid_token_says_how_to_log_in(hub, tmp_path, token):
+    folder = dummy_folder(tmp_path / "out")
+    repo_id = f"tester/no-token-{'unset' if token is None else 'wrong'}"
+    # fresh HF_HOME (the fixture's): no saved login either
+    proc = run_push_script(hub, tmp_path, [str(folder), repo_id], HF_TOKEN=token)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    message = lines[-1]
+    assert message.startswith("push_to_hub: ") and "hf auth login" in message and "HF_TOKEN" in message
+    if token is None:  # checked before anything else: the message is all there is
+        assert len(lines) == 1 and "no Hugging Face token" in message, proc.stderr
+    else:  # the folder was checked first (its warnings may precede), then the Hub refused the token
+        assert "rejected the token from HF_TOKEN" in message and token not in proc.stderr + proc.stdout
+        assert [line for line in lines if line.startswith("push_to_hub:")] == [message]
+    assert not HfApi().repo_exists(repo_id)
+    # the same folder goes up once a token is there
+    proc = run_push_script(hub, tmp_path, [str(folder), repo_id])
+    assert proc.returncode == 0, proc.stderr
+    assert HfApi().repo_exists(repo_id)
+
+
 @pytest.mark.parametrize(
     "bad",
     ["pytorch_model.bin", "weights.pt", "state.pkl", "model.ckpt", ".env", ".env.local", "token", "sub/id_rsa",
