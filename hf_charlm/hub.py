@@ -277,6 +277,81 @@ PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.jo
 SECRET_FILES = (".env", ".env.*", "*.env", "token", "*.token", "stored_tokens", ".netrc", ".git-credentials",
                 "*.pem", "*.key", "id_rsa*", "id_ed25519*", "id_ecdsa*", "id_dsa*")
 SECRET_DIRS = (".git", ".huggingface", ".ssh")
+# Contents: every uploaded file up to this size that is text (no NUL byte near the start) is scanned, except weights.
+SCAN_MAX_BYTES = 2 * 1024 * 1024
+SECRET_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("an AWS secret access key", re.compile(r"(?i)aws_secret_access_key[\"']?\s*[=:]\s*[\"']?[A-Za-z0-9/+=]{40}")),
+    ("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    ("a GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
+    # real keys mix letters and digits; the lookahead keeps words such as "sk-learn-compatible-..." out
+    ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-|ant-|svcacct-)?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
+    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+)
+# `api_key = "..."`, `"password": "..."`, `SECRET=...`: a credential-like name given a value. Quoted values count
+# anywhere; bare ones only as a whole `KEY = value` line outside code (in code they are expressions).
+SECRET_ASSIGNMENT = re.compile(
+    r"""(?<![A-Za-z0-9])(?P<key>[A-Za-z0-9_.-]*?(?:api[_-]?key|apikey|secret[_-]?key|client[_-]?secret|secret
+        |password|passwd|passphrase|access[_-]?token|auth[_-]?token|bearer[_-]?token|private[_-]?key
+        |(?:hf|hub|github|gh|gitlab|openai|slack|wandb)[_-]?token))
+        ["']?[ \t]*[:=][ \t]*(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;#]+)[ \t]*(?:\#.*)?$)""",
+    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+)
+CODE_SUFFIXES = (".py", ".ipynb", ".js", ".ts", ".java", ".go", ".rs", ".c", ".cc", ".cpp", ".h", ".rb")
+PLACEHOLDERS = {"null", "none", "nil", "true", "false", "undefined", "changeme", "redacted", "secret", "password",
+                "token", "required", "optional"}
+
+
+def _is_placeholder(value: str) -> bool:
+    """An empty, masked, templated or looked-up value: `""`, `****`, `<your key>`, `${API_KEY}`, `os.environ[...]`."""
+    value = value.strip()
+    return (len(value) < 6 or value.lower() in PLACEHOLDERS or re.fullmatch(r"[*xX.\-_<>]+", value) is not None
+            or value[0] in "<${%[(" or value.lower().startswith(("your", "os.environ", "os.getenv", "env(")))
+
+
+def _secret_kind(key: str) -> str:
+    key = key.lower()
+    if "pass" in key:
+        return "a password"
+    if "api" in key:
+        return "an API key"
+    if "token" in key:
+        return "an access token"
+    if "private" in key:
+        return "a private key"
+    return "a secret"
+
+
+def find_secrets(path: str | Path) -> list[str]:
+    """What kinds of credentials the text file `path` seems to hold, each with its first line (`"a GitHub token,
+    line 3"`); empty for a clean, binary, weights or larger-than-SCAN_MAX_BYTES file. Never includes the secret."""
+    path = Path(path)
+    if path.name.endswith(".safetensors") or path.stat().st_size > SCAN_MAX_BYTES:
+        return []
+    data = path.read_bytes()
+    if b"\0" in data[:8192]:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    found: dict[str, int] = {}
+    for kind, pattern in SECRET_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            found.setdefault(kind, text.count("\n", 0, match.start()) + 1)
+    is_code = path.suffix.lower() in CODE_SUFFIXES
+    for match in SECRET_ASSIGNMENT.finditer(text):
+        value = match.group("dq") if match.group("dq") is not None else match.group("sq")
+        if value is None:
+            value = match.group("bare")
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            prefix = text[line_start:match.start()].strip()
+            if is_code or prefix not in ("", "export", "-"):  # bare values: only `KEY=value` lines in non-code files
+                continue
+        if not _is_placeholder(value):
+            found.setdefault(f"{_secret_kind(match.group('key'))} (`{match.group('key')}` is set)",
+                             text.count("\n", 0, match.start()) + 1)
+    return [f"{kind}, line {line}" for kind, line in sorted(found.items(), key=lambda kv: kv[1])]
 REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py")
 
 
@@ -359,7 +434,11 @@ def plan_upload(output_dir: str | Path) -> UploadPlan:
             elif _matches(name, SECRET_FILES):
                 problems.append(f"{rel} (looks like a credential)")
             else:
-                plan.files[rel] = full
+                secrets = find_secrets(full)
+                if secrets:
+                    problems.append(f"{rel} (contains {'; '.join(secrets)})")
+                else:
+                    plan.files[rel] = full
     if problems:
         raise ValueError(f"Refusing to upload {root}: " + "; ".join(problems) +
                          ". Remove these files (or move them out of the folder) and try again.")
@@ -440,4 +519,4 @@ def push_folder(
     return PushResult(list(plan.files), info, plan.fixed)
 
 
-__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]
+__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "find_secrets", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]

@@ -151,6 +151,73 @@ def test_refuses_pickles_secrets_and_links_outside(hub, tmp_path, bad):
     assert not HfApi().repo_exists("tester/refused")
 
 
+# Fake credentials, assembled at run time so that this file holds nothing a secret scanner would flag.
+FAKE = "Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJk"  # 36 letters and digits
+SECRET_FILES = {
+    # file: (content, the kind the refusal names, the secret itself)
+    "hf_token.txt": ("hf_" + FAKE[:34] + "\n", "Hugging Face token", "hf_" + FAKE[:34]),
+    "credentials.json": ('{\n  "api_key": "' + FAKE[:24] + '"\n}\n', "API key", FAKE[:24]),
+    "notes/aws.cfg": ("[default]\naws_access_key_id = AKIA" + FAKE[:16].upper() + "\n", "AWS access key",
+                      "AKIA" + FAKE[:16].upper()),
+    "deploy/key.txt": ("-----BEGIN OPENSSH " + "PRIVATE KEY-----\n" + FAKE + "\n-----END OPENSSH PRIVATE KEY-----\n",
+                       "private key", FAKE),
+    "settings.yaml": ("user: me\npassword: " + FAKE[:12] + "\n", "password", FAKE[:12]),
+    "run.sh": ("export GITHUB_TOKEN=gh" + "p_" + FAKE + "\n", "GitHub token", "gh" + "p_" + FAKE),
+    "client.py": ('OPENAI_API_KEY = "s' + "k-proj-" + FAKE + '"\n', "OpenAI-style API key", "s" + "k-proj-" + FAKE),
+    "train_config.json": ('{"hub_token": "hf_' + FAKE[:34] + '", "lr": 0.001}', "Hugging Face token", FAKE[:34]),
+}
+
+
+@pytest.mark.parametrize("name", list(SECRET_FILES))
+def test_refuses_files_whose_contents_hold_secrets(hub, tmp_path, name):
+    content, kind, secret = SECRET_FILES[name]
+    folder = dummy_folder(tmp_path / "out")
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(content)
+    repo_id = "tester/leaky-" + re.sub(r"[^a-z]", "-", name)
+    with pytest.raises(ValueError) as error:
+        push_folder(folder, repo_id)
+    message = str(error.value)
+    assert re.search(rf"{re.escape(name)} \(contains an? {kind}", message), message
+    assert secret not in message
+    assert not HfApi().repo_exists(repo_id)
+    with pytest.raises(ValueError):  # a dry run refuses too
+        push_folder(folder, repo_id, dry_run=True)
+    if name == "hf_token.txt":  # the script: exit 1, file and kind named, the secret not printed
+        proc = run_push_script(hub, tmp_path, [str(folder), repo_id])
+        assert proc.returncode == 1 and name in proc.stderr and kind in proc.stderr
+        assert secret not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_secret_scan_passes_normal_model_files(hub, tmp_path):
+    """A real saved model folder, its model card (with the security note) and the project's own code and docs: no
+    false alarm."""
+    from hf_charlm import CharLMForCausalLM, config_from_preset, train_char_tokenizer
+
+    tokenizer = train_char_tokenizer(["hello world", "你好"])
+    config = config_from_preset("tiny", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64)
+    folder = tmp_path / "run"
+    CharLMForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    card = write_model_card(folder, task="causal_lm", model_name="charlm-tiny", hyperparameters={"max_steps": 0},
+                            results={"eval_loss": 5.0}, datasets=[], language=["en"], repo_id="tester/charlm-tiny")
+    assert "## Security" in card.read_text(encoding="utf-8") and "token" in card.read_text(encoding="utf-8")
+    docs = folder / "docs"
+    docs.mkdir()
+    for path in [REPO_ROOT / "README.md", *REPO_ROOT.glob("model_cards/*.md"), *PACKAGE_DIR.glob("*.py"),
+                 *(REPO_ROOT / "scripts").glob("*.py"), REPO_ROOT / "tests" / "hub_server.py"]:
+        (docs / f"{path.parent.name}-{path.name}").write_bytes(path.read_bytes())
+    # look-alikes that are not secrets: placeholders, environment lookups, special tokens, prose
+    (docs / "settings.yaml").write_text('password: "<your password>"\napi_key: ${API_KEY}\nsecret: null\n'
+                                        'hub_token: "<HUB_TOKEN>"\npad_token: "<pad>"\n')
+    (docs / "client.py").write_text('import os\napi_key = os.environ["API_KEY"]\npassword: str | None = None\n'
+                                    'secret_sauce = "a long string, not a secret"\n')
+    uploaded = push_folder(folder, "tester/clean", dry_run=True)
+    assert {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "docs/client.py"} <= set(uploaded)
+    assert len([p for p in uploaded if p.startswith("docs/")]) > 20
+
+
 def test_push_fixes_remote_only_and_excludes_trainer_state(hub, tmp_path):
     folder = dummy_folder(tmp_path / "out")
     (folder / "inside.json").symlink_to(folder / "tokenizer.json")  # a link inside the folder is fine
