@@ -34,7 +34,10 @@ a charlm `config.json` and `*.safetensors` weights. What is uploaded:
 - refused with a ValueError naming every offending file: pickle-based weights (`*.bin`, `*.pt`, `*.pth`, `*.pkl`,
   `*.pickle`, `*.ckpt`, `*.joblib`), secrets (`.env*`, `token`, `*.token`, `stored_tokens`, `.netrc`,
   `.git-credentials`, `*.pem`, `*.key`, `id_rsa*`/`id_ed25519*`/`id_ecdsa*`/`id_dsa*`, anything under `.git/`,
-  `.huggingface/` or `.ssh/`) and symlinks that leave the folder (or dangle);
+  `.huggingface/` or `.ssh/`), files whose contents hold a credential (`find_secrets`: every text file up to
+  SCAN_MAX_BYTES except weights; Hugging Face, AWS, GitHub, OpenAI-style, Slack and Google keys and tokens, private
+  key blocks, `api_key`/`secret`/`password`/`*_token` names given a real value; the message names file, kind and
+  line, never the secret) and symlinks that leave the folder (or dangle);
 - fixed on the way up, the folder itself untouched: `config.json` gets the full five-class `auto_map`, and
   `configuration_charlm.py` / `modeling_charlm.py` are added from the installed package when missing;
 - remote `*.safetensors` / `*.safetensors.index.json` that the new upload does not contain are deleted in the
