@@ -280,6 +280,8 @@ PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.jo
 SECRET_FILES = (".env", ".env.*", "*.env", "token", "*.token", "stored_tokens", ".netrc", ".git-credentials",
                 "*.pem", "*.key", "id_rsa*", "id_ed25519*", "id_ecdsa*", "id_dsa*")
 SECRET_DIRS = (".git", ".huggingface", ".ssh")
+REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py")
+
 # Contents: every uploaded file up to this size that is text (no NUL byte near the start) is scanned, except weights.
 SCAN_MAX_BYTES = 2 * 1024 * 1024
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
@@ -355,10 +357,10 @@ def find_secrets(path: str | Path) -> list[str]:
             found.setdefault(f"{_secret_kind(match.group('key'))} (`{match.group('key')}` is set)",
                              text.count("\n", 0, match.start()) + 1)
     return [f"{kind}, line {line}" for kind, line in sorted(found.items(), key=lambda kv: kv[1])]
-REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py")
 
 
-LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN to a token with write access (https://huggingface.co/settings/tokens)"
+LOGIN_HINT = ("log in with `hf auth login` or set HF_TOKEN to a token with write access "
+              "(https://huggingface.co/settings/tokens)")
 
 
 class HubAuthenticationError(PermissionError):
@@ -437,7 +439,11 @@ def plan_upload(output_dir: str | Path) -> UploadPlan:
             elif _matches(name, SECRET_FILES):
                 problems.append(f"{rel} (looks like a credential)")
             else:
-                secrets = find_secrets(full)
+                try:
+                    secrets = find_secrets(full)
+                except OSError as e:
+                    problems.append(f"{rel} (cannot be read to check it for secrets: {e.strerror})")
+                    continue
                 if secrets:
                     problems.append(f"{rel} (contains {'; '.join(secrets)})")
                 else:
@@ -522,4 +528,5 @@ def push_folder(
     return PushResult(list(plan.files), info, plan.fixed)
 
 
-__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "find_secrets", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]
+__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "find_secrets", "plan_upload", "push_folder",
+           "template_dir", "write_model_card"]
