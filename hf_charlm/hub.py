@@ -46,6 +46,11 @@ The token is `token` or, when None, huggingface_hub's usual lookup (HF_TOKEN, th
 HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owner's. No token at all, or one the
 Hub rejects (checked with whoami before the repo is touched), raises `HubAuthenticationError` (a
 `PermissionError`) saying how to log in; the token is never part of a message.
+
+    resolve_token(token=None) -> (token, source)          find_secrets(path) -> list[str]
+
+The first is push_folder's token lookup, for a training script to call before training; the second is the
+content check of one file.
 """
 
 from __future__ import annotations
@@ -367,8 +372,10 @@ class HubAuthenticationError(PermissionError):
     """No Hub token (not given, HF_TOKEN unset, no saved login), or the Hub rejected the one found."""
 
 
-def _resolve_token(token: str | None) -> tuple[str, str]:
-    """The token to upload with and where it came from (for messages; the token itself is never printed)."""
+def resolve_token(token: str | None = None) -> tuple[str, str]:
+    """The token to upload with and where it came from ("the token argument", "HF_TOKEN", "the saved login"; for
+    messages: the token itself is never printed). Raises `HubAuthenticationError` when there is none, so a training
+    script can call it before training rather than find out at the end."""
     if token:
         return token, "the token argument"
     found = get_token()  # huggingface_hub's lookup: HF_TOKEN, then the login saved by `hf auth login`
@@ -489,7 +496,7 @@ def push_folder(
 ) -> PushResult:
     """Uploads a saved model folder to `repo_id` in one commit (see the module docstring for what goes up)."""
     if not dry_run:  # a missing token is found before anything else is said or done
-        token, token_source = _resolve_token(token)
+        token, token_source = resolve_token(token)
     plan = plan_upload(output_dir)
     if plan.excluded:
         logger.info(f"push_folder: not uploading {', '.join(plan.excluded)}")
@@ -529,4 +536,4 @@ def push_folder(
 
 
 __all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "find_secrets", "plan_upload", "push_folder",
-           "template_dir", "write_model_card"]
+           "resolve_token", "template_dir", "write_model_card"]

@@ -20,7 +20,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
 
 from hf_charlm.configuration_charlm import AUTO_MAP
-from hf_charlm.hub import PushResult, push_folder, write_model_card
+from hf_charlm.hub import HubAuthenticationError, PushResult, push_folder, resolve_token, write_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "hf_charlm"
@@ -149,6 +149,17 @@ def test_refuses_pickles_secrets_and_links_outside(hub, tmp_path, bad):
     with pytest.raises(ValueError, match=re.escape(named)):
         push_folder(folder, "tester/refused")
     assert not HfApi().repo_exists("tester/refused")
+
+
+def test_resolve_token_names_the_source_never_the_token(hub, monkeypatch):
+    assert resolve_token() == (hub.token, "HF_TOKEN")
+    assert resolve_token("hf_given") == ("hf_given", "the token argument")
+    monkeypatch.delenv("HF_TOKEN")  # the fixture's HF_HOME is fresh: no saved login
+    with pytest.raises(HubAuthenticationError, match=r"no Hugging Face token found.*`hf auth login`.*HF_TOKEN"):
+        resolve_token()
+    with pytest.raises(PermissionError):  # what callers that do not know hf_charlm catch
+        push_folder(dummy_folder(Path(hub.cache_dir).parent / "out"), "tester/never")
+    assert not HfApi(token=hub.token).repo_exists("tester/never")
 
 
 # Fake credentials, assembled at run time so that this file holds nothing a secret scanner would flag.
