@@ -34,13 +34,23 @@ a charlm `config.json` and `*.safetensors` weights. What is uploaded:
 - refused with a ValueError naming every offending file: pickle-based weights (`*.bin`, `*.pt`, `*.pth`, `*.pkl`,
   `*.pickle`, `*.ckpt`, `*.joblib`), secrets (`.env*`, `token`, `*.token`, `stored_tokens`, `.netrc`,
   `.git-credentials`, `*.pem`, `*.key`, `id_rsa*`/`id_ed25519*`/`id_ecdsa*`/`id_dsa*`, anything under `.git/`,
-  `.huggingface/` or `.ssh/`) and symlinks that leave the folder (or dangle);
+  `.huggingface/` or `.ssh/`), files whose contents hold a credential (`find_secrets`: every text file up to
+  SCAN_MAX_BYTES except weights; Hugging Face, AWS, GitHub, OpenAI-style, Slack and Google keys and tokens, private
+  key blocks, `api_key`/`secret`/`password`/`*_token` names given a real value; the message names file, kind and
+  line, never the secret) and symlinks that leave the folder (or dangle);
 - fixed on the way up, the folder itself untouched: `config.json` gets the full five-class `auto_map`, and
   `configuration_charlm.py` / `modeling_charlm.py` are added from the installed package when missing;
 - remote `*.safetensors` / `*.safetensors.index.json` that the new upload does not contain are deleted in the
   same commit, so an old shard index cannot shadow the new weights.
 The token is `token` or, when None, huggingface_hub's usual lookup (HF_TOKEN, then the saved login);
-HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owner's.
+HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owner's. No token at all, or one the
+Hub rejects (checked with whoami before the repo is touched), raises `HubAuthenticationError` (a
+`PermissionError`) saying how to log in; the token is never part of a message.
+
+    resolve_token(token=None) -> (token, source)          find_secrets(path) -> list[str]
+
+The first is push_folder's token lookup, for a training script to call before training; the second is the
+content check of one file.
 """
 
 from __future__ import annotations
@@ -62,7 +72,9 @@ from huggingface_hub import (
     HfApi,
     ModelCard,
     ModelCardData,
+    get_token,
 )
+from huggingface_hub.errors import HfHubHTTPError
 from transformers.utils import logging
 
 from .configuration_charlm import AUTO_MAP
@@ -275,6 +287,104 @@ SECRET_FILES = (".env", ".env.*", "*.env", "token", "*.token", "stored_tokens", 
 SECRET_DIRS = (".git", ".huggingface", ".ssh")
 REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py")
 
+# Contents: every uploaded file up to this size that is text (no NUL byte near the start) is scanned, except weights.
+SCAN_MAX_BYTES = 2 * 1024 * 1024
+SECRET_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("an AWS secret access key", re.compile(r"(?i)aws_secret_access_key[\"']?\s*[=:]\s*[\"']?[A-Za-z0-9/+=]{40}")),
+    ("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    ("a GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
+    # real keys mix letters and digits; the lookahead keeps words such as "sk-learn-compatible-..." out
+    ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-|ant-|svcacct-)?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
+    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+)
+# `api_key = "..."`, `"password": "..."`, `SECRET=...`: a credential-like name given a value. Quoted values count
+# anywhere; bare ones only as a whole `KEY = value` line outside code (in code they are expressions).
+SECRET_ASSIGNMENT = re.compile(
+    r"""(?<![A-Za-z0-9])(?P<key>[A-Za-z0-9_.-]*?(?:api[_-]?key|apikey|secret[_-]?key|client[_-]?secret|secret
+        |password|passwd|passphrase|access[_-]?token|auth[_-]?token|bearer[_-]?token|private[_-]?key
+        |(?:hf|hub|github|gh|gitlab|openai|slack|wandb)[_-]?token))
+        ["']?[ \t]*[:=][ \t]*(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;#]+)[ \t]*(?:\#.*)?$)""",
+    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+)
+CODE_SUFFIXES = (".py", ".ipynb", ".js", ".ts", ".java", ".go", ".rs", ".c", ".cc", ".cpp", ".h", ".rb")
+PLACEHOLDERS = {"null", "none", "nil", "true", "false", "undefined", "changeme", "redacted", "secret", "password",
+                "token", "required", "optional"}
+
+
+def _is_placeholder(value: str) -> bool:
+    """An empty, masked, templated or looked-up value: `""`, `****`, `<your key>`, `${API_KEY}`, `os.environ[...]`."""
+    value = value.strip()
+    return (len(value) < 6 or value.lower() in PLACEHOLDERS or re.fullmatch(r"[*xX.\-_<>]+", value) is not None
+            or value[0] in "<${%[(" or value.lower().startswith(("your", "os.environ", "os.getenv", "env(")))
+
+
+def _secret_kind(key: str) -> str:
+    key = key.lower()
+    if "pass" in key:
+        return "a password"
+    if "api" in key:
+        return "an API key"
+    if "token" in key:
+        return "an access token"
+    if "private" in key:
+        return "a private key"
+    return "a secret"
+
+
+def find_secrets(path: str | Path) -> list[str]:
+    """What kinds of credentials the text file `path` seems to hold, each with its first line (`"a GitHub token,
+    line 3"`); empty for a clean, binary, weights or larger-than-SCAN_MAX_BYTES file. Never includes the secret."""
+    path = Path(path)
+    if path.name.endswith(".safetensors") or path.stat().st_size > SCAN_MAX_BYTES:
+        return []
+    data = path.read_bytes()
+    if b"\0" in data[:8192]:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    found: dict[str, int] = {}
+    for kind, pattern in SECRET_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            found.setdefault(kind, text.count("\n", 0, match.start()) + 1)
+    is_code = path.suffix.lower() in CODE_SUFFIXES
+    for match in SECRET_ASSIGNMENT.finditer(text):
+        value = match.group("dq") if match.group("dq") is not None else match.group("sq")
+        if value is None:
+            value = match.group("bare")
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            prefix = text[line_start:match.start()].strip()
+            if is_code or prefix not in ("", "export", "-"):  # bare values: only `KEY=value` lines in non-code files
+                continue
+        if not _is_placeholder(value):
+            found.setdefault(f"{_secret_kind(match.group('key'))} (`{match.group('key')}` is set)",
+                             text.count("\n", 0, match.start()) + 1)
+    return [f"{kind}, line {line}" for kind, line in sorted(found.items(), key=lambda kv: kv[1])]
+
+
+LOGIN_HINT = ("log in with `hf auth login` or set HF_TOKEN to a token with write access "
+              "(https://huggingface.co/settings/tokens)")
+
+
+class HubAuthenticationError(PermissionError):
+    """No Hub token (not given, HF_TOKEN unset, no saved login), or the Hub rejected the one found."""
+
+
+def resolve_token(token: str | None = None) -> tuple[str, str]:
+    """The token to upload with and where it came from ("the token argument", "HF_TOKEN", "the saved login"; for
+    messages: the token itself is never printed). Raises `HubAuthenticationError` when there is none, so a training
+    script can call it before training rather than find out at the end."""
+    if token:
+        return token, "the token argument"
+    found = get_token()  # huggingface_hub's lookup: HF_TOKEN, then the login saved by `hf auth login`
+    if not found:
+        raise HubAuthenticationError(f"no Hugging Face token found (none given, HF_TOKEN unset, no saved login): "
+                                     f"{LOGIN_HINT}.")
+    from_env = found in (os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+    return found, "HF_TOKEN" if from_env else "the saved login"
+
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
@@ -336,7 +446,15 @@ def plan_upload(output_dir: str | Path) -> UploadPlan:
             elif _matches(name, SECRET_FILES):
                 problems.append(f"{rel} (looks like a credential)")
             else:
-                plan.files[rel] = full
+                try:
+                    secrets = find_secrets(full)
+                except OSError as e:
+                    problems.append(f"{rel} (cannot be read to check it for secrets: {e.strerror})")
+                    continue
+                if secrets:
+                    problems.append(f"{rel} (contains {'; '.join(secrets)})")
+                else:
+                    plan.files[rel] = full
     if problems:
         raise ValueError(f"Refusing to upload {root}: " + "; ".join(problems) +
                          ". Remove these files (or move them out of the folder) and try again.")
@@ -377,6 +495,8 @@ def push_folder(
     dry_run: bool = False,
 ) -> PushResult:
     """Uploads a saved model folder to `repo_id` in one commit (see the module docstring for what goes up)."""
+    if not dry_run:  # a missing token is found before anything else is said or done
+        token, token_source = resolve_token(token)
     plan = plan_upload(output_dir)
     if plan.excluded:
         logger.info(f"push_folder: not uploading {', '.join(plan.excluded)}")
@@ -384,8 +504,15 @@ def push_folder(
         return PushResult(list(plan.files), None, plan.fixed)
 
     api = HfApi(token=token)
+    try:  # checks the token once, before the repo is touched
+        owner = api.whoami()["name"]
+    except HfHubHTTPError as e:
+        if e.response is None or e.response.status_code != 401:
+            raise
+        raise HubAuthenticationError(f"the Hub at {api.endpoint} rejected the token from {token_source} "
+                                     f"(401 Unauthorized): {LOGIN_HINT}.") from None
     if "/" not in repo_id:
-        repo_id = f"{api.whoami()['name']}/{repo_id}"
+        repo_id = f"{owner}/{repo_id}"
     api.create_repo(repo_id, private=private, exist_ok=True)
     if private and not api.model_info(repo_id).private:
         raise ValueError(f"{repo_id} already exists and is public: refusing to upload what was meant to be private.")
@@ -408,4 +535,5 @@ def push_folder(
     return PushResult(list(plan.files), info, plan.fixed)
 
 
-__all__ = ["TASKS", "PushResult", "UploadPlan", "plan_upload", "push_folder", "template_dir", "write_model_card"]
+__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "find_secrets", "plan_upload", "push_folder",
+           "resolve_token", "template_dir", "write_model_card"]

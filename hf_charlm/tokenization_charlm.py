@@ -72,7 +72,9 @@ def build_char_tokenizer(
     """A char tokenizer whose vocabulary is the special tokens, the 256 byte tokens, then `characters` in order.
 
     Every sequence starts with `<s>`; a pair is `<s> A <sep> B`. Padding is on the right by default
-    (`tokenizer.padding_side = "left"` for batched generation).
+    (`tokenizer.padding_side = "left"` for batched generation). Special tokens written in a text are those tokens
+    (also the ones added later with `add_special_tokens`); `tokenizer(text, split_special_tokens=True)` reads a
+    text literally.
     """
     vocab: dict[str, int] = {}
     for token in (*SPECIAL_TOKENS, *BYTE_TOKENS):
@@ -107,8 +109,9 @@ def build_char_tokenizer(
         mask_token=MASK,
         padding_side="right",
         clean_up_tokenization_spaces=False,
-        # text is read literally: "<s>" typed in a text is three characters, never the special token
-        split_special_tokens=True,
+        # split_special_tokens stays at the library default (False), as in every built-in tokenizer: the Rust
+        # tokenizer can only split all special tokens or none, and True would also break up the special tokens a
+        # user adds (chat markers). Callers with untrusted text pass split_special_tokens=True per call.
         **kwargs,
     )
 

@@ -6,7 +6,7 @@ Drop `--dry_run` to upload. The token comes from --token, else HF_TOKEN, else `h
 another Hub. Trainer state (`checkpoint-*/`, `runs/`, `training_args.bin`) is left out; pickle weights, credentials
 and symlinks leaving the folder stop the upload with an error naming them; `config.json`'s `auto_map` and the
 remote-code files are completed on the Hub without touching the folder. Exit status: 0 done, 1 refused or failed,
-2 bad arguments (e.g. OUTPUT_DIR is not a directory).
+2 bad arguments (e.g. OUTPUT_DIR is not a directory) or no usable token (the message says how to log in).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from hf_charlm.hub import plan_upload, push_folder
+from huggingface_hub.errors import HfHubHTTPError
+
+from hf_charlm.hub import HubAuthenticationError, plan_upload, push_folder
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         result = push_folder(args.output_dir, args.repo_id, private=args.private, revision=args.revision,
                              commit_message=args.commit_message, token=args.token)
+    except HubAuthenticationError as e:  # a usage problem, like a bad argument
+        print(f"push_to_hub: {e}", file=sys.stderr)
+        return 2
+    except HfHubHTTPError as e:  # e.g. 403: no write access to that namespace
+        status = e.response.status_code if e.response is not None else "no response"
+        print(f"push_to_hub: the Hub refused the upload ({status}): {e.server_message or str(e).splitlines()[0]}",
+              file=sys.stderr)
+        return 1
     except ValueError as e:
         print(f"push_to_hub: {e}", file=sys.stderr)
         return 1

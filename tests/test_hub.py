@@ -20,7 +20,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
 
 from hf_charlm.configuration_charlm import AUTO_MAP
-from hf_charlm.hub import PushResult, push_folder, write_model_card
+from hf_charlm.hub import HubAuthenticationError, PushResult, push_folder, resolve_token, write_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "hf_charlm"
@@ -94,6 +94,41 @@ def test_cli_pushes_to_a_branch_and_reports_refusals(hub, tmp_path, capsys):
     assert "pytorch_model.bin" in capsys.readouterr().err
 
 
+def run_push_script(hub, tmp_path, argv: list[str], **env_changes: str | None) -> subprocess.CompletedProcess:
+    """scripts/push_to_hub.py in its own process against the test Hub (`None` removes a variable)."""
+    env = dict(hub.env, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "push_to_hub.py"), *argv], cwd=tmp_path,
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("token", [None, "hf_not_the_right_token"])
+def test_cli_without_a_valid_token_says_how_to_log_in(hub, tmp_path, token):
+    folder = dummy_folder(tmp_path / "out")
+    repo_id = f"tester/no-token-{'unset' if token is None else 'wrong'}"
+    # fresh HF_HOME (the fixture's): no saved login either
+    proc = run_push_script(hub, tmp_path, [str(folder), repo_id], HF_TOKEN=token)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    message = lines[-1]
+    assert message.startswith("push_to_hub: ") and "hf auth login" in message and "HF_TOKEN" in message
+    if token is None:  # checked before anything else: the message is all there is
+        assert len(lines) == 1 and "no Hugging Face token" in message, proc.stderr
+    else:  # the folder was checked first (its warnings may precede), then the Hub refused the token
+        assert "rejected the token from HF_TOKEN" in message and token not in proc.stderr + proc.stdout
+        assert [line for line in lines if line.startswith("push_to_hub:")] == [message]
+    assert not HfApi().repo_exists(repo_id)
+    # the same folder goes up once a token is there
+    proc = run_push_script(hub, tmp_path, [str(folder), repo_id])
+    assert proc.returncode == 0, proc.stderr
+    assert HfApi().repo_exists(repo_id)
+
+
 @pytest.mark.parametrize(
     "bad",
     ["pytorch_model.bin", "weights.pt", "state.pkl", "model.ckpt", ".env", ".env.local", "token", "sub/id_rsa",
@@ -114,6 +149,84 @@ def test_refuses_pickles_secrets_and_links_outside(hub, tmp_path, bad):
     with pytest.raises(ValueError, match=re.escape(named)):
         push_folder(folder, "tester/refused")
     assert not HfApi().repo_exists("tester/refused")
+
+
+def test_resolve_token_names_the_source_never_the_token(hub, monkeypatch):
+    assert resolve_token() == (hub.token, "HF_TOKEN")
+    assert resolve_token("hf_given") == ("hf_given", "the token argument")
+    monkeypatch.delenv("HF_TOKEN")  # the fixture's HF_HOME is fresh: no saved login
+    with pytest.raises(HubAuthenticationError, match=r"no Hugging Face token found.*`hf auth login`.*HF_TOKEN"):
+        resolve_token()
+    with pytest.raises(PermissionError):  # what callers that do not know hf_charlm catch
+        push_folder(dummy_folder(Path(hub.cache_dir).parent / "out"), "tester/never")
+    assert not HfApi(token=hub.token).repo_exists("tester/never")
+
+
+# Fake credentials, assembled at run time so that this file holds nothing a secret scanner would flag.
+FAKE = "Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJk"  # 36 letters and digits
+SECRET_FILES = {
+    # file: (content, the kind the refusal names, the secret itself)
+    "hf_token.txt": ("hf_" + FAKE[:34] + "\n", "Hugging Face token", "hf_" + FAKE[:34]),
+    "credentials.json": ('{\n  "api_key": "' + FAKE[:24] + '"\n}\n', "API key", FAKE[:24]),
+    "notes/aws.cfg": ("[default]\naws_access_key_id = AKIA" + FAKE[:16].upper() + "\n", "AWS access key",
+                      "AKIA" + FAKE[:16].upper()),
+    "deploy/key.txt": ("-----BEGIN OPENSSH " + "PRIVATE KEY-----\n" + FAKE + "\n-----END OPENSSH PRIVATE KEY-----\n",
+                       "private key", FAKE),
+    "settings.yaml": ("user: me\npassword: " + FAKE[:12] + "\n", "password", FAKE[:12]),
+    "run.sh": ("export GITHUB_TOKEN=gh" + "p_" + FAKE + "\n", "GitHub token", "gh" + "p_" + FAKE),
+    "client.py": ('OPENAI_API_KEY = "s' + "k-proj-" + FAKE + '"\n', "OpenAI-style API key", "s" + "k-proj-" + FAKE),
+    "train_config.json": ('{"hub_token": "hf_' + FAKE[:34] + '", "lr": 0.001}', "Hugging Face token", FAKE[:34]),
+}
+
+
+@pytest.mark.parametrize("name", list(SECRET_FILES))
+def test_refuses_files_whose_contents_hold_secrets(hub, tmp_path, name):
+    content, kind, secret = SECRET_FILES[name]
+    folder = dummy_folder(tmp_path / "out")
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(content)
+    repo_id = "tester/leaky-" + re.sub(r"[^a-z]", "-", name)
+    with pytest.raises(ValueError) as error:
+        push_folder(folder, repo_id)
+    message = str(error.value)
+    assert re.search(rf"{re.escape(name)} \(contains an? {kind}", message), message
+    assert secret not in message
+    assert not HfApi().repo_exists(repo_id)
+    with pytest.raises(ValueError):  # a dry run refuses too
+        push_folder(folder, repo_id, dry_run=True)
+    if name == "hf_token.txt":  # the script: exit 1, file and kind named, the secret not printed
+        proc = run_push_script(hub, tmp_path, [str(folder), repo_id])
+        assert proc.returncode == 1 and name in proc.stderr and kind in proc.stderr
+        assert secret not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_secret_scan_passes_normal_model_files(hub, tmp_path):
+    """A real saved model folder, its model card (with the security note) and the project's own code and docs: no
+    false alarm."""
+    from hf_charlm import CharLMForCausalLM, config_from_preset, train_char_tokenizer
+
+    tokenizer = train_char_tokenizer(["hello world", "你好"])
+    config = config_from_preset("tiny", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64)
+    folder = tmp_path / "run"
+    CharLMForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    card = write_model_card(folder, task="causal_lm", model_name="charlm-tiny", hyperparameters={"max_steps": 0},
+                            results={"eval_loss": 5.0}, datasets=[], language=["en"], repo_id="tester/charlm-tiny")
+    assert "## Security" in card.read_text(encoding="utf-8") and "token" in card.read_text(encoding="utf-8")
+    docs = folder / "docs"
+    docs.mkdir()
+    for path in [REPO_ROOT / "README.md", *REPO_ROOT.glob("model_cards/*.md"), *PACKAGE_DIR.glob("*.py"),
+                 *(REPO_ROOT / "scripts").glob("*.py"), REPO_ROOT / "tests" / "hub_server.py"]:
+        (docs / f"{path.parent.name}-{path.name}").write_bytes(path.read_bytes())
+    # look-alikes that are not secrets: placeholders, environment lookups, special tokens, prose
+    (docs / "settings.yaml").write_text('password: "<your password>"\napi_key: ${API_KEY}\nsecret: null\n'
+                                        'hub_token: "<HUB_TOKEN>"\npad_token: "<pad>"\n')
+    (docs / "client.py").write_text('import os\napi_key = os.environ["API_KEY"]\npassword: str | None = None\n'
+                                    'secret_sauce = "a long string, not a secret"\n')
+    uploaded = push_folder(folder, "tester/clean", dry_run=True)
+    assert {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "docs/client.py"} <= set(uploaded)
+    assert len([p for p in uploaded if p.startswith("docs/")]) > 20
 
 
 def test_push_fixes_remote_only_and_excludes_trainer_state(hub, tmp_path):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -12,7 +15,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from hf_charlm import build_char_tokenizer, train_char_tokenizer
 from hf_charlm.tokenization_charlm import SPECIAL_TOKENS
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, tiny_config
 
 # any valid Unicode string: every code point except the surrogates (which cannot be encoded as UTF-8)
 valid_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
@@ -25,7 +28,7 @@ ROUND_TRIP_TOKENIZER = train_char_tokenizer(CORPUS)
 @given(valid_text)
 def test_round_trip_any_text(text):
     tok = ROUND_TRIP_TOKENIZER
-    ids = tok(text).input_ids
+    ids = tok(text, split_special_tokens=True).input_ids  # literal: a generated "<s>" stays three characters
     assert tok.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFC", text)
 
 
@@ -35,7 +38,6 @@ def test_round_trip_any_text(text):
     "e\u0301 combining acute, a\u030a ring",
     "tab\there\r\nCRLF\rCR\nLF",
     "NUL\x00inside",
-    "<s> typed literally </s> <pad>",
     "",
     "   leading and trailing spaces   ",
 ])
@@ -43,6 +45,51 @@ def test_round_trip_hard_cases(tokenizer, text):
     ids = tokenizer(text).input_ids
     assert tokenizer.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFC", text)
     assert tokenizer.unk_token_id not in ids  # byte fallback: nothing is ever unknown
+
+
+def test_special_tokens_in_text_like_builtin_models(tokenizer):
+    """As in every built-in tokenizer, a special token written in the text is that token; `split_special_tokens=True`
+    (per call) reads text literally, for text you do not control."""
+    text = "<s> typed </s> <pad>"
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    assert tokenizer.convert_ids_to_tokens(ids) == ["<s>", " ", "t", "y", "p", "e", "d", " ", "</s>", " ", "<pad>"]
+    assert tokenizer.decode(ids) == text
+    literal = tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids
+    assert len(literal) >= len(text) and not set(literal) & set(tokenizer.all_special_ids)
+    assert tokenizer.decode(literal, skip_special_tokens=True) == text
+
+
+CHAT = "<|user|>你好<|end|><|assistant|>hello<|end|>"
+
+
+def _check_chat_markers(tok) -> None:
+    enc = tok(CHAT, add_special_tokens=False, return_offsets_mapping=True)
+    tokens = tok.convert_ids_to_tokens(enc.input_ids)
+    markers = [t for t in tokens if t.startswith("<|")]
+    assert markers == ["<|user|>", "<|end|>", "<|assistant|>", "<|end|>"]  # one token each, never split
+    assert CHAT[slice(*enc.offset_mapping[0])] == "<|user|>"
+    assert tok.decode(enc.input_ids) == CHAT  # round trip
+    assert tok.decode(enc.input_ids, skip_special_tokens=True) == "你好hello"  # special: skipped on request
+    marker_ids = tok.convert_tokens_to_ids(["<|user|>", "<|assistant|>", "<|end|>"])
+    assert len(set(marker_ids)) == 3 and tok.unk_token_id not in marker_ids
+    assert tok("<plain> x", add_special_tokens=False).input_ids[0] == tok.convert_tokens_to_ids("<plain>")
+
+
+def test_added_special_tokens_stay_single_tokens(tokenizer, tmp_path):
+    vocab_size = len(tokenizer)
+    assert tokenizer.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|assistant|>"]}) == 2
+    assert tokenizer.add_tokens(["<|end|>"], special_tokens=True) == 1
+    assert tokenizer.add_tokens(["<plain>"]) == 1
+    assert len(tokenizer) == vocab_size + 4
+    _check_chat_markers(tokenizer)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=False)
+    _check_chat_markers(loaded)
+    assert loaded(CHAT).input_ids == tokenizer(CHAT).input_ids
+    # a special token added after reloading (the generic class, no hf_charlm code) behaves the same
+    loaded.add_special_tokens({"additional_special_tokens": ["<|system|>"]}, replace_extra_special_tokens=False)
+    ids = loaded("<|system|>hi", add_special_tokens=False).input_ids
+    assert loaded.convert_ids_to_tokens(ids)[0] == "<|system|>" and loaded.decode(ids) == "<|system|>hi"
 
 
 def test_normalisation_configurable():
@@ -166,3 +213,79 @@ def test_save_load_autotokenizer(tokenizer, tmp_path):
 def test_build_rejects_multi_character_entries():
     with pytest.raises(ValueError, match="single characters"):
         build_char_tokenizer(["ab"])
+
+
+# ------------------------------------------------------------------------ loading with no hf_charlm, no prompt
+LOAD_WITHOUT_HF_CHARLM = r"""
+import json, sys
+sys.modules["hf_charlm"] = None  # a user who has transformers but not hf_charlm
+try:
+    import hf_charlm
+    raise SystemExit("hf_charlm is importable")
+except ImportError:
+    pass
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+folder, text = sys.argv[1], sys.argv[2]
+ways = {  # the plain ways first: loading remote code could register something for the later ones
+    "AutoTokenizer": lambda: AutoTokenizer.from_pretrained(folder),
+    "AutoTokenizer, trust_remote_code=False": lambda: AutoTokenizer.from_pretrained(folder, trust_remote_code=False),
+    "PreTrainedTokenizerFast": lambda: PreTrainedTokenizerFast.from_pretrained(folder),
+    "AutoTokenizer, trust_remote_code=True": lambda: AutoTokenizer.from_pretrained(folder, trust_remote_code=True),
+}
+for name, load in ways.items():
+    print(f"@@@ {name}", flush=True)
+    try:
+        ids = load()(text).input_ids
+    except Exception as e:
+        ids = f"{type(e).__name__}: {e}"
+    print("@@@ ids " + json.dumps(ids), flush=True)
+"""
+LOAD_TEXT = "<|user|>北京 met Obama 😀<s>"
+LOAD_WAYS = ("AutoTokenizer", "AutoTokenizer, trust_remote_code=False", "PreTrainedTokenizerFast",
+             "AutoTokenizer, trust_remote_code=True")
+# transformers 5.24 cannot do these silently from a model folder whatever the tokenizer files say, see README (Design)
+TRANSFORMERS_LOADS_THE_CONFIG = pytest.mark.xfail(
+    strict=True,
+    reason="AutoTokenizer.from_pretrained always loads config.json through AutoConfig first "
+    "(models/auto/tokenization_auto.py); a model_type transformers does not know with an auto_map['AutoConfig'] "
+    "makes AutoConfig ask [y/N] (dynamic_module_utils.resolve_trust_remote_code) and, refused, AutoTokenizer falls "
+    "back to PreTrainedConfig.from_pretrained, which warns about model type `charlm`",
+)
+
+
+@pytest.fixture(scope="module")
+def loads_without_hf_charlm(tmp_path_factory) -> tuple[dict[str, tuple[str, object]], list[int]]:
+    """A model folder (config.json with model_type charlm and auto_map, remote code, tokenizer with an added chat
+    marker) loaded in a process where hf_charlm cannot be imported and stdin is closed: way -> (output, ids)."""
+    from hf_charlm import CharLMForCausalLM
+
+    tokenizer = train_char_tokenizer(CORPUS)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|user|>"]})
+    folder = tmp_path_factory.mktemp("model_folder")
+    CharLMForCausalLM(tiny_config(vocab_size=len(tokenizer))).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "charlm" and "AutoConfig" in config["auto_map"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_HF_CHARLM, str(folder), LOAD_TEXT], cwd=folder,
+                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = {}
+    for chunk in proc.stdout.split("@@@ ")[1:]:
+        if chunk.startswith("ids "):
+            results[way] = (output, json.loads(chunk[4:].splitlines()[0]))
+        else:
+            way, _, output = chunk.partition("\n")
+    return results, tokenizer(LOAD_TEXT).input_ids
+
+
+@pytest.mark.parametrize("way", [pytest.param(w, marks=TRANSFORMERS_LOADS_THE_CONFIG) if w.startswith("AutoTokenizer")
+                                 and not w.endswith("True") else w for w in LOAD_WAYS])
+def test_saved_tokenizer_loads_without_prompt_or_warning(loads_without_hf_charlm, way):
+    results, expected = loads_without_hf_charlm
+    output, ids = results[way]
+    assert ids == expected  # identical ids, the added chat marker one token
+    for noise in ("[y/N]", "custom code", "to instantiate a model of type"):
+        assert noise not in output, output
