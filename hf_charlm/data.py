@@ -725,7 +725,9 @@ def group_texts(examples: dict[str, list[list[int]]], block_size: int) -> dict[s
 
 
 def _tokenize_with_eos(batch: dict[str, list[Any]], tokenizer: Any, text_column: str) -> dict[str, list[list[int]]]:
-    encoded = tokenizer(batch[text_column], return_attention_mask=True, return_token_type_ids=False, verbose=False)
+    # corpus text is read literally: a "</s>" typed in it is characters, not the end-of-text token
+    encoded = tokenizer(batch[text_column], return_attention_mask=True, return_token_type_ids=False, verbose=False,
+                        split_special_tokens=True)
     eos = tokenizer.eos_token_id
     return {
         "input_ids": [ids + [eos] for ids in encoded["input_ids"]],
@@ -842,7 +844,8 @@ def tokenize_and_align_labels(
             owner.extend([w] * len(word))
         texts.append(word_separator.join(words))
         owners.append(owner)
-    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True, verbose=False)
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True, verbose=False,
+                    split_special_tokens=True)
     all_labels = []
     for row, (offsets, tags) in enumerate(zip(enc["offset_mapping"], examples[tags_column])):
         owner, word_ids = owners[row], enc.word_ids(row)

@@ -23,7 +23,7 @@ def _token_stream(tokenizer, texts: Iterable[str]) -> tuple[torch.Tensor, int, i
     texts = [t for t in texts if t]
     if not texts:
         raise ValueError("No text to evaluate: every text is empty.")
-    for enc, text in zip(tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"], texts):
+    for enc, text in zip(tokenizer(texts, add_special_tokens=True, verbose=False, split_special_tokens=True)["input_ids"], texts):
         ids.extend(enc)
         ids.append(tokenizer.eos_token_id)
         n_chars += len(normalizer.normalize_str(text) if normalizer is not None else text)

@@ -20,7 +20,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file, save_file
 
 from hf_charlm.configuration_charlm import AUTO_MAP
-from hf_charlm.hub import HubAuthenticationError, PushResult, push_folder, resolve_token, write_model_card
+from hf_charlm.hub import REMOTE_CODE, HubAuthenticationError, PushResult, push_folder, resolve_token, write_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "hf_charlm"
@@ -63,9 +63,9 @@ def test_dry_run_lists_files_and_uploads_nothing(hub, tmp_path, capsys):
     before = sorted(p.name for p in hub.root.glob("*/*"))
     result = push_folder(folder, "tester/dry", dry_run=True)
     assert isinstance(result, PushResult) and result.commit_info is None
-    assert list(result) == ["config.json", "configuration_charlm.py", "model.safetensors", "modeling_charlm.py",
-                            "tokenizer.json"]
-    assert sorted(result.fixed) == ["config.json", "configuration_charlm.py", "modeling_charlm.py"]
+    assert list(result) == sorted(["config.json", *REMOTE_CODE, "model.safetensors", "tokenizer.json"])
+    assert sorted(result.fixed) == sorted(["config.json", *REMOTE_CODE])
+    assert {"configuration_charlm.py", "modeling_charlm.py", "generation_charlm.py"} <= set(REMOTE_CODE)
     assert not HfApi().repo_exists("tester/dry")
     assert sorted(p.name for p in hub.root.glob("*/*")) == before
 
@@ -236,12 +236,11 @@ def test_push_fixes_remote_only_and_excludes_trainer_state(hub, tmp_path):
     result = push_folder(folder, "tester/fixed", commit_message="first upload")
     assert snapshot(folder) == before  # nothing written into the user's folder
     assert result.commit_info.oid == HfApi().model_info("tester/fixed").sha
-    assert remote_files("tester/fixed") == {".gitattributes", "config.json", "configuration_charlm.py",
-                                            "inside.json", "model.safetensors", "modeling_charlm.py",
-                                            "tokenizer.json"}
+    assert remote_files("tester/fixed") == {".gitattributes", "config.json", "inside.json", "model.safetensors",
+                                            "tokenizer.json", *REMOTE_CODE}
     config = json.loads(Path(hf_hub_download("tester/fixed", "config.json")).read_text())
     assert config["auto_map"] == AUTO_MAP and config["hidden_size"] == 8
-    for name in ("configuration_charlm.py", "modeling_charlm.py"):
+    for name in REMOTE_CODE:
         assert Path(hf_hub_download("tester/fixed", name)).read_bytes() == (PACKAGE_DIR / name).read_bytes()
     assert load_file(hf_hub_download("tester/fixed", "model.safetensors"))["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
 
