@@ -35,6 +35,7 @@ __all__ = [
     "CWS_LABELS",
     "NER_LABELS",
     "SENTIMENT_LABELS",
+    "cws_lexicon",
     "dataset_statistics",
     "group_texts",
     "load_builtin",
@@ -645,6 +646,23 @@ def load_builtin(name: str) -> DatasetDict:
     _check_name(name)
     splits, _ = _built(name)
     return DatasetDict({split: copy.deepcopy(dataset) for split, dataset in splits.items()})
+
+
+def cws_lexicon(min_length: int = 2, max_length: int = 8) -> frozenset[str]:
+    """The words of `min_length` to `max_length` characters in the train split of `peoples_daily_cws`: the lexicon of
+    whole-word masking (`hf_charlm.collators.CharLMMaskingCollator(scheme="word")`). Train only, so masking never
+    draws on a validation or test sentence."""
+    train = load_builtin("peoples_daily_cws")["train"]
+    words: set[str] = set()
+    for tokens, tags in zip(train["tokens"], train["tags"]):
+        word = ""
+        for char, tag in zip(tokens, tags):
+            word += char
+            if CWS_LABELS[tag] in ("E", "S"):
+                if min_length <= len(word) <= max_length:
+                    words.add(word)
+                word = ""
+    return frozenset(words)
 
 
 def _flat_ids(dataset: Dataset, column: str) -> np.ndarray:

@@ -85,11 +85,13 @@ logger = logging.get_logger(__name__)
 # ------------------------------------------------------------------------------------------------ model cards
 TASKS: dict[str, dict[str, str]] = {
     "causal_lm": {"template": "causal_lm.md", "task_name": "Causal language modeling"},
+    "masked_lm": {"template": "masked_lm.md", "task_name": "Masked language modeling"},
     "token_classification": {"template": "token_classification.md", "task_name": "Token classification"},
     "sequence_classification": {"template": "sequence_classification.md", "task_name": "Text classification"},
 }
 TASK_ALIASES = {
     "pretrain": "causal_lm", "text-generation": "causal_lm", "causal-lm": "causal_lm",
+    "fill-mask": "masked_lm", "masked-lm": "masked_lm", "mlm": "masked_lm",
     "ner": "token_classification", "cws": "token_classification", "token-classification": "token_classification",
     "sentiment": "sequence_classification", "text-classification": "sequence_classification",
 }
@@ -105,6 +107,8 @@ METRICS: dict[str, tuple[str, str, dict | None]] = {
     "f1": ("f1", "F1", None),
     "accuracy": ("accuracy", "Accuracy", None),
     "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
+    "masked_accuracy": ("accuracy", "Masked-character accuracy", None),
+    "masked_bits_per_char": ("bits_per_character", "Bits per masked character", None),
     "f1_macro": ("f1", "Macro F1", {"average": "macro"}),
 }
 SPLIT_PREFIXES = {"eval_": "validation", "validation_": "validation", "test_": "test", "train_": "train"}
@@ -112,6 +116,7 @@ BOOKKEEPING = ("runtime", "samples", "samples_per_second", "steps_per_second", "
                "model_preparation_time", "total_flos", "num_input_tokens_seen")
 HUB_ID_RE = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")
 EXAMPLES = {"zh": "今天天气很好，我们", "en": "The weather today is"}
+MASK_EXAMPLES = {"zh": "今天天<mask>很好。", "en": "The weather to<mask>ay is fine."}
 
 
 def template_dir() -> Path:
@@ -164,7 +169,9 @@ def _eval_rows(results: dict[str, float], task: str) -> list[tuple[str, str, str
             continue
         _, display, args = METRICS.get(name, (name, name, None))
         if task == "causal_lm" and name == "loss":
-            display = "Loss (nats per token, Trainer)"
+            display = "Loss (nats per token)"
+        elif task == "masked_lm" and name == "loss":
+            display = "Loss (nats per masked character)"
         rows[(split, name)] = (split, name, display, value, args)
     if task == "causal_lm":  # bits per char and perplexity follow from the loss in nats
         for split, name, _, value, _ in list(rows.values()):
@@ -226,7 +233,7 @@ def write_model_card(
     rows = _eval_rows(results, task)
     id2label = config.get("id2label") or {}
     labels = ", ".join(f"`{id2label[k]}`" for k in sorted(id2label, key=int)) if id2label else "see `config.json`"
-    known = {"license", "tags", "description", "example"}
+    known = {"license", "tags", "description", "example", "masking"}
     others = {k: v for k, v in extra.items() if k not in known}
     repo_for_snippet = repo_id or f"your-username/{model_name}"
     body = template.substitute(
@@ -241,6 +248,8 @@ def write_model_card(
         revision=_py_str(revision or "main"),
         revision_comment="" if revision else "  # replace with a commit sha from the repo's history to pin it",
         example=_py_str(extra.get("example") or EXAMPLES.get(language[0] if language else "en", EXAMPLES["en"])),
+        mask_example=_py_str(MASK_EXAMPLES.get(language[0] if language else "en", MASK_EXAMPLES["en"])),
+        masking=extra.get("masking", "15% of the characters masked"),
         hyperparameters_table=_table(("Hyperparameter", "Value"), sorted(hyperparameters.items()))
         if hyperparameters else "No hyperparameters were recorded.",
         results_table=_table(("Split", "Metric", "Value"), [(s, n, v) for s, _, n, v, _ in rows])

@@ -129,3 +129,32 @@ def evaluate_lm(
         "characters": float(n_chars),
         "tokens": float(len(stream)),
     }
+
+
+@torch.no_grad()
+def evaluate_masked_lm(model, blocks, batch_size: int = 64) -> dict[str, float]:
+    """Cross-entropy and accuracy of a masked char model on already-masked blocks (`input_ids`, `attention_mask`,
+    `labels` with -100 where nothing is to be restored, as `CharLMMaskingCollator` makes them), over every masked
+    character: `nats_per_masked_char`, `masked_bits_per_char`, `masked_accuracy`, `masked_chars`."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, correct, count = 0.0, 0, 0
+    for start in range(0, len(blocks), batch_size):
+        batch = blocks[start : start + batch_size]
+        labels = torch.as_tensor(batch["labels"]).to(device)
+        logits = model(
+            input_ids=torch.as_tensor(batch["input_ids"]).to(device),
+            attention_mask=torch.as_tensor(batch["attention_mask"]).to(device),
+        ).logits.float()
+        scored = labels != -100
+        total += F.cross_entropy(logits[scored], labels[scored], reduction="sum").item()
+        correct += int((logits[scored].argmax(-1) == labels[scored]).sum())
+        count += int(scored.sum())
+    if was_training:
+        model.train()
+    if count == 0:
+        raise ValueError("No masked character to evaluate: every label is -100.")
+    nats = total / count
+    return {"nats_per_masked_char": nats, "masked_bits_per_char": nats / math.log(2), "masked_accuracy": correct / count,
+            "masked_chars": count}

@@ -450,6 +450,42 @@ def sample_generations(
     return out
 
 
+def sample_fill_masks(model, tokenizer: PreTrainedTokenizerBase, texts: list[str], share: float = 0.15, seed: int = 0) -> list[str]:
+    """A masked model's restorations of a few texts, for the end-of-training printout and the model card: a
+    seeded `share` of each text's characters is masked, and each line shows the text with the model's choices in
+    [brackets] (a wrong choice as [guess≠truth])."""
+    import random
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    rng = random.Random(seed)
+    out = []
+    for text in texts:
+        enc = tokenizer(text, return_tensors="pt", split_special_tokens=True, truncation=True,
+                        max_length=min(getattr(model.config, "max_position_embeddings", 512), 512))
+        ids = enc["input_ids"][0]
+        words = enc.word_ids(0)
+        positions = [i for i, w in enumerate(words) if w is not None]
+        chosen = sorted(rng.sample(positions, max(1, round(share * len(positions))))) if positions else []
+        masked = ids.clone()
+        masked[chosen] = tokenizer.mask_token_id
+        with torch.no_grad():
+            logits = model(input_ids=masked[None].to(device), attention_mask=enc["attention_mask"].to(device)).logits[0]
+        pieces = []
+        for i in positions:
+            truth = tokenizer.decode([int(ids[i])])
+            if i in chosen:
+                guess = tokenizer.decode([int(logits[i].argmax())])
+                pieces.append(f"[{guess}]" if guess == truth else f"[{guess}≠{truth}]")
+            else:
+                pieces.append(truth)
+        out.append("".join(pieces))
+    if was_training:
+        model.train()
+    return out
+
+
 def take_push_flag(training_args: TrainingArguments) -> bool:
     """Takes `--push_to_hub` away from the Trainer (whose push would upload `training_args.bin`, a pickle, and
     checkpoints): the scripts push the finished folder with `push_output` instead."""

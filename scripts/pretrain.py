@@ -5,6 +5,11 @@ then prints validation bits per character and sample generations:
 
     python scripts/pretrain.py
 
+A masked char model (the starting point for NER, word segmentation and sentiment), on both built-in corpora:
+
+    python scripts/pretrain.py --objective mlm --masking span --builtin peoples_daily_text,reviews_text \
+        --output_dir outputs/charlm-mlm
+
 Any other data / size (arguments as in transformers' run_clm.py; a single .json file works as the whole config):
 
     python scripts/pretrain.py --train_file my.txt --backbone lstm --preset small --block_size 256 \
@@ -17,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import numpy as np
 from transformers import (
     AutoModelForCausalLM,
+    AutoModelForMaskedLM,
     AutoTokenizer,
     EarlyStoppingCallback,
     Trainer,
@@ -27,10 +34,11 @@ from transformers import (
     set_seed,
 )
 
-from hf_charlm import CharLMForCausalLM, train_char_tokenizer
-from hf_charlm.data import tokenize_and_pack
+from hf_charlm import CharLMForCausalLM, CharLMForMaskedLM, train_char_tokenizer
+from hf_charlm.collators import MASKING_SCHEMES, CharLMMaskingCollator
+from hf_charlm.data import cws_lexicon, tokenize_and_pack
 from hf_charlm.hub import write_model_card
-from hf_charlm.lm_eval import evaluate_lm
+from hf_charlm.lm_eval import evaluate_lm, evaluate_masked_lm
 from hf_charlm.training import (
     ModelArguments,
     UsageError,
@@ -43,6 +51,7 @@ from hf_charlm.training import (
     push_output,
     resolve_resume,
     run_main,
+    sample_fill_masks,
     sample_generations,
     setup_logging,
     take_push_flag,
@@ -52,6 +61,7 @@ from hf_charlm.training import (
 logger = logging.getLogger("pretrain")
 
 TEXT_BUILTINS = ("peoples_daily_text", "reviews_text")
+OBJECTIVES = ("clm", "mlm")
 # The seed's recipe, sized so that the no-argument run fits 10 minutes on 2 CPU cores (see README).
 TRAINING_DEFAULTS = dict(
     output_dir="outputs/charlm-pretrain",
@@ -80,8 +90,22 @@ TRAINING_DEFAULTS = dict(
 class DataArguments:
     builtin: str | None = field(
         default="peoples_daily_text",
-        metadata={"help": f"Built-in corpus ({', '.join(TEXT_BUILTINS)}); ignored with --dataset_name / --train_file."},
+        metadata={"help": f"Built-in corpus ({', '.join(TEXT_BUILTINS)}), or several separated by commas (their "
+                  "train and validation splits are concatenated); ignored with --dataset_name / --train_file."},
     )
+    objective: str = field(
+        default="clm",
+        metadata={"help": "'clm': next-character prediction (CharLMForCausalLM, generates text); 'mlm': masked "
+                  "characters restored from both sides (CharLMForMaskedLM, the start for classifiers)."},
+    )
+    masking: str = field(
+        default="char",
+        metadata={"help": f"--objective mlm: what is masked together, one of {', '.join(MASKING_SCHEMES)}: single "
+                  "characters, spans of geometric length (--mean_span_length), or whole words of the People's Daily "
+                  "segmentation train split's lexicon."},
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "--objective mlm: share of characters masked."})
+    mean_span_length: float = field(default=3.0, metadata={"help": "--masking span: mean span length in characters."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs network)."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's config."})
     text_column: str = field(default="text", metadata={"help": "The column holding the text."})
@@ -110,8 +134,18 @@ class DataArguments:
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card, comma-separated."})
 
     def __post_init__(self) -> None:
-        if self.dataset_name is None and self.train_file is None and self.builtin not in TEXT_BUILTINS:
-            raise UsageError(f"--builtin {self.builtin!r} is not a text corpus: choose one of {', '.join(TEXT_BUILTINS)}.")
+        if self.dataset_name is None and self.train_file is None:
+            for name in (self.builtin or "").split(","):
+                if name not in TEXT_BUILTINS:
+                    raise UsageError(f"--builtin {name!r} is not a text corpus: choose from {', '.join(TEXT_BUILTINS)}.")
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"--objective {self.objective!r} is invalid: choose one of {', '.join(OBJECTIVES)}.")
+        if self.masking not in MASKING_SCHEMES:
+            raise UsageError(f"--masking {self.masking!r} is invalid: choose one of {', '.join(MASKING_SCHEMES)}.")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise UsageError(f"--mlm_probability={self.mlm_probability} must be in (0, 1).")
+        if self.mean_span_length < 1.0:
+            raise UsageError(f"--mean_span_length={self.mean_span_length} must be >= 1.")
         if self.block_size < 2:
             raise UsageError(f"--block_size={self.block_size} must be at least 2.")
         for name in ("max_train_samples", "max_eval_samples", "preprocessing_num_workers", "early_stopping_patience",
@@ -124,11 +158,20 @@ class DataArguments:
 
 def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
     """The train / validation texts, a name for the model card and the Hub dataset ids."""
-    raw, name, ids = load_splits(
-        data_args.builtin, data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
-        data_args.validation_file, None, data_args.validation_split_percentage, seed, sample_by=data_args.sample_by,
+    builtins = (data_args.builtin or "").split(",") if not (data_args.dataset_name or data_args.train_file) else [data_args.builtin]
+    parts, names = [], []
+    for builtin in builtins:
+        raw, name, ids = load_splits(
+            builtin, data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
+            data_args.validation_file, None, data_args.validation_split_percentage, seed, sample_by=data_args.sample_by,
+        )
+        parts.append(text_only(datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}),
+                               data_args.text_column))
+        names.append(name)
+    texts = datasets.DatasetDict(
+        {split: datasets.concatenate_datasets([p[split] for p in parts]) for split in ("train", "validation")}
     )
-    texts = text_only(datasets.DatasetDict({k: v for k, v in raw.items() if k in ("train", "validation")}), data_args.text_column)
+    name = " + ".join(names)
     return limit_splits(texts, {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}, seed, sample=False), name, ids
 
 
@@ -166,11 +209,15 @@ def main() -> None:
         )
     logger.info("vocabulary: %d tokens", len(tokenizer))
 
+    mlm = data_args.objective == "mlm"
     if model_args.model_name_or_path:
-        model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+        auto = AutoModelForMaskedLM if mlm else AutoModelForCausalLM
+        model = auto.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     else:
         config = build_config(model_args, len(tokenizer), tokenizer)
-        model = CharLMForCausalLM(config)
+        if mlm and config.is_recurrent and not config.bidirectional:
+            raise UsageError("--objective mlm needs right context: drop bidirectional=False from --config_overrides.")
+        model = (CharLMForMaskedLM if mlm else CharLMForCausalLM)(config)
     config = model.config
     check_vocab(tokenizer, config)
     if config.backbone == "transformer" and data_args.block_size > config.max_position_embeddings:
@@ -196,6 +243,23 @@ def main() -> None:
                 raise UsageError(f"{text_source(data_args, split)}: too short for one block: {err}. Use more text or "
                                  "a smaller --block_size.") from err
     logger.info("blocks of %d tokens: train %d, validation %d", data_args.block_size, len(lm_data["train"]), len(lm_data["validation"]))
+    collator, compute_metrics, preprocess_logits = default_data_collator, None, None
+    if mlm:
+        lexicon = cws_lexicon() if data_args.masking == "word" else None
+        masking = dict(tokenizer=tokenizer, mlm_probability=data_args.mlm_probability, scheme=data_args.masking,
+                       mean_span_length=data_args.mean_span_length, lexicon=lexicon)
+        collator = CharLMMaskingCollator(**masking, seed=training_args.seed)
+        # the validation blocks are masked once, with a fixed seed: every evaluation scores the same masks
+        fixed = CharLMMaskingCollator(**masking, seed=training_args.seed + 1)
+        blocks = [{"input_ids": ids} for ids in lm_data["validation"].with_format(None)["input_ids"]]
+        masked = fixed(blocks)  # blocks all have block_size tokens: one batch, no padding
+        lm_data["validation"] = datasets.Dataset.from_dict({k: v.tolist() for k, v in masked.items()}).with_format("torch")
+        preprocess_logits = lambda logits, labels: logits.argmax(-1)  # noqa: E731  (keeps eval memory at B x T)
+
+        def compute_metrics(eval_pred) -> dict[str, float]:
+            predictions, labels = eval_pred.predictions, eval_pred.label_ids
+            scored = labels != -100
+            return {"masked_accuracy": float((predictions[scored] == labels[scored]).mean())}
     eval_blocks = lm_data["validation"]
     if 0 < data_args.max_eval_blocks_during_training < len(eval_blocks):
         eval_blocks = eval_blocks.select(range(data_args.max_eval_blocks_during_training))
@@ -214,8 +278,10 @@ def main() -> None:
         train_dataset=lm_data["train"],
         eval_dataset=eval_blocks,
         processing_class=tokenizer,
-        data_collator=default_data_collator,
+        data_collator=collator,
         callbacks=callbacks,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=preprocess_logits,
     )
     start = time.time()
     train_result = trainer.train(resume_from_checkpoint=resume)
@@ -231,29 +297,44 @@ def main() -> None:
         # whole (FSDP / DeepSpeed keep only shards in trainer.model), scored in sliding windows over all the
         # validation text. eval_loss is that pass's cross-entropy per predicted token; the forward LM only for a
         # bidirectional RNN (whose Trainer loss during training averages both directions).
-        final = CharLMForCausalLM.from_pretrained(training_args.output_dir).to(training_args.device)
         start = time.time()
-        scores = evaluate_lm(
-            final, tokenizer, texts["validation"]["text"], block_size=data_args.block_size,
-            batch_size=training_args.per_device_eval_batch_size, progress=False if training_args.disable_tqdm else None,
-        )
-        eval_metrics = {
-            "epoch": trainer.state.epoch,
-            "eval_loss": scores["nats_per_token"],
-            **{f"eval_{k}": scores[k] for k in ("bits_per_char", "perplexity", "nats_per_char")},
-            "eval_runtime": round(time.time() - start, 4),
-            "eval_samples": texts["validation"].num_rows,  # texts, as --max_eval_samples counts them
-        }
+        if mlm:
+            final = CharLMForMaskedLM.from_pretrained(training_args.output_dir).to(training_args.device)
+            scores = evaluate_masked_lm(final, lm_data["validation"], batch_size=training_args.per_device_eval_batch_size)
+            eval_metrics = {
+                "epoch": trainer.state.epoch,
+                "eval_loss": scores["nats_per_masked_char"],
+                "eval_masked_bits_per_char": scores["masked_bits_per_char"],
+                "eval_masked_accuracy": scores["masked_accuracy"],
+                "eval_masked_chars": scores["masked_chars"],
+            }
+        else:
+            final = CharLMForCausalLM.from_pretrained(training_args.output_dir).to(training_args.device)
+            scores = evaluate_lm(
+                final, tokenizer, texts["validation"]["text"], block_size=data_args.block_size,
+                batch_size=training_args.per_device_eval_batch_size, progress=False if training_args.disable_tqdm else None,
+            )
+            eval_metrics = {
+                "epoch": trainer.state.epoch,
+                "eval_loss": scores["nats_per_token"],
+                **{f"eval_{k}": scores[k] for k in ("bits_per_char", "perplexity", "nats_per_char")},
+            }
+        eval_metrics["eval_runtime"] = round(time.time() - start, 4)
+        eval_metrics["eval_samples"] = texts["validation"].num_rows  # texts, as --max_eval_samples counts them
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
 
-        prompts = (
-            data_args.sample_prompts.split("|")
-            if data_args.sample_prompts
-            else (["中国", "北京市", "经济发展"] if data_args.builtin == "peoples_daily_text" and not (data_args.train_file or data_args.dataset_name)
-                  else [t[:12] for t in texts["validation"]["text"][:3]])
-        )
-        samples = sample_generations(final, tokenizer, prompts, max_new_tokens=data_args.sample_max_new_tokens, seed=training_args.seed)
+        if mlm:
+            samples = sample_fill_masks(final, tokenizer, [t[:40] for t in texts["validation"]["text"][:3]],
+                                        share=data_args.mlm_probability, seed=training_args.seed)
+        else:
+            prompts = (
+                data_args.sample_prompts.split("|")
+                if data_args.sample_prompts
+                else (["中国", "北京市", "经济发展"] if data_args.builtin == "peoples_daily_text" and not (data_args.train_file or data_args.dataset_name)
+                      else [t[:12] for t in texts["validation"]["text"][:3]])
+            )
+            samples = sample_generations(final, tokenizer, prompts, max_new_tokens=data_args.sample_max_new_tokens, seed=training_args.seed)
         language = (
             data_args.language.split(",") if data_args.language
             else (["zh"] if not (data_args.train_file or data_args.dataset_name) else [])
@@ -276,22 +357,31 @@ def main() -> None:
             "steps": trainer.state.global_step,
             "seed": training_args.seed,
             "training_time_seconds": round(train_seconds, 1),
+            "objective": data_args.objective,
         }
+        if mlm:
+            hyper.update(masking=data_args.masking, mlm_probability=data_args.mlm_probability)
         write_model_card(
             training_args.output_dir,
-            task="causal_lm",
+            task="masked_lm" if mlm else "causal_lm",
             model_name=Path(training_args.output_dir).name,
             hyperparameters=hyper,
             results={k: v for k, v in eval_metrics.items()},
             datasets=dataset_ids,
             language=language,
             dataset_name=data_name,
-            extra={"sample generations": " / ".join(s.replace("\n", " ") for s in samples)},
+            extra={("sample restorations" if mlm else "sample generations"): " / ".join(s.replace("\n", " ") for s in samples),
+                   **({"masking": f"{data_args.masking} masking of {data_args.mlm_probability:.0%} of the characters"} if mlm else {})},
         )
-        print(f"\nvalidation: loss {eval_metrics['eval_loss']:.4f} nats/token, "
-              f"{eval_metrics['eval_bits_per_char']:.4f} bits/char, perplexity {eval_metrics['eval_perplexity']:.2f}")
+        if mlm:
+            print(f"\nvalidation: loss {eval_metrics['eval_loss']:.4f} nats per masked char, "
+                  f"{eval_metrics['eval_masked_bits_per_char']:.4f} bits per masked char, "
+                  f"masked accuracy {eval_metrics['eval_masked_accuracy']:.4f} ({eval_metrics['eval_masked_chars']} chars)")
+        else:
+            print(f"\nvalidation: loss {eval_metrics['eval_loss']:.4f} nats/token, "
+                  f"{eval_metrics['eval_bits_per_char']:.4f} bits/char, perplexity {eval_metrics['eval_perplexity']:.2f}")
         print(f"trained {trainer.state.global_step} steps in {train_seconds:.0f} s; model saved to {training_args.output_dir}\n")
-        print("samples (temperature 0.8, top-k 50):")
+        print("restorations ([model's choice] at masked characters):" if mlm else "samples (temperature 0.8, top-k 50):")
         for text in samples:
             print(f"  {text!r}")
 

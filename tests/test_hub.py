@@ -287,6 +287,8 @@ def test_private_repo_is_not_readable_without_token(hub, tmp_path):
 # ------------------------------------------------------------------------------------------------- model cards
 CARD_CASES = {
     "causal_lm": ({"eval_loss": 1.5, "eval_runtime": 2.0, "epoch": 1.0}, "text-generation", None),
+    "masked_lm": ({"eval_loss": 2.0, "eval_masked_accuracy": 0.6, "eval_masked_bits_per_char": 2.0 / math.log(2)},
+                  "fill-mask", None),
     "token_classification": ({"eval_precision": 0.8, "eval_recall": 0.7, "eval_f1": 0.75, "test_f1": 0.72},
                              "token-classification", "tester/charlm-tiny"),
     "sequence_classification": ({"eval_accuracy": 0.9, "eval_macro_f1": 0.88}, "text-classification",
@@ -314,9 +316,14 @@ def test_model_card_metadata_is_valid(hub, tmp_path, task):
     name, evals = model_index_to_eval_results(data["model-index"])
     got = {(e.dataset_split, e.metric_type, e.metric_name): e.metric_value for e in evals}
     if task == "causal_lm":
-        assert got == {("validation", "loss", "Loss (nats per token, Trainer)"): 1.5,
+        assert got == {("validation", "loss", "Loss (nats per token)"): 1.5,
                        ("validation", "bits_per_character", "Bits per character"): 1.5 / math.log(2),
                        ("validation", "perplexity", "Perplexity"): math.exp(1.5)}
+    elif task == "masked_lm":  # no causal bits per character or perplexity derived from a masked loss
+        assert got == {("validation", "loss", "Loss (nats per masked character)"): 2.0,
+                       ("validation", "accuracy", "Masked-character accuracy"): 0.6,
+                       ("validation", "bits_per_character", "Bits per masked character"): 2.0 / math.log(2)}
+        assert 'pipeline("fill-mask"' in text and "今天天<mask>很好。" in text
     elif task == "token_classification":
         assert got[("validation", "f1", "F1")] == 0.75 and got[("test", "f1", "F1")] == 0.72 and len(got) == 4
         assert "`NEG`, `POS`" in text

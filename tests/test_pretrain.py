@@ -244,3 +244,41 @@ def test_bad_input_exit_2_nothing_written(case, needle, tmp_path, text_files, ca
     assert after == before  # nothing half-written
     if case == "holds_model":
         assert (out / "model.safetensors").read_bytes() == b"precious"
+
+
+# ------------------------------------------------------------------------------------------------ masked LM
+@pytest.mark.parametrize("masking", ["span", "word"])
+def test_mlm_pretraining_on_both_corpora_then_heads_load(tmp_path, masking):
+    from transformers import AutoModelForMaskedLM, AutoModelForTokenClassification
+
+    from hf_charlm import CharLMForMaskedLM
+
+    out = tmp_path / "mlm"
+    proc = run_script([
+        str(PRETRAIN), "--objective", "mlm", "--masking", masking, "--builtin", "peoples_daily_text,reviews_text",
+        "--output_dir", str(out), "--max_train_samples", "3000", "--max_eval_samples", "400", "--max_steps", "60",
+        "--eval_steps", "30", "--save_steps", "60", "--learning_rate", "1e-2", *SMALL_RUN,
+    ])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["eval_loss"] == pytest.approx(results["eval_masked_bits_per_char"] * math.log(2))
+    # 60 steps learn the frequent characters: far better than a uniform guess over the vocabulary
+    vocab = len(AutoTokenizer.from_pretrained(out, trust_remote_code=True))
+    assert results["eval_loss"] < math.log(vocab) - 1.0
+    assert results["eval_masked_accuracy"] > 10 / vocab and results["eval_masked_chars"] > 500
+    assert "masked accuracy" in proc.stdout and "[" in proc.stdout.split("restorations")[1]
+    card = (out / "README.md").read_text()
+    assert "pipeline_tag: fill-mask" in card and f"{masking} masking of 15%" in card
+    model = AutoModelForMaskedLM.from_pretrained(out)
+    assert isinstance(model, CharLMForMaskedLM)
+    head, info = AutoModelForTokenClassification.from_pretrained(out, num_labels=4, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"] and not info["unexpected_keys"]
+
+
+def test_mlm_bad_arguments_exit_2(tmp_path, capsys):
+    for args, needle in ((["--objective", "xlm"], "--objective 'xlm'"), (["--objective", "mlm", "--masking", "words"], "--masking 'words'"),
+                         (["--builtin", "peoples_daily_text,peoples_daily_ner"], "'peoples_daily_ner' is not a text corpus"),
+                         (["--objective", "mlm", "--mlm_probability", "0"], "--mlm_probability=0.0")):
+        code, message = run_script_in_process(PRETRAIN, ["--output_dir", str(tmp_path / "x"), *args], capsys)
+        assert code == 2 and needle in message, (args, message)
+        assert not (tmp_path / "x").exists()
