@@ -639,7 +639,7 @@ def _word_costs(tokenizer: PreTrainedTokenizerBase, words_list: list[list[str]],
 def plan_windows(costs: list[int], capacity: int, stride: int) -> list[tuple[int, int, int, int]]:
     """Overlapping windows of whole words over one example: `(start, end, own_start, own_end)` word indices.
     Each window holds at most `capacity` tokens (a single longer word gets a window of its own and is cut);
-    consecutive windows share about `stride` tokens of words, and each shared word is scored by the window in
+    consecutive windows share about `stride` tokens of words (at least one word), and each shared word is scored by the window in
     which it sits further from the edge (the owned ranges tile the example exactly once)."""
     n = len(costs)
     spans = []
@@ -654,7 +654,8 @@ def plan_windows(costs: list[int], capacity: int, stride: int) -> list[tuple[int
         if end >= n:
             break
         nxt, back = end, 0
-        while nxt > start + 1 and back + costs[nxt - 1] <= stride:
+        # at least one word of context, then up to `stride` tokens, as long as the next window still reaches past `end`
+        while nxt > start + 1 and back + costs[nxt - 1] + costs[end] <= capacity and (nxt == end or back + costs[nxt - 1] <= stride):
             back += costs[nxt - 1]
             nxt -= 1
         start = nxt
