@@ -31,6 +31,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import IntervalStrategy
 
 from hf_charlm import CharLMForSequenceClassification
 from hf_charlm.formats import SOURCE_COLUMN
@@ -280,6 +281,9 @@ def main() -> None:
     with training_args.main_process_first(desc="tokenizing"):
         encoded = {split: encode(split) for split in raw if split in ("train", "validation", "test")}
 
+    if not do_train:  # the Trainer only evaluates and predicts: no evaluation schedule, no best model to load
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))

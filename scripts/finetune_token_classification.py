@@ -32,6 +32,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import IntervalStrategy
 
 from hf_charlm import CharLMForTokenClassification
 from hf_charlm.data import check_token_examples, tokenize_and_align_labels
@@ -129,6 +130,10 @@ def label_set(
     """The label names (`fixed`: --label_list or a fine-tuned model's labels; else the data's) and the tags as ids
     in that order; an unknown tag is an error naming the file and line (or split and index) of its row."""
     labelled = [split for split in raw if tags_column in raw[split].column_names]
+    if not labelled:  # prediction only, on untagged text
+        if fixed:
+            return raw, fixed
+        raise UsageError(f"No split has the tags column {tags_column!r}.")
     feature = raw[labelled[0]].features[tags_column]
     inner = getattr(feature, "feature", None)
     if isinstance(inner, datasets.ClassLabel):
@@ -302,6 +307,9 @@ def main() -> None:
                     logger.warning("%d of %d %s examples are longer than %d tokens: read in overlapping windows (stride %d), "
                                    "every word scored", windows[split][2], raw[split].num_rows, split, max_len, stride)
 
+    if not do_train:  # the Trainer only evaluates and predicts: no evaluation schedule, no best model to load
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
