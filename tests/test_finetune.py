@@ -391,3 +391,39 @@ def test_do_eval_without_model_exits_2(tmp_path, capsys):
     code, last = run_script_in_process(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--do_eval", "--output_dir",
                                                       str(tmp_path / "out")], capsys)
     assert code == 2 and "needs a fine-tuned model: pass --model_name_or_path" in last
+
+
+def test_char_per_line_bmes_entity_tags_scored_strictly(tmp_path):
+    """Character-per-line NER with BMES entity tags (B-/M-/E-/S-): detected as IOBES and scored in strict mode,
+    which the test metrics recomputed from predictions.jsonl confirm."""
+    from hf_charlm.data import NER_LABELS, load_builtin
+    from hf_charlm.metrics import entity_scores
+
+    ner = load_builtin("peoples_daily_ner")
+
+    def bmes_lines(split: str, n: int) -> tuple[str, list[list[str]]]:
+        lines, gold = [], []
+        for tokens, ids in zip(ner[split]["tokens"][:n], ner[split]["ner_tags"][:n]):
+            bio = [NER_LABELS[i] for i in ids] + ["O"]
+            tags = []
+            for k, tag in enumerate(bio[:-1]):
+                last = not bio[k + 1].startswith("I-")
+                tags.append(tag if tag == "O" else f"{('S' if last else 'B') if tag[0] == 'B' else ('E' if last else 'M')}-{tag[2:]}")
+            gold.append(tags)
+            lines += [f"{t}\t{g}" for t, g in zip(tokens, tags)] + [""]
+        return "\n".join(lines), gold
+
+    train_text, _ = bmes_lines("train", 150)
+    test_text, gold = bmes_lines("test", 20)
+    (tmp_path / "train.bmes").write_text(train_text, encoding="utf-8")
+    (tmp_path / "test.bmes").write_text(test_text, encoding="utf-8")
+    out = tmp_path / "out"
+    run(TOKEN_SCRIPT, ["--train_file", str(tmp_path / "train.bmes"), "--test_file", str(tmp_path / "test.bmes"),
+                       "--config_overrides", TINY, "--output_dir", str(out), *QUICK, "--num_train_epochs", "2"])
+    assert {"B-PER", "M-PER", "E-PER", "S-LOC"} <= set(json.loads((out / "config.json").read_text())["label2id"])
+    assert "| scheme | iobes |" in (out / "README.md").read_text()
+    predicted = [json.loads(line)["tags"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    strict = entity_scores([[t.replace("M-", "I-") for t in g] for g in gold], [[t.replace("M-", "I-") for t in p] for p in predicted],
+                           scheme="IOBES", mode="strict")
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["test_f1"] == pytest.approx(strict["overall_f1"]) and results["test_recall"] == pytest.approx(strict["overall_recall"])
