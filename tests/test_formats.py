@@ -56,6 +56,8 @@ def test_read_conll_char_per_line_tabs(tmp_path):
 def test_read_conll_tokens_only_and_errors(tmp_path):
     data = read_conll(write(tmp_path, "test.txt", "EU\nrejects\n\nPeter\n"))
     assert data["tokens"] == [["EU", "rejects"], ["Peter"]] and data["tags"] is None
+    ds = read_token_file(tmp_path / "test.txt", "conll")
+    assert ds.column_names == ["tokens", SOURCE_COLUMN] and ds[SOURCE_COLUMN] == [1, 4]
     with pytest.raises(ValueError, match=r"bad.conll line 3: 3 fields \('Peter NNP B-PER'\) where the file's first line has 2"):
         read_conll(write(tmp_path, "bad.conll", "EU B-ORG\n\nPeter NNP B-PER\n"))
     with pytest.raises(ValueError, match="no sentences"):
