@@ -490,6 +490,8 @@ def load_finetune_splits(
                         d = read_token_file(p, fmt)
                     origin = Origin(p.name, "line")
                 else:
+                    if FILE_BUILDERS.get(p.suffix.lower()) != fmt:
+                        raise UsageError(f"--{split}_file {path}: --file_format {fmt} reads {', '.join(e for e, b in FILE_BUILDERS.items() if b == fmt)} files.")
                     d = load_files(**{"train_file": None, "validation_file": None, f"{split}_file": path})[split]
                     lines = record_lines(p, FILE_BUILDERS.get(p.suffix.lower(), fmt), d.num_rows)
                     d = d.add_column(SOURCE_COLUMN, lines if lines is not None else list(range(d.num_rows)))

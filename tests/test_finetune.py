@@ -343,8 +343,10 @@ def test_sequence_classification_tsv_long_texts_then_predict_without_training(tm
     assert "early stopping required metric_for_best_model" not in log
     assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
     pred = tmp_path / "pred"
-    run(SEQ_SCRIPT, ["--model_name_or_path", str(out), "--do_predict", "--test_file", str(tmp_path / "test.tsv"),
-                     "--text_column", "text_a", "--output_dir", str(pred)])
+    run(SEQ_SCRIPT, ["--model_name_or_path", str(out), "--do_eval", "--do_predict", "--validation_file", str(tmp_path / "train.tsv"),
+                     "--test_file", str(tmp_path / "test.tsv"), "--text_column", "text_a", "--output_dir", str(pred)])
+    results = json.loads((pred / "all_results.json").read_text())
+    assert 0 <= results["eval_accuracy"] <= 1 and "test_accuracy" not in results and "train_runtime" not in results
     records = [json.loads(line) for line in (pred / "predictions.jsonl").read_text().splitlines()]
     assert [r["source"] for r in records] == [f"test.tsv line {n}" for n in range(2, 9)]
     assert all(r["label"] in ("0", "1") and 0.5 <= r["score"] <= 1 for r in records)

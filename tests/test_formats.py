@@ -121,6 +121,8 @@ def test_builtin_rows_are_indices():
 def test_file_errors_exit_as_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="bad.conll line 2"):
         load_finetune_splits("x", None, None, {"train": str(write(tmp_path, "bad.conll", "a O\nb\n"))}, "conll", 10, 0, token_task=True)
+    with pytest.raises(UsageError, match=r"--file_format json reads .jsonl, .json files"):
+        load_finetune_splits("x", None, None, {"train": str(write(tmp_path, "a.txt", '{"a": 1}'))}, "json", 10, 0, token_task=True)
     with pytest.raises(UsageError, match="no such file"):
         load_finetune_splits("x", None, None, {"train": str(tmp_path / "missing.conll")}, "auto", 10, 0, token_task=True)
 
