@@ -31,6 +31,9 @@ __all__ = [
     "classification_scores",
     "multilabel_scores",
     "regression_scores",
+    "detect_label_scheme",
+    "tags_to_entities",
+    "merge_windows",
     "token_classification_compute_metrics",
     "sequence_classification_compute_metrics",
     "available_metrics",
@@ -293,6 +296,69 @@ def regression_scores(references: Sequence[float], predictions: Sequence[float])
 
 
 # ----------------------------------------------------------------------------------------------------
+# tag schemes
+#
+# "bio": B-X / I-X / O, scored like conlleval (seqeval's default mode: an I-X without B-X starts an entity).
+# "iobes": B-X / I-X (or M-X) / E-X / S-X / O, and BILOU's L-X / U-X, scored in seqeval's strict IOBES mode: an
+#   entity counts only when it is well formed, so an unterminated "B-ORG M-ORG" does not match "B-ORG E-ORG".
+# "bmes": untyped B / M / E / S word-segmentation tags, scored as words (see `segmentation_scores`).
+
+LABEL_SCHEMES = ("bio", "iobes", "bmes")
+_IOBES_PREFIX = {"M": "I", "L": "E", "U": "S"}
+
+
+def detect_label_scheme(label_names: Sequence[str]) -> str:
+    """The scheme of a label set: untyped B/M/E/S -> "bmes"; any `E-`, `S-`, `M-`, `L-` or `U-` tag -> "iobes";
+    else "bio"."""
+    if set(label_names) <= set(SEGMENTATION_TAGS):
+        return "bmes"
+    if any(len(n) > 2 and n[1] == "-" and n[0] in "ESMLU" for n in label_names):
+        return "iobes"
+    return "bio"
+
+
+def _to_iobes(tags: Sequence[str]) -> list[str]:
+    return [f"{_IOBES_PREFIX.get(t[0], t[0])}{t[1:]}" if len(t) > 2 and t[1] == "-" else t for t in tags]
+
+
+def tags_to_entities(tags: Sequence[str], scheme: str = "bio") -> list[tuple[str, int, int]]:
+    """One sequence of tags -> `(type, start, end)` spans, end exclusive, decoded as the scheme is scored:
+    conlleval-style for "bio", strict for "iobes", words (type "") for "bmes"."""
+    if scheme == "bmes":
+        return [("", s, e) for s, e in bmes_to_spans(tags)]
+    if scheme == "iobes":
+        from seqeval.scheme import IOBES, Entities
+
+        return [(e.tag, e.start, e.end) for e in Entities([_to_iobes(tags)], IOBES).entities[0]]
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [(t, s, e + 1) for t, s, e in get_entities(list(tags))]
+
+
+def merge_windows(
+    predictions: np.ndarray, labels: np.ndarray, windows: Sequence[tuple[int, int, int]] | None
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows of predicted ids and labels (one row per window, -100 where nothing is scored) -> per example, the
+    predicted and true ids of its words in order. `windows[r] = (example, own_start, own_end)` says which
+    example row r belongs to and which of its scored positions it owns (`training.encode_token_windows`);
+    None means one row per example, all positions owned."""
+    true_rows: list[list[int]] = []
+    pred_rows: list[list[int]] = []
+    last = None
+    for r, (pred_row, label_row) in enumerate(zip(predictions, labels)):
+        keep = label_row != -100
+        true_ids, pred_ids = [int(i) for i in label_row[keep]], [int(i) for i in pred_row[keep]]
+        example, own_start, own_end = windows[r] if windows is not None else (r, 0, len(true_ids))
+        if example != last:
+            true_rows.append([])
+            pred_rows.append([])
+            last = example
+        true_rows[-1].extend(true_ids[own_start:own_end])
+        pred_rows[-1].extend(pred_ids[own_start:own_end])
+    return true_rows, pred_rows
+
+
+# ----------------------------------------------------------------------------------------------------
 # Trainer compute_metrics factories
 
 
@@ -304,7 +370,7 @@ def _unpack_eval_prediction(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def token_classification_compute_metrics(
-    id2label: dict[int, str], scheme: str = "bio"
+    id2label: dict[int, str], scheme: str = "bio", windows: Sequence[tuple[int, int, int]] | None = None
 ) -> Callable[[Any], dict[str, float]]:
     """A `compute_metrics` for `Trainer` on token classification. It takes an `EvalPrediction` (or a
     `(predictions, labels)` pair) whose predictions are logits `(B, T, num_labels)` or, after a
@@ -312,22 +378,24 @@ def token_classification_compute_metrics(
     flat dict of floats:
     - `scheme="bio"`: `precision`, `recall`, `f1`, `accuracy` (entity level, see `entity_scores`) and
       `{TYPE}_precision`, `{TYPE}_recall`, `{TYPE}_f1`, `{TYPE}_number` per entity type;
+    - `scheme="iobes"`: the same keys, entities scored in seqeval's strict IOBES mode (`M-`, `L-`, `U-` read
+      as `I-`, `E-`, `S-`);
     - `scheme="bmes"`: word-level `precision`, `recall`, `f1` (see `segmentation_scores`) and tag
-      `accuracy`."""
+      `accuracy`.
+    With `windows` (from `training.encode_token_windows`) the rows are windows of longer examples, put back
+    together with `merge_windows` before scoring, so entities and words are scored whole."""
     scheme = scheme.lower()
-    if scheme not in ("bio", "bmes"):
-        raise ValueError(f"scheme must be 'bio' or 'bmes', got {scheme!r}")
+    if scheme not in LABEL_SCHEMES:
+        raise ValueError(f"scheme must be one of {LABEL_SCHEMES}, got {scheme!r}")
     id2label = {int(k): v for k, v in id2label.items()}  # config.json round-trips the keys as strings
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         predictions, labels = _unpack_eval_prediction(eval_pred)
         if predictions.ndim == labels.ndim + 1:
             predictions = predictions.argmax(axis=-1)
-        true_tags, pred_tags = [], []
-        for pred_row, label_row in zip(predictions, labels):
-            keep = label_row != -100
-            true_tags.append([id2label[int(i)] for i in label_row[keep]])
-            pred_tags.append([id2label[int(i)] for i in pred_row[keep]])
+        true_ids, pred_ids = merge_windows(predictions, labels, windows)
+        true_tags = [[id2label[i] for i in row] for row in true_ids]
+        pred_tags = [[id2label[i] for i in row] for row in pred_ids]
         if scheme == "bmes":
             scores = segmentation_scores(true_tags, pred_tags)
             n_tags = sum(len(t) for t in true_tags)
@@ -338,7 +406,10 @@ def token_classification_compute_metrics(
                 "f1": scores["f1"],
                 "accuracy": n_right / n_tags if n_tags else 0.0,
             }
-        scores = entity_scores(true_tags, pred_tags)
+        if scheme == "iobes":
+            scores = entity_scores([_to_iobes(t) for t in true_tags], [_to_iobes(t) for t in pred_tags], scheme="IOBES", mode="strict")
+        else:
+            scores = entity_scores(true_tags, pred_tags)
         flat = {
             "precision": scores.pop("overall_precision"),
             "recall": scores.pop("overall_recall"),

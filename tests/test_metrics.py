@@ -18,14 +18,17 @@ from hf_charlm.metrics import (
     bits_per_char,
     bmes_to_spans,
     classification_scores,
+    detect_label_scheme,
     entity_scores,
     load_metric,
+    merge_windows,
     multilabel_scores,
     perplexity,
     regression_scores,
     segmentation_scores,
     segmentation_scores_from_words,
     sequence_classification_compute_metrics,
+    tags_to_entities,
     token_classification_compute_metrics,
     words_to_bmes,
     words_to_spans,
@@ -286,6 +289,54 @@ def test_token_classification_compute_metrics_bmes():
     assert metrics["accuracy"] == pytest.approx(2 / 6)  # E/E and B/B right
     with pytest.raises(ValueError):
         token_classification_compute_metrics(id2label, scheme="bilou")
+
+
+IOBES_ID2LABEL = dict(enumerate(["O", "B-ORG", "M-ORG", "E-ORG", "S-ORG", "S-PER"]))
+
+
+def test_detect_label_scheme():
+    assert detect_label_scheme(["B", "M", "E", "S"]) == "bmes"
+    assert detect_label_scheme(["O", "B-ORG", "M-ORG", "E-ORG", "S-ORG"]) == "iobes"
+    assert detect_label_scheme(["O", "B-PER", "I-PER", "L-PER", "U-PER"]) == "iobes"
+    assert detect_label_scheme(["O", "B-PER", "I-PER", "B-MISC", "I-MISC"]) == "bio"  # MISC is not an M- tag
+
+
+def test_iobes_scheme_is_strict_unterminated_entity_is_not_a_match():
+    # gold B-ORG E-ORG, S-PER; predicted B-ORG M-ORG (never closed), S-PER
+    labels = np.array([[-100, 1, 3, 0, 5]])
+    pred_ids = np.array([[0, 1, 2, 0, 5]])
+    bio = token_classification_compute_metrics(IOBES_ID2LABEL, scheme="bio")((pred_ids, labels))
+    strict = token_classification_compute_metrics(IOBES_ID2LABEL, scheme="iobes")((pred_ids, labels))
+    assert bio["f1"] == 1.0  # IOB2 decoding reads B-ORG M-ORG as a whole ORG: the false match of issue #8
+    assert strict["precision"] == pytest.approx(1 / 1) and strict["recall"] == pytest.approx(1 / 2)
+    assert strict["ORG_f1"] == 0.0 and strict["PER_f1"] == 1.0
+    # a well-formed prediction scores 1 in strict mode too; M- reads as I-
+    assert token_classification_compute_metrics(IOBES_ID2LABEL, scheme="iobes")((np.array([[0, 1, 2, 3, 5]]), np.array([[-100, 1, 2, 3, 5]])))["f1"] == 1.0
+
+
+def test_tags_to_entities_follow_the_scheme():
+    assert tags_to_entities(["B-ORG", "M-ORG", "E-ORG", "O", "S-PER"], "iobes") == [("ORG", 0, 3), ("PER", 4, 5)]
+    assert tags_to_entities(["B-ORG", "M-ORG", "O"], "iobes") == []  # unterminated: no entity
+    assert tags_to_entities(["B-PER", "I-PER", "O", "I-LOC"], "bio") == [("PER", 0, 2), ("LOC", 3, 4)]
+    assert tags_to_entities(list("BESBME"), "bmes") == [("", 0, 2), ("", 2, 3), ("", 3, 6)]
+
+
+def test_merge_windows_scores_whole_examples():
+    """One example split into two windows that share words: each word is scored once, from the window that
+    owns it, and an entity crossing the cut is one entity."""
+    names = NER_ID2LABEL
+    # example 0 = [B-PER I-PER I-PER O B-LOC]; window A = words 0..3 (owns 0..2), window B = words 2..5 (owns 2..5,
+    # counted within B as positions 1..3); example 1 fits one window
+    labels = np.array([[-100, 1, 2, 2, 0, -100], [-100, 2, 2, 0, 3, -100], [-100, 3, 4, -100, -100, -100]])
+    preds = np.array([[0, 1, 2, 0, 0, 0], [0, 0, 2, 0, 3, 0], [0, 3, 4, 0, 0, 0]])  # A's guess for word 2 is not used
+    plan = [(0, 0, 2), (0, 1, 4), (1, 0, 2)]
+    true_ids, pred_ids = merge_windows(preds, labels, plan)
+    assert true_ids == [[1, 2, 2, 0, 3], [3, 4]]
+    assert pred_ids == [[1, 2, 2, 0, 3], [3, 4]]
+    metrics = token_classification_compute_metrics(names, scheme="bio", windows=plan)((preds, labels))
+    assert metrics["f1"] == 1.0 and metrics["PER_number"] == 1.0 and metrics["LOC_number"] == 2.0
+    # scored row by row instead, the PER crossing the cut counts twice and A's wrong guess is scored
+    assert token_classification_compute_metrics(names, scheme="bio")((preds, labels))["PER_number"] == 2.0
 
 
 def test_sequence_classification_compute_metrics():
