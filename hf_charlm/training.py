@@ -651,6 +651,20 @@ def resolve_resume(training_args: TrainingArguments) -> str | None:
     return str(path)
 
 
+def load_char_tokenizer(name_or_path: str, revision: str | None = None) -> PreTrainedTokenizerBase:
+    """A saved char tokenizer (a folder or Hub repo with `tokenizer.json`), read from the tokenizer files alone.
+
+    `AutoTokenizer` would first load `config.json` through AutoConfig, which for a `charlm` model folder asks about
+    remote code and then warns about the model type (transformers 5.24); the tokenizer needs none of that.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(name_or_path, revision=revision)
+    except (OSError, ValueError):  # no tokenizer.json: some other kind of tokenizer
+        return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=False)
+
+
 def load_classifier(
     model_args: ModelArguments,
     model_class,
@@ -660,13 +674,11 @@ def load_classifier(
 ):
     """A classification model and its tokenizer: from a pretrained char LM (`--model_name_or_path`; the backbone is
     kept, the head is new) or from scratch (a tokenizer trained on the training texts, a preset or `--config_name`)."""
-    from transformers import AutoTokenizer
-
     from .tokenization_charlm import train_char_tokenizer
 
     if model_args.model_name_or_path:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, trust_remote_code=False)
+            tokenizer = load_char_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path)
             model = auto_class.from_pretrained(
                 model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, **label_fields, **model_args.overrides()
             )
@@ -675,7 +687,7 @@ def load_classifier(
         check_vocab(tokenizer, model.config)
         return model, tokenizer
     if model_args.tokenizer_name:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, trust_remote_code=False)
+        tokenizer = load_char_tokenizer(model_args.tokenizer_name)
     else:
         tokenizer = train_char_tokenizer(
             texts_for_tokenizer(), min_frequency=model_args.min_char_frequency, max_vocab_size=model_args.max_vocab_size
@@ -891,7 +903,7 @@ def count_cut(dataset: datasets.Dataset, column: str, tokenizer: PreTrainedToken
     for start in range(0, dataset.num_rows, 1000):
         values = dataset[column][start : start + 1000]
         texts = values if separator is None else [separator.join(v) for v in values]
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False, split_special_tokens=True)["input_ids"]]
         cut += sum(n + special > max_length for n in lengths)
     return cut
 
@@ -899,7 +911,7 @@ def count_cut(dataset: datasets.Dataset, column: str, tokenizer: PreTrainedToken
 def _word_costs(tokenizer: PreTrainedTokenizerBase, words_list: list[list[str]], separator: str) -> list[list[int]]:
     """Tokens per word (a separator's tokens count with the word after it)."""
     texts = [separator.join(words) for words in words_list]
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False, split_special_tokens=True)
     costs = []
     for words, offsets in zip(words_list, enc["offset_mapping"]):
         owner = []

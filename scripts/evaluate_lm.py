@@ -14,12 +14,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
+from transformers import AutoModelForCausalLM, HfArgumentParser
 
 import hf_charlm  # noqa: F401  (registers the Auto classes)
 from hf_charlm.data import load_builtin
 from hf_charlm.lm_eval import evaluate_lm, window_plan
-from hf_charlm.training import UsageError, check_columns, check_file, load_files, run_main
+from hf_charlm.training import UsageError, check_columns, check_file, load_char_tokenizer, load_files, run_main
 
 
 @dataclass
@@ -80,7 +80,7 @@ def main() -> dict:
         texts = texts[: args.max_texts]
         what += f", of which the first {len(texts):,}"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=False)
+        tokenizer = load_char_tokenizer(args.model)
         model = AutoModelForCausalLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     except OSError as err:
         raise UsageError(f"--model {args.model}: {err}") from err

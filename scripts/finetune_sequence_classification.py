@@ -272,7 +272,7 @@ def main() -> None:
                            cut, raw[split].num_rows, split, max_len, max_len)
         keep = ["labels"]
         return raw[split].map(
-            lambda b: tokenizer(b[data_args.text_column], truncation=True, max_length=max_len),
+            lambda b: tokenizer(b[data_args.text_column], truncation=True, max_length=max_len, split_special_tokens=True),
             batched=True,
             remove_columns=[c for c in raw[split].column_names if c not in keep],
             desc=f"Tokenizing ({split})",

@@ -100,6 +100,11 @@ class DataArguments:
         default="auto", metadata={"help": "Joins words into the model's text: 'auto' (space unless every token is one character), 'space', 'none'."}
     )
     label_all_tokens: bool = field(default=True, metadata={"help": "Train on every character of a word (B-X -> I-X)."})
+    use_crf: bool = field(
+        default=False,
+        metadata={"help": "A linear-chain CRF on the per-character scores (NLL loss, Viterbi predictions), with the "
+                  "transitions the BIO / BMES / BIOES scheme of the labels forbids made impossible."},
+    )
     max_seq_length: int | None = field(default=None, metadata={"help": "Longest input in tokens (default: the model's limit); longer training examples are cut, longer evaluation texts read in windows."})
     stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows of a long evaluation text (default: a quarter of max_seq_length)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training examples."})
@@ -262,6 +267,8 @@ def main() -> None:
     separator = {"space": " ", "none": ""}.get(data_args.word_separator, "" if char_level else " ")
     id2label = dict(enumerate(names))
     label_fields = {"num_labels": len(names), "id2label": id2label, "label2id": {n: i for i, n in id2label.items()}}
+    if data_args.use_crf:
+        label_fields["use_crf"] = True
 
     model, tokenizer = load_classifier(
         model_args,

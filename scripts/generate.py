@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser, TextStreamer, set_seed
+from transformers import AutoModelForCausalLM, HfArgumentParser, TextStreamer, set_seed
 
 import hf_charlm  # noqa: F401  (registers the Auto classes, so local folders need no remote code)
-from hf_charlm.training import UsageError, run_main
+from hf_charlm.training import UsageError, load_char_tokenizer, run_main
 
 
 @dataclass
@@ -46,7 +46,7 @@ def main() -> list[str]:
     if Path(args.model).exists() and not (Path(args.model) / "config.json").is_file():
         raise UsageError(f"--model {args.model}: the folder has no config.json; is it a saved model?")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model, revision=args.revision, trust_remote_code=False)
+        tokenizer = load_char_tokenizer(args.model, revision=args.revision)
         model = AutoModelForCausalLM.from_pretrained(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
     except OSError as err:
         raise UsageError(f"--model {args.model}: {err}") from err

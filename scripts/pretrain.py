@@ -26,7 +26,6 @@ import numpy as np
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
-    AutoTokenizer,
     EarlyStoppingCallback,
     Trainer,
     TrainingArguments,
@@ -46,6 +45,7 @@ from hf_charlm.training import (
     check_output_dir,
     check_vocab,
     limit_splits,
+    load_char_tokenizer,
     load_splits,
     parse_script_args,
     push_output,
@@ -202,7 +202,7 @@ def main() -> None:
 
     # tokenizer: loaded, or trained on the training text only
     if model_args.tokenizer_name or model_args.model_name_or_path:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+        tokenizer = load_char_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path)
     else:
         tokenizer = train_char_tokenizer(
             texts["train"]["text"], min_frequency=model_args.min_char_frequency, max_vocab_size=model_args.max_vocab_size
