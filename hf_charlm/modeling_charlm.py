@@ -1052,14 +1052,25 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
                 loss = _token_cross_entropy(logits, labels, num_items_in_batch)
         if self.crf is not None:
             B, T, _ = logits.shape
-            mask = torch.ones(B, T, dtype=torch.bool, device=logits.device) if attention_mask is None else attention_mask[:, -T:].bool()
+            real = torch.ones(B, T, dtype=torch.bool, device=logits.device) if attention_mask is None else attention_mask[:, -T:].bool()
+            # the chain has one node per character: the UTF-8 continuation bytes of a character outside the
+            # vocabulary (byte fallback) are not nodes, and take the scores of the character's first token
+            chain = real
+            start = self.config.byte_token_start
+            if input_ids is not None and start is not None:
+                byte = input_ids.to(logits.device) - start
+                chain = real & ~((byte >= 0x80) & (byte <= 0xBF))
             if labels is not None:
                 labels = labels.to(logits.device)
-                self._check_gold_paths(labels, mask)
+                self._check_gold_paths(labels, chain)
                 # per labelled token, like the cross-entropy, so that learning rates carry over
-                count = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum().clamp(min=1)
-                loss = -self.crf.log_likelihood(logits, labels, mask).sum() / count
-            logits = self.crf.max_marginals(logits, mask)
+                count = num_items_in_batch if num_items_in_batch is not None else (labels.masked_fill(~chain, -100) != -100).sum().clamp(min=1)
+                loss = -self.crf.log_likelihood(logits, labels, chain).sum() / count
+            scores = self.crf.max_marginals(logits, chain)
+            positions = torch.arange(T, device=logits.device).expand(B, T)
+            source = torch.where(chain, positions, -1).cummax(dim=1).values.clamp(min=0)  # each token's character
+            inherited = scores.gather(1, source.unsqueeze(-1).expand_as(scores))
+            logits = torch.where((real & ~chain).unsqueeze(-1), inherited, scores)
         return TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

@@ -430,3 +430,37 @@ def test_char_per_line_bmes_entity_tags_scored_strictly(tmp_path):
                            scheme="IOBES", mode="strict")
     results = json.loads((out / "all_results.json").read_text())
     assert results["test_f1"] == pytest.approx(strict["overall_f1"]) and results["test_recall"] == pytest.approx(strict["overall_recall"])
+
+
+def test_crf_cws_predictions_are_viterbi_paths_and_agree_with_the_pipeline(tmp_path):
+    """--use_crf: the script's predictions never take a forbidden B/M/E/S step, and the token-classification pipeline
+    on the saved model returns exactly the script's tags."""
+    from hf_charlm.modeling_charlm import allowed_transitions
+
+    out = tmp_path / "cws-crf"
+    run(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--use_crf", "--config_overrides", TINY, "--output_dir", str(out),
+                       "--max_train_samples", "300", "--max_eval_samples", "40", "--max_test_samples", "40", *QUICK])
+    config = json.loads((out / "config.json").read_text())
+    assert config["use_crf"] is True
+    results = json.loads((out / "all_results.json").read_text())
+    assert 0 < results["test_f1"] <= 1
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 40
+    names = ["B", "M", "E", "S"]
+    allowed, start, end = allowed_transitions(names)
+    tagger = pipeline("token-classification", model=str(out))
+    compared = 0
+    vocab = tagger.tokenizer.get_vocab()
+    for record in records:
+        text = "".join(record["tokens"])
+        if len(text) + 1 > config["max_position_embeddings"]:
+            continue  # read in overlapping windows: each window is a Viterbi path, their seams need not be
+        tags = [names.index(t) for t in record["tags"]]
+        # characters outside the vocabulary (several byte tokens) are one node of the chain too
+        assert start[tags[0]] and end[tags[-1]]
+        assert all(allowed[a, b] for a, b in zip(tags, tags[1:]))
+        # one token per character (no byte fallback): the pipeline's tokens are the script's characters
+        if all(c in vocab for c in text):
+            compared += 1
+            assert [e["entity"] for e in tagger(text)] == record["tags"]
+    assert compared >= 5
