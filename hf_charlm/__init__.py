@@ -1,14 +1,15 @@
 """hf_charlm: Hugging Face-compatible character-level language models.
 
 Public names and the Auto-class registration, nothing else: after `import hf_charlm`, `AutoConfig`,
-`AutoModel`, `AutoModelForCausalLM`, `AutoModelForTokenClassification` and `AutoModelForSequenceClassification`
-know `model_type = "charlm"`.
+`AutoModel`, `AutoModelForCausalLM`, `AutoModelForTokenClassification`, `AutoModelForSequenceClassification` and
+`AutoModelForSeq2SeqLM` know `model_type = "charlm"`.
 """
 
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
@@ -22,6 +23,7 @@ from .modeling_charlm import (
     CharLMPreTrainedModel,
     CharLMRecurrentCache,
 )
+from .modeling_charlm_seq2seq import CharLMForConditionalGeneration
 from .presets import PRESETS, config_from_preset
 from .tokenization_charlm import CharLMTokenizerFast, build_char_tokenizer, train_char_tokenizer
 
@@ -34,6 +36,7 @@ for _auto, _cls in (
     (AutoModelForCausalLM, CharLMForCausalLM),
     (AutoModelForTokenClassification, CharLMForTokenClassification),
     (AutoModelForSequenceClassification, CharLMForSequenceClassification),
+    (AutoModelForSeq2SeqLM, CharLMForConditionalGeneration),
 ):
     _auto.register(CharLMConfig, _cls, exist_ok=True)
     _cls.register_for_auto_class(_auto.__name__)
@@ -45,6 +48,7 @@ __all__ = [
     "CharLMForCausalLM",
     "CharLMForTokenClassification",
     "CharLMForSequenceClassification",
+    "CharLMForConditionalGeneration",
     "CharLMRecurrentCache",
     "PRESETS",
     "config_from_preset",

@@ -9,6 +9,7 @@ from transformers import PretrainedConfig
 BACKBONES = ("transformer", "lstm", "gru")
 CLASSIFIER_ATTENTION = ("bidirectional", "causal")
 CLASSIFIER_POOLING = ("mean", "last", "first")
+ATTENTION_TYPES = ("additive", "dot")
 # Every saved folder maps all five Auto classes to the files shipped beside the weights, whichever head was saved.
 AUTO_MAP = {
     "AutoConfig": "configuration_charlm.CharLMConfig",
@@ -16,6 +17,7 @@ AUTO_MAP = {
     "AutoModelForCausalLM": "modeling_charlm.CharLMForCausalLM",
     "AutoModelForTokenClassification": "modeling_charlm.CharLMForTokenClassification",
     "AutoModelForSequenceClassification": "modeling_charlm.CharLMForSequenceClassification",
+    "AutoModelForSeq2SeqLM": "modeling_charlm_seq2seq.CharLMForConditionalGeneration",
 }
 
 
@@ -48,6 +50,10 @@ class CharLMConfig(PretrainedConfig):
             `"mean"`, `"last"` (last non-padding token) or `"first"`.
         classifier_dropout (`float`, *optional*): dropout before the classification heads.
         tie_word_embeddings (`bool`, defaults to `True`): share the input embedding with the LM output layer.
+        attention_type (`str`, defaults to `"additive"`): encoder-decoder with a recurrent backbone only: how the
+            decoder scores the encoder states, `"additive"` (Bahdanau) or `"dot"` (Luong). The encoder-decoder
+            (`CharLMForConditionalGeneration`) has `num_hidden_layers` layers in encoder and decoder, and sets
+            `is_encoder_decoder=True` (and `decoder_start_token_id`, default `bos_token_id`) on its config.
     """
 
     model_type = "charlm"
@@ -78,6 +84,7 @@ class CharLMConfig(PretrainedConfig):
         bos_token_id: int | None = 2,
         eos_token_id: int | None = 3,
         tie_word_embeddings: bool = True,
+        attention_type: str = "additive",
         **kwargs,
     ):
         self.backbone = backbone
@@ -99,6 +106,7 @@ class CharLMConfig(PretrainedConfig):
         self.classifier_pooling = classifier_pooling
         self.classifier_dropout = classifier_dropout
         self.use_cache = use_cache
+        self.attention_type = attention_type
         # attention keeps all heads for keys and values; the attention interface reads this.
         self.num_key_value_heads = num_attention_heads
         kwargs["auto_map"] = {**AUTO_MAP, **(kwargs.get("auto_map") or {})}
@@ -138,6 +146,8 @@ class CharLMConfig(PretrainedConfig):
             bad("classifier_attention", f"must be one of {CLASSIFIER_ATTENTION}")
         if self.classifier_pooling not in CLASSIFIER_POOLING:
             bad("classifier_pooling", f"must be one of {CLASSIFIER_POOLING}")
+        if self.attention_type not in ATTENTION_TYPES:
+            bad("attention_type", f"must be one of {ATTENTION_TYPES}")
         for field in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, field, None)
             if isinstance(value, int) and not 0 <= value < self.vocab_size:
