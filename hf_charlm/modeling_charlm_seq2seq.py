@@ -503,7 +503,7 @@ class CharLMSeq2SeqModel(CharLMPreTrainedModel):
         **kwargs,
     ) -> Seq2SeqModelOutput:
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
-        output_attentions = bool(output_attentions)
+        output_attentions = bool(output_attentions if output_attentions is not None else getattr(self.config, "output_attentions", False))
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
@@ -565,8 +565,11 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
     _no_split_modules = ["CharLMBlock", "CharLMDecoderBlock", "CharLMRecurrentStack"]
 
     def __init__(self, config: CharLMConfig):
-        # generate() reads is_encoder_decoder; only this head sets it (and the decoder start token, defaulting to <s>)
-        config.is_encoder_decoder = True
+        # generate() reads is_encoder_decoder; only this head sets it (and the decoder start token, defaulting to
+        # <s>), on its own copy: a config shared with a causal LM must keep it False there
+        if not config.is_encoder_decoder:
+            config = copy.deepcopy(config)
+            config.is_encoder_decoder = True
         if getattr(config, "decoder_start_token_id", None) is None:
             config.decoder_start_token_id = config.bos_token_id
         super().__init__(config)

@@ -91,9 +91,11 @@ def test_return_dict_false_gives_tuple(model):
 def test_config_is_encoder_decoder_only_for_this_head():
     config = tiny_config("transformer", vocab_size=V)
     assert config.is_encoder_decoder is False
-    assert CharLMForCausalLM(config).config.is_encoder_decoder is False
+    causal = CharLMForCausalLM(config)
     model = CharLMForConditionalGeneration(config)
     assert model.config.is_encoder_decoder is True and model.config.decoder_start_token_id == 2
+    # a config shared with a causal LM is not changed under it (its generate() would take the seq2seq path)
+    assert config.is_encoder_decoder is False and causal.config.is_encoder_decoder is False
     assert model.generation_config.decoder_start_token_id == 2
     assert model.lm_head.weight is model.model.encoder.embed_tokens.weight  # tied, shared embedding
     with pytest.raises(ValueError, match="attention_type"):
