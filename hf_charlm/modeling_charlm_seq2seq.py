@@ -573,6 +573,8 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
         if getattr(config, "decoder_start_token_id", None) is None:
             config.decoder_start_token_id = config.bos_token_id
         super().__init__(config)
+        # a recurrent state cannot be rolled back: generate() refuses assisted / prompt-lookup decoding for it
+        self._is_stateful = config.is_recurrent
         self.model = CharLMSeq2SeqModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()

@@ -213,6 +213,18 @@ def test_beam_search_shapes_and_order(model):
     assert (log_prob(best) >= log_prob(greedy) - 1e-4).all()
 
 
+@torch.no_grad()
+def test_prompt_lookup_decoding(model):
+    ids, mask = source_batch([6])
+    kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8, eos_token_id=None, do_sample=False)
+    if model.config.is_recurrent:
+        # a recurrent state cannot be cropped back to the accepted draft tokens
+        with pytest.raises(ValueError, match="stateful"):
+            model.generate(**kwargs, prompt_lookup_num_tokens=2)
+    else:  # the EncoderDecoderCache is cropped after rejected drafts: same result as greedy
+        assert torch.equal(model.generate(**kwargs, prompt_lookup_num_tokens=2), model.generate(**kwargs))
+
+
 # -------------------------------------------------------------------------------------------------- warm start
 
 
