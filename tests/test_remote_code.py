@@ -226,7 +226,9 @@ def test_seq2seq_remote_code_identical(seq2seq_folder, tokenizer, tmp_path):
     # save_pretrained copied the seq2seq module and the module it imports with a single dot
     assert SHIPPED | {"modeling_charlm_seq2seq.py", "generation_config.json"} <= files
     config = json.loads((folder / "config.json").read_text())
+    # the full map of every head (see test_saved_folder_is_hub_ready), the seq2seq entry pointing at the shipped file
     assert set(config["auto_map"]) == AUTO_CLASSES and config["is_encoder_decoder"] is True
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_charlm_seq2seq.CharLMForConditionalGeneration"
     assert config["architectures"] == ["CharLMForConditionalGeneration"]
     for name in ("modeling_charlm_seq2seq.py", "modeling_charlm.py"):
         shipped = (folder / name).read_text()
