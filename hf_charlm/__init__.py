@@ -1,8 +1,8 @@
 """hf_charlm: Hugging Face-compatible character-level language models.
 
 Public names and the Auto-class registration, nothing else: after `import hf_charlm`, `AutoConfig`,
-`AutoModel`, `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModelForTokenClassification` and `AutoModelForSequenceClassification`
-know `model_type = "charlm"`.
+`AutoModel`, `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModelForTokenClassification`,
+`AutoModelForSequenceClassification` and `AutoModelForSeq2SeqLM` know `model_type = "charlm"`.
 """
 
 from transformers import (
@@ -10,6 +10,7 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
@@ -24,6 +25,7 @@ from .modeling_charlm import (
     CharLMPreTrainedModel,
     CharLMRecurrentCache,
 )
+from .modeling_charlm_seq2seq import CharLMForConditionalGeneration
 from .presets import PRESETS, config_from_preset
 from .tokenization_charlm import CharLMTokenizerFast, build_char_tokenizer, train_char_tokenizer
 
@@ -37,6 +39,7 @@ for _auto, _cls in (
     (AutoModelForMaskedLM, CharLMForMaskedLM),
     (AutoModelForTokenClassification, CharLMForTokenClassification),
     (AutoModelForSequenceClassification, CharLMForSequenceClassification),
+    (AutoModelForSeq2SeqLM, CharLMForConditionalGeneration),
 ):
     _auto.register(CharLMConfig, _cls, exist_ok=True)
     _cls.register_for_auto_class(_auto.__name__)
@@ -49,6 +52,7 @@ __all__ = [
     "CharLMForMaskedLM",
     "CharLMForTokenClassification",
     "CharLMForSequenceClassification",
+    "CharLMForConditionalGeneration",
     "CharLMRecurrentCache",
     "PRESETS",
     "config_from_preset",

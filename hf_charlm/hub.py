@@ -294,7 +294,7 @@ PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.jo
 SECRET_FILES = (".env", ".env.*", "*.env", "token", "*.token", "stored_tokens", ".netrc", ".git-credentials",
                 "*.pem", "*.key", "id_rsa*", "id_ed25519*", "id_ecdsa*", "id_dsa*")
 SECRET_DIRS = (".git", ".huggingface", ".ssh")
-REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py", "generation_charlm.py")
+REMOTE_CODE = ("configuration_charlm.py", "modeling_charlm.py", "generation_charlm.py", "modeling_charlm_seq2seq.py")
 
 # Contents: every uploaded file up to this size that is text (no NUL byte near the start) is scanned, except weights.
 SCAN_MAX_BYTES = 2 * 1024 * 1024

@@ -15,13 +15,19 @@ import torch
 from safetensors.torch import load_file
 from transformers import pipeline
 
-from hf_charlm import CharLMForCausalLM, CharLMForSequenceClassification, CharLMForTokenClassification, train_char_tokenizer
+from hf_charlm import (
+    CharLMForCausalLM,
+    CharLMForConditionalGeneration,
+    CharLMForSequenceClassification,
+    CharLMForTokenClassification,
+    train_char_tokenizer,
+)
 from tests.conftest import CORPUS, tiny_config
 
 TEXT = "江泽民在北京 met Obama 😀 in 2024!"
 SHIPPED = {"config.json", "configuration_charlm.py", "modeling_charlm.py", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
 AUTO_CLASSES = {"AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForTokenClassification",
-                "AutoModelForSequenceClassification"}
+                "AutoModelForSequenceClassification", "AutoModelForSeq2SeqLM"}
 
 
 @pytest.fixture(scope="module", params=["transformer", "lstm"])
@@ -169,3 +175,85 @@ def test_text_generation_pipeline_in_process(folders, tokenizer):
     out = gen("北京", max_new_tokens=6, do_sample=False)[0]["generated_text"]
     ids = models["lm"].generate(**tokenizer(["北京"], return_tensors="pt"), max_new_tokens=6, do_sample=False)
     assert out == tokenizer.decode(ids[0], skip_special_tokens=True)
+
+
+# ------------------------------------------------------------------------------------------------ encoder-decoder
+
+SEQ2SEQ_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["hf_charlm"] = None  # as on a machine without the package
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    folder, text, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    tok.padding_side = "left"
+    enc = tok([text, text[:9]], padding=True, return_tensors="pt")
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
+    decoder_input_ids = torch.tensor([[2, 40, 41, 42], [2, 50, 51, 52]])
+    with torch.no_grad():
+        results = {
+            "logits": model(**enc, decoder_input_ids=decoder_input_ids).logits.contiguous(),
+            "greedy": model.generate(**enc, max_new_tokens=8, do_sample=False),
+            "beams": model.generate(**enc, max_new_tokens=8, num_beams=3, num_return_sequences=2),
+        }
+    save_file(results, out + ".safetensors")
+    report = {"module": type(model).__module__, "encoder_module": type(model.get_encoder()).__module__,
+              "text": tok.batch_decode(results["greedy"], skip_special_tokens=True)}
+    json.dump(report, open(out + ".json", "w"), ensure_ascii=False)
+    """
+)
+
+
+@pytest.fixture(scope="module", params=["transformer", "gru"])
+def seq2seq_folder(request, tmp_path_factory):
+    torch.manual_seed(0)
+    tokenizer = train_char_tokenizer(CORPUS)
+    folder = tmp_path_factory.mktemp(f"remote_s2s_{request.param}")
+    # a wide initialisation, so that greedy output depends on the source
+    config = tiny_config(request.param, vocab_size=len(tokenizer), max_position_embeddings=128, initializer_range=0.3)
+    model = CharLMForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder, model
+
+
+def test_seq2seq_remote_code_identical(seq2seq_folder, tokenizer, tmp_path):
+    folder, model = seq2seq_folder
+    files = {p.name for p in folder.iterdir()}
+    # save_pretrained copied the seq2seq module and the module it imports with a single dot
+    assert SHIPPED | {"modeling_charlm_seq2seq.py", "generation_config.json"} <= files
+    config = json.loads((folder / "config.json").read_text())
+    # the full map of every head (see test_saved_folder_is_hub_ready), the seq2seq entry pointing at the shipped file
+    assert set(config["auto_map"]) == AUTO_CLASSES and config["is_encoder_decoder"] is True
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_charlm_seq2seq.CharLMForConditionalGeneration"
+    assert config["architectures"] == ["CharLMForConditionalGeneration"]
+    for name in ("modeling_charlm_seq2seq.py", "modeling_charlm.py"):
+        shipped = (folder / name).read_text()
+        assert "import hf_charlm" not in shipped and "from hf_charlm" not in shipped
+
+    script = tmp_path / "remote_s2s.py"
+    script.write_text(SEQ2SEQ_SCRIPT)
+    out = tmp_path / "remote_s2s_out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(folder), TEXT, str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote, report = load_file(f"{out}.safetensors"), json.loads(Path(f"{out}.json").read_text())
+    assert "hf_charlm" not in report["module"] and report["module"].endswith("modeling_charlm_seq2seq")
+    assert report["encoder_module"].endswith("modeling_charlm_seq2seq")
+
+    tokenizer.padding_side = "left"
+    enc = tokenizer([TEXT, TEXT[:9]], padding=True, return_tensors="pt")
+    exact = model.config.backbone == "transformer"
+    with torch.no_grad():
+        logits = model(**enc, decoder_input_ids=torch.tensor([[2, 40, 41, 42], [2, 50, 51, 52]])).logits
+        greedy = model.generate(**enc, max_new_tokens=8, do_sample=False)
+        beams = model.generate(**enc, max_new_tokens=8, num_beams=3, num_return_sequences=2)
+    torch.testing.assert_close(remote["logits"], logits, rtol=0 if exact else 1e-5, atol=0 if exact else 1e-6)
+    assert torch.equal(remote["greedy"], greedy) and torch.equal(remote["beams"], beams)
+    assert len(set(map(tuple, greedy.tolist()))) == 2  # the two sources give different outputs
+    assert report["text"] == tokenizer.batch_decode(greedy, skip_special_tokens=True)
