@@ -158,7 +158,8 @@ class CharLMConfig(PretrainedConfig):
             bad("classifier_attention", f"must be one of {CLASSIFIER_ATTENTION}")
         if self.classifier_pooling not in CLASSIFIER_POOLING:
             bad("classifier_pooling", f"must be one of {CLASSIFIER_POOLING}")
-ATTENTION_TYPES = ("additive", "dot")
+        if self.attention_type not in ATTENTION_TYPES:
+            bad("attention_type", f"must be one of {ATTENTION_TYPES}")
         if self.byte_token_start is not None and (
             not isinstance(self.byte_token_start, int) or isinstance(self.byte_token_start, bool) or self.byte_token_start < 0
         ):
