@@ -91,7 +91,9 @@ def make_result(
         "model_size_note": model_size_note,
         "command": command if command is not None else _this_command(),
         "notes": notes,
-        "validation_metrics": None if validation_metrics is None else {k: float(v) for k, v in validation_metrics.items()},
+        "validation_metrics": (
+            None if validation_metrics is None else {k: float(v) for k, v in validation_metrics.items()}
+        ),
         "tuning": tuning,
     }
 

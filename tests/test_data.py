@@ -223,7 +223,8 @@ def test_no_heldout_text_of_any_task_in_any_pretraining_corpus():
         texts = columns_of(corpus, "text")
         assert texts["train"] and texts["validation"], corpus
         pretrain.update(texts["train"], texts["validation"])
-    for task, column in (("peoples_daily_ner", "tokens"), ("peoples_daily_cws", "tokens"), ("review_sentiment", "text")):
+    tasks = (("peoples_daily_ner", "tokens"), ("peoples_daily_cws", "tokens"), ("review_sentiment", "text"))
+    for task, column in tasks:
         values = columns_of(task, column)
         texts = {split: {"".join(v) if isinstance(v, list) else v for v in values[split]} for split in values}
         # the train texts are in the corpora: the comparison is between strings of the same form
