@@ -24,8 +24,8 @@ extras = {
     "pinyin": ["pypinyin>=0.55,<0.56"],
     # entity-level NER scores
     "metrics": ["seqeval>=1.2.2"],
-    # the baselines of benchmarks/chinese_tasks.py
-    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3"],
+    # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0)
+    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5"],
 }
 extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"]))
 extras["test"] = sorted(set(extras["train"] + extras["bench"] + ["pytest>=8", "hypothesis>=6.100"]))

@@ -248,6 +248,25 @@ def test_no_heldout_text_in_pretraining_corpora():
     assert set(columns_of("reviews_text", "text")["train"]) <= set(review_texts["train"])
 
 
+def test_no_heldout_text_of_any_task_in_any_pretraining_corpus():
+    # issue #9, section 2: across corpora too (a review sentence in the newspaper text would also leak), and
+    # for each held-out split on its own, so that an emptied split cannot make the check pass
+    pretrain: set[str] = set()
+    for corpus in ("peoples_daily_text", "reviews_text"):
+        texts = columns_of(corpus, "text")
+        assert texts["train"] and texts["validation"], corpus
+        pretrain.update(texts["train"], texts["validation"])
+    tasks = (("peoples_daily_ner", "tokens"), ("peoples_daily_cws", "tokens"), ("review_sentiment", "text"))
+    for task, column in tasks:
+        values = columns_of(task, column)
+        texts = {split: {"".join(v) if isinstance(v, list) else v for v in values[split]} for split in values}
+        # the train texts are in the corpora: the comparison is between strings of the same form
+        assert len(texts["train"] & pretrain) > 0.9 * len(texts["train"]), task
+        for split in ("validation", "test"):
+            assert texts[split], (task, split)
+            assert texts[split] & pretrain == set(), (task, split, sorted(texts[split] & pretrain)[:5])
+
+
 # ------------------------------------------------------------------------------------------------------------
 # NER and CWS derivation
 
