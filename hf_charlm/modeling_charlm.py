@@ -516,7 +516,15 @@ class CharLMPreTrainedModel(PreTrainedModel):
         return processors
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        super().save_pretrained(save_directory, *args, **kwargs)
+        cls = type(self)
+        if cls.__dict__.get("_saved_as_parent", False):
+            # a backbone-specific subclass (CharLMRecurrentForCausalLM) is saved as the public class it stands for,
+            # so that config.json's `architectures` and `auto_map` name that class, whatever the backbone
+            self.__class__ = cls.__bases__[0]
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.__class__ = cls
         # every file the config's auto_map names ships, whichever head was saved: a causal folder must also load as
         # AutoModelForSeq2SeqLM (warm start) with trust_remote_code (transformers copies only the saved class's
         # module and its imports). Where the package files are not beside this one (remote code), none is added.
@@ -919,6 +927,7 @@ class CharLMRecurrentForCausalLM(CharLMForCausalLM):
     """
 
     _is_stateful = True
+    _saved_as_parent = True
 
 
 class CharLMForMaskedLM(CharLMPreTrainedModel):

@@ -79,24 +79,14 @@ def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decode
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class CharLMCrossAttention(nn.Module):
+class CharLMCrossAttention(CharLMAttention):
     """Decoder queries over encoder keys / values; no rotary positions (the source positions are in the encoder
     states already). In `generate()` the encoder keys and values are computed once and kept in the cross-attention
-    half of the `EncoderDecoderCache`."""
+    half of the `EncoderDecoderCache`. The projections are self-attention's; only `forward` differs."""
 
     def __init__(self, config: CharLMConfig, layer_idx: int):
-        super().__init__()
-        self.config = config
-        self.layer_idx = layer_idx
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.num_key_value_groups = 1
-        self.scaling = self.head_dim**-0.5
+        super().__init__(config, layer_idx)
         self.is_causal = False
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.o_proj.is_residual_projection = True
 
     def forward(
         self,
@@ -748,6 +738,7 @@ class CharLMRecurrentForConditionalGeneration(CharLMForConditionalGeneration):
     returns for such a config: its decoder state cannot be rolled back, so transformers must treat it as stateful."""
 
     _is_stateful = True
+    _saved_as_parent = True
 
 
 __all__ = [

@@ -598,7 +598,7 @@ def parse_script_args(dataclass_types: tuple, defaults: dict) -> tuple:
     except UsageError:
         raise
     except ValueError as err:  # raised by TrainingArguments.__post_init__ (json.JSONDecodeError is one too)
-        raise UsageError(str(err)) from err
+        raise UsageError(str(err).replace("\n", " ")) from err  # one line: the scripts print one `error:` line
     for args in parsed:
         if isinstance(args, TrainingArguments):
             check_training_args(args)
@@ -882,15 +882,14 @@ def parse_finetune_args(dataclass_types: tuple, defaults: dict) -> tuple:
         notes.append("--eval_strategy no: no best model to keep and no early stopping (the last model is saved)")
     try:
         parsed = parse_script_args(dataclass_types, defaults)
-    except ValueError as err:
-        if isinstance(err, UsageError):
-            raise
+    except ValueError as err:  # TrainingArguments' own checks arrive as UsageError from parse_script_args
         message = str(err).replace("\n", " ")
-        if "load_best_model_at_end" in message:
-            message += (
-                " Pass the same --save_strategy (and --save_steps, a multiple of --eval_steps) as --eval_strategy, "
-                "or --load_best_model_at_end false."
-            )
+        if "load_best_model_at_end" not in message:
+            raise UsageError(message) from err
+        message += (
+            " Pass the same --save_strategy (and --save_steps, a multiple of --eval_steps) as --eval_strategy, "
+            "or --load_best_model_at_end false."
+        )
         raise UsageError(message) from err
     return (*parsed, RunChoices(set(given), notes))
 

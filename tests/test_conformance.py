@@ -235,6 +235,12 @@ def test_stateful_flag_is_visible_on_the_class(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = CharLMForCausalLM.from_pretrained(tmp_path)
     assert type(loaded)._is_stateful is True
+    # saved as the public class: config.json names it, whatever the backbone
+    import json
+
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["architectures"] == ["CharLMForCausalLM"]
+    assert saved["auto_map"]["AutoModelForCausalLM"] == "modeling_charlm.CharLMForCausalLM"
     # generate()'s guard for stateful models now applies
     with pytest.raises(ValueError, match="stateful"):
         loaded.generate(_ids(B=1), assistant_model=loaded, max_new_tokens=3)

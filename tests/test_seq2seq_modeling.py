@@ -110,7 +110,7 @@ def test_save_load_identical_logits_and_files(model, tmp_path):
     # register_for_auto_class copies the class's module and its single-dot imports
     assert {"modeling_charlm_seq2seq.py", "modeling_charlm.py", "configuration_charlm.py", "model.safetensors"} <= files
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
-    assert type(loaded) is CharLMForConditionalGeneration
+    assert isinstance(loaded, CharLMForConditionalGeneration)
     assert loaded.config.is_encoder_decoder and loaded.config.auto_map["AutoModelForSeq2SeqLM"] == (
         "modeling_charlm_seq2seq.CharLMForConditionalGeneration"
     )
@@ -255,7 +255,7 @@ def test_warm_start_from_causal_lm(backbone, tmp_path):
     assert info["unexpected_keys"] == []
     # through the Auto class too, and the warm-started model saves as an encoder-decoder checkpoint
     auto = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
-    assert type(auto) is CharLMForConditionalGeneration
+    assert isinstance(auto, CharLMForConditionalGeneration)
     assert torch.equal(auto.model.encoder.embed_tokens.weight, causal.model.embed_tokens.weight)
     model.save_pretrained(tmp_path / "s2s")
     reloaded, info2 = CharLMForConditionalGeneration.from_pretrained(tmp_path / "s2s", output_loading_info=True)
