@@ -1,4 +1,4 @@
-"""hf_charlm models: layers, the Transformer / LSTM / GRU backbone, `CharLMPreTrainedModel` and the three heads.
+"""hf_charlm models: layers, the Transformer / LSTM / GRU backbone, the CRF, `CharLMPreTrainedModel` and the heads.
 
 This file ships with every checkpoint and is loaded through `trust_remote_code=True` on machines without
 hf_charlm, so it may import only `torch`, public `transformers` names and its sibling `configuration_charlm`.
