@@ -28,6 +28,7 @@ from .modeling_charlm import (
 from .modeling_charlm_seq2seq import CharLMForConditionalGeneration
 from .presets import PRESETS, config_from_preset
 from .tokenization_charlm import CharLMTokenizerFast, build_char_tokenizer, train_char_tokenizer
+from . import pipelines  # noqa: F401  (registers the text2text-generation / translation pipelines)
 
 __version__ = "0.1.0"
 

@@ -88,6 +88,7 @@ TASKS: dict[str, dict[str, str]] = {
     "masked_lm": {"template": "masked_lm.md", "task_name": "Masked language modeling"},
     "token_classification": {"template": "token_classification.md", "task_name": "Token classification"},
     "sequence_classification": {"template": "sequence_classification.md", "task_name": "Text classification"},
+    "seq2seq": {"template": "seq2seq.md", "task_name": "Sequence to sequence"},
 }
 TASK_ALIASES = {
     "pretrain": "causal_lm", "text-generation": "causal_lm", "causal-lm": "causal_lm",

@@ -38,6 +38,13 @@ __all__ = [
     "sequence_classification_compute_metrics",
     "available_metrics",
     "load_metric",
+    "edit_distance",
+    "character_error_rate",
+    "character_accuracy",
+    "exact_match",
+    "bleu_tokenize_for",
+    "seq2seq_scores",
+    "seq2seq_compute_metrics",
 ]
 
 
@@ -465,6 +472,121 @@ def sequence_classification_compute_metrics(
             name = id2label.get(label, str(label)) if id2label else str(label)
             flat[f"f1_{name}"] = f1
         return flat
+
+    return compute_metrics
+
+
+# ----------------------------------------------------------------------------------------------------
+# sequence to sequence: BLEU and chrF (sacrebleu), character error rate, character accuracy, exact match
+
+
+def _check_pairs(references: Sequence[str], predictions: Sequence[str]) -> None:
+    if len(references) != len(predictions):
+        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+
+
+def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions, each costing 1) between two sequences, by the
+    plain dynamic programme over one row at a time."""
+    if len(a) < len(b):
+        a, b = b, a  # the row runs over the shorter sequence
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def character_error_rate(references: Sequence[str], predictions: Sequence[str]) -> float:
+    """Corpus character error rate: the edit distances of all pairs summed, over the total reference length
+    (so a long sentence weighs more than a short one, as in ASR scoring). 0 is perfect; above 1 is possible when
+    predictions are longer than the references. Empty references with empty predictions score 0."""
+    _check_pairs(references, predictions)
+    edits = sum(edit_distance(r, p) for r, p in zip(references, predictions))
+    total = sum(len(r) for r in references)
+    if total == 0:
+        return 0.0 if edits == 0 else float("inf")
+    return edits / total
+
+
+def character_accuracy(references: Sequence[str], predictions: Sequence[str]) -> float:
+    """For tasks whose output has one character per input unit (pinyin -> characters, spelling correction): the
+    share of reference positions whose character the prediction has at the same position, counted over the total
+    reference length (a missing character counts as wrong; extra predicted characters are not counted)."""
+    _check_pairs(references, predictions)
+    total = sum(len(r) for r in references)
+    if total == 0:
+        return 0.0
+    correct = sum(sum(x == y for x, y in zip(r, p)) for r, p in zip(references, predictions))
+    return correct / total
+
+
+def exact_match(references: Sequence[str], predictions: Sequence[str]) -> float:
+    """Share of predictions equal to their reference (after stripping surrounding whitespace)."""
+    _check_pairs(references, predictions)
+    if not references:
+        return 0.0
+    return sum(r.strip() == p.strip() for r, p in zip(references, predictions)) / len(references)
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return 0x3400 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FA1F or 0x3040 <= code <= 0x30FF
+
+
+def bleu_tokenize_for(references: Sequence[str]) -> str:
+    """sacrebleu's tokenizer for these references: "zh" (each CJK character a word) when most of their
+    non-space characters are CJK, else "13a" (WMT's default)."""
+    chars = [ch for r in references for ch in r if not ch.isspace()]
+    cjk = sum(_is_cjk(ch) for ch in chars)
+    return "zh" if chars and cjk * 2 > len(chars) else "13a"
+
+
+def seq2seq_scores(
+    references: Sequence[str], predictions: Sequence[str], tokenize: str | None = None, char_accuracy: bool = False
+) -> dict[str, float]:
+    """`bleu` (sacrebleu corpus BLEU, 0-100, `tokenize` "zh" / "13a" / ..., default from `bleu_tokenize_for`),
+    `chrf` (sacrebleu chrF, 0-100), `cer` (`character_error_rate`), `exact_match` (0-1), and with
+    `char_accuracy` the share of reference positions predicted right (0-1), plus `gen_len`, the mean predicted
+    length in characters. sacrebleu is imported here: `pip install "hf_charlm[metrics]"`."""
+    try:
+        import sacrebleu
+    except ImportError as err:
+        raise ImportError('BLEU and chrF need sacrebleu: pip install "hf_charlm[metrics]"') from err
+    _check_pairs(references, predictions)
+    references, predictions = list(references), list(predictions)
+    tokenize = tokenize or bleu_tokenize_for(references)
+    scores = {
+        "bleu": float(sacrebleu.corpus_bleu(predictions, [references], tokenize=tokenize).score),
+        "chrf": float(sacrebleu.corpus_chrf(predictions, [references]).score),
+        "cer": character_error_rate(references, predictions),
+        "exact_match": exact_match(references, predictions),
+    }
+    if char_accuracy:
+        scores["char_accuracy"] = character_accuracy(references, predictions)
+    scores["gen_len"] = float(np.mean([len(p) for p in predictions])) if predictions else 0.0
+    return scores
+
+
+def seq2seq_compute_metrics(
+    tokenizer: Any, references: Sequence[str], tokenize: str | None = None, char_accuracy: bool = False
+) -> Callable[[Any], dict[str, float]]:
+    """A `compute_metrics` for `Seq2SeqTrainer` with `predict_with_generate`: the generated ids are decoded
+    (-100 read as padding) and scored by `seq2seq_scores` against `references`, the whole target texts of the
+    evaluated split in order (not the labels, which may have been cut to `max_target_length`)."""
+    references = list(references)
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        predictions, _ = _unpack_eval_prediction(eval_pred)
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        predictions = np.where(predictions < 0, tokenizer.pad_token_id, predictions)
+        texts = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+        if len(texts) != len(references):
+            raise ValueError(f"{len(texts)} predictions for {len(references)} references: score one split at a time.")
+        return seq2seq_scores(references, texts, tokenize=tokenize, char_accuracy=char_accuracy)
 
     return compute_metrics
 

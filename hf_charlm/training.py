@@ -990,3 +990,84 @@ def encode_token_windows(
         {"tokens": sub_words, "tags": sub_tags}, tokenizer, "tokens", "tags", label_names, max_length, separator, False
     )
     return datasets.Dataset.from_dict(encoded), plan, windowed
+
+
+# ---- sequence to sequence ---------------------------------------------------------------------------------------
+
+
+def seq2seq_pairs(
+    raw: datasets.DatasetDict,
+    origins: dict,
+    source_column: str = "source",
+    target_column: str = "target",
+    source_lang: str | None = None,
+    target_lang: str | None = None,
+    translation_column: str = "translation",
+) -> datasets.DatasetDict:
+    """The source / target texts of each split as columns `source`, `target` (absent from a test split without
+    targets: prediction only) and `formats.SOURCE_COLUMN`: from two text columns, or, with `source_lang` /
+    `target_lang`, from a `translation` column of `{language: text}` dicts as run_translation.py reads it. A
+    missing column is an error naming the flag and the split's columns; a missing, empty or non-text value one
+    naming the file and line (or split and index) of its row."""
+    from .formats import SOURCE_COLUMN
+
+    out = {}
+    for split, d in raw.items():
+        where = origins[split]
+        rows = d[SOURCE_COLUMN] if SOURCE_COLUMN in d.column_names else list(range(d.num_rows))
+        if source_lang is not None:
+            if translation_column not in d.column_names:
+                raise UsageError(
+                    f"--source_lang / --target_lang read a {translation_column!r} column of {{language: text}} pairs: "
+                    f"the {split} split has no such column; its columns are {d.column_names} (use --source_column / --target_column)."
+                )
+            pairs = d[translation_column]
+            for row, pair in zip(rows, pairs):
+                for lang, flag in ((source_lang, "--source_lang"), (target_lang, "--target_lang")):
+                    if not isinstance(pair, dict) or lang not in pair or pair[lang] is None:
+                        has = sorted(k for k, v in pair.items() if v is not None) if isinstance(pair, dict) else type(pair).__name__
+                        raise UsageError(f"{where.name(row)}: {flag} {lang!r}: the {translation_column!r} value has no such language (it has {has}).")
+            sources = [pair[source_lang] for pair in pairs]
+            targets = [pair[target_lang] for pair in pairs]
+            names = (f"{translation_column}[{source_lang!r}]", f"{translation_column}[{target_lang!r}]")
+        else:
+            if source_column not in d.column_names:
+                raise UsageError(f"--source_column={source_column!r}: the {split} split has no such column; its columns are {d.column_names}.")
+            if target_column not in d.column_names and split != "test":
+                raise UsageError(f"--target_column={target_column!r}: the {split} split has no such column; its columns are {d.column_names}.")
+            sources = d[source_column]
+            targets = d[target_column] if target_column in d.column_names else None
+            names = (source_column, target_column)
+        columns = {"source": sources}
+        if targets is not None:
+            columns["target"] = targets
+        for (key, values), name in zip(columns.items(), names):
+            for row, value in zip(rows, values):
+                if not isinstance(value, str):
+                    kind = "missing" if value is None else f"not text ({type(value).__name__} {value!r:.40})"
+                    raise UsageError(f"{where.name(row)}: the {key} ({name!r}) is {kind}.")
+                if not value.strip():
+                    raise UsageError(f"{where.name(row)}: the {key} ({name!r}) is empty.")
+        columns[SOURCE_COLUMN] = rows
+        out[split] = datasets.Dataset.from_dict(columns)
+    return datasets.DatasetDict(out)
+
+
+def encode_seq2seq(
+    batch: dict, tokenizer: PreTrainedTokenizerBase, max_source_length: int | None, max_target_length: int | None
+) -> dict:
+    """`input_ids` / `attention_mask` of the sources (`<s>` + characters, cut to `max_source_length` tokens) and,
+    where the batch has targets, `labels`: the target characters followed by `</s>` (no `<s>`: the decoder starts
+    from it), at most `max_target_length` tokens with the `</s>` kept. Texts are read literally (a "<s>" typed in
+    the data is four characters)."""
+    enc = tokenizer(
+        batch["source"], truncation=max_source_length is not None, max_length=max_source_length,
+        split_special_tokens=True, return_token_type_ids=False, verbose=False,
+    )
+    out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    if "target" in batch:
+        eos = tokenizer.eos_token_id
+        ids = tokenizer(batch["target"], add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
+        keep = None if max_target_length is None else max_target_length - 1
+        out["labels"] = [t[:keep] + [eos] for t in ids]
+    return out
