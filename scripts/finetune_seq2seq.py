@@ -122,6 +122,18 @@ class DataArguments:
                 raise UsageError(f"--{name}={getattr(self, name)} must be >= 1.")
 
 
+class Seq2SeqCollator(DataCollatorForSeq2Seq):
+    """DataCollatorForSeq2Seq that leaves `labels` out of a batch without targets: transformers 5.24 returns
+    `labels=None`, which Seq2SeqTrainer.prediction_step takes for labels and runs the loss on (a test file of sources
+    only would fail)."""
+
+    def __call__(self, features, return_tensors=None):
+        batch = super().__call__(features, return_tensors)
+        if "labels" in batch and batch["labels"] is None:
+            del batch["labels"]
+        return batch
+
+
 def same_length_pairs(dataset: datasets.Dataset) -> bool:
     """Whether every target has one character per source character, or per space-separated source token (the
     pinyin_to_hanzi layout): the tasks for which character accuracy means something."""
@@ -306,7 +318,7 @@ def main() -> None:
         eval_dataset=encoded.get("validation"),
         processing_class=tokenizer,
         # pads sources with <pad>, labels with -100, and builds decoder_input_ids from the labels (<s> + shifted)
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        data_collator=Seq2SeqCollator(tokenizer, model=model, label_pad_token_id=-100),
         compute_metrics=metrics_for("validation") if "validation" in pairs else None,
         callbacks=callbacks,
     )

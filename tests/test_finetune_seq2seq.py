@@ -248,6 +248,21 @@ def test_predict_without_training_from_the_saved_model(pinyin_dir, tmp_path):
     assert len((out / "generated_predictions.txt").read_text(encoding="utf-8").splitlines()) == 4
 
 
+def test_predict_a_test_file_without_targets(pinyin_dir, tmp_path):
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"source": s}) + "\n" for s in ("ni hao", "zhong guo", "bei jing")), encoding="utf-8")
+    out = tmp_path / "predict"
+    code, stdout, stderr = run(["--model_name_or_path", str(pinyin_dir), "--test_file", str(test), "--do_predict",
+                                "--max_target_length", "8", "--output_dir", str(out), "--disable_tqdm", "true"])
+    assert code == 0, stderr[-2000:]
+    results = json.loads((out / "all_results.json").read_text())
+    assert not any(k.endswith(("_bleu", "_cer", "_loss")) for k in results)
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["source"] for r in records] == ["ni hao", "zhong guo", "bei jing"] and "reference" not in records[0]
+    assert [r["source_row"] for r in records] == ["test.jsonl line 1", "test.jsonl line 2", "test.jsonl line 3"]
+    assert "reference:" not in stdout and stdout.count("prediction:") == 3
+
+
 # ---- bad input: exit 2, one error line, nothing written -----------------------------------------------------------
 
 

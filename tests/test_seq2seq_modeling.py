@@ -270,12 +270,13 @@ def test_warm_start_from_causal_lm(backbone, tmp_path):
         )
 
 
-def test_text2text_pipelines_are_gone_from_transformers():
-    # transformers 5 removed the "text2text-generation" and "translation" tasks (REMOVED_TASKS): decode with
-    # model.generate + tokenizer.batch_decode (as test_train_reverse_strings does) until hf_charlm registers a task
-    for task in ("text2text-generation", "translation"):
-        with pytest.raises(KeyError, match="removed"):
-            pipeline(task, model=make_model("gru", "additive"))
+def test_text2text_pipelines_are_registered_by_hf_charlm(tokenizer):
+    # transformers 5 removed the "text2text-generation" and "translation" tasks (REMOVED_TASKS); `import hf_charlm`
+    # registers its own (hf_charlm/pipelines.py, compared with model.generate in tests/test_finetune_seq2seq.py)
+    from hf_charlm.pipelines import CharLMText2TextGenerationPipeline, CharLMTranslationPipeline
+
+    for task, cls in (("text2text-generation", CharLMText2TextGenerationPipeline), ("translation", CharLMTranslationPipeline)):
+        assert type(pipeline(task, model=make_model("gru", "additive"), tokenizer=tokenizer)) is cls
 
 
 # -------------------------------------------------------------------------------------------------- training
