@@ -1,9 +1,10 @@
 """Offline metrics for the char LMs: bits-per-char / perplexity, entity-level NER scores (seqeval),
 word-segmentation scores for B/M/E/S tags or word lists, classification / multi-label / regression
-scores, the `compute_metrics` factories that `Trainer` calls, and `load_metric`, which loads the
+scores, sequence-to-sequence scores (BLEU / chrF by sacrebleu, character error rate, character accuracy,
+exact match), the `compute_metrics` factories that `Trainer` calls, and `load_metric`, which loads the
 `evaluate` wrappers in `metric_modules/` by local path (no Hub, no network). This file may import the
-package, `datasets`, `evaluate`, `numpy` and `seqeval`; `evaluate` and `seqeval` are imported where
-they are used, so the scoring functions need only numpy.
+package, `datasets`, `evaluate`, `numpy`, `seqeval` and `sacrebleu`; `evaluate`, `seqeval` and `sacrebleu`
+are imported where they are used, so the other scoring functions need only numpy.
 """
 
 import math
