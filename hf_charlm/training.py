@@ -836,6 +836,28 @@ class RunChoices:
         # TrainingArguments turns do_eval on whenever eval_strategy is set: only the user's flag counts here
         return bool(training_args.do_train), "do_eval" in self.given and bool(training_args.do_eval), bool(training_args.do_predict)
 
+    def plan(
+        self, training_args: TrainingArguments, raw: datasets.DatasetDict, model_name_or_path: str | None
+    ) -> tuple[bool, bool, bool, bool, datasets.DatasetDict]:
+        """`phases`, checked against the data and the model (a missing split or model is a `UsageError` with the
+        fix), plus whether validation runs during training, and `raw` cut to the splits the run uses."""
+        do_train, do_eval, do_predict = self.phases(training_args, list(raw))
+        if do_train and "train" not in raw:
+            raise UsageError("Training needs a train split: pass --train_file, or --do_eval / --do_predict with a "
+                             "fine-tuned --model_name_or_path.")
+        if do_eval and "validation" not in raw:
+            raise UsageError("--do_eval needs a validation split: pass --validation_file.")
+        if do_predict and "test" not in raw:
+            raise UsageError("--do_predict needs a test split: pass --test_file.")
+        if not do_train and not model_name_or_path:
+            raise UsageError("Evaluating or predicting without training needs a fine-tuned model: pass --model_name_or_path.")
+        evaluate_during_training = do_train and training_args.eval_strategy != "no"
+        needed = {"train": do_train, "validation": do_eval or evaluate_during_training, "test": do_predict}
+        raw = datasets.DatasetDict({split: d for split, d in raw.items() if needed.get(split)})
+        if evaluate_during_training and "validation" not in raw:
+            raise UsageError("Evaluation during training needs a validation split: pass --validation_file, or --eval_strategy no.")
+        return do_train, do_eval, do_predict, evaluate_during_training, raw
+
 
 def _given_options(argv: list[str]) -> dict[str, str | None]:
     """`--name value`, `--name=value` and bare `--flag` in argv -> {name: value or None}."""

@@ -219,20 +219,7 @@ def main() -> None:
         {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file},
         data_args.file_format, data_args.validation_split_percentage, training_args.seed, token_task=True,
     )
-    do_train, do_eval, do_predict = choices.phases(training_args, list(raw))
-    if do_train and "train" not in raw:
-        raise UsageError("Training needs a train split: pass --train_file, or --do_eval / --do_predict with a fine-tuned --model_name_or_path.")
-    if do_eval and "validation" not in raw:
-        raise UsageError("--do_eval needs a validation split: pass --validation_file.")
-    if do_predict and "test" not in raw:
-        raise UsageError("--do_predict needs a test split: pass --test_file.")
-    if not do_train and not model_args.model_name_or_path:
-        raise UsageError("Evaluating or predicting without training needs a fine-tuned model: pass --model_name_or_path.")
-    evaluate_during_training = do_train and training_args.eval_strategy != "no"
-    needed = {"train": do_train, "validation": do_eval or evaluate_during_training, "test": do_predict}
-    raw = datasets.DatasetDict({split: d for split, d in raw.items() if needed.get(split)})
-    if evaluate_during_training and "validation" not in raw:
-        raise UsageError("Evaluation during training needs a validation split: pass --validation_file, or --eval_strategy no.")
+    do_train, do_eval, do_predict, evaluate_during_training, raw = choices.plan(training_args, raw, model_args.model_name_or_path)
     if do_train:
         check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)

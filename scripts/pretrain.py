@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import numpy as np
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
@@ -41,6 +40,7 @@ from hf_charlm.lm_eval import evaluate_lm, evaluate_masked_lm
 from hf_charlm.training import (
     ModelArguments,
     UsageError,
+    argmax_logits,
     build_config,
     check_output_dir,
     check_vocab,
@@ -175,6 +175,13 @@ def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
     return limit_splits(texts, {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}, seed, sample=False), name, ids
 
 
+def masked_accuracy(eval_pred) -> dict[str, float]:
+    """The share of masked characters (labels other than -100) the model restores exactly."""
+    predictions, labels = eval_pred.predictions, eval_pred.label_ids
+    scored = labels != -100
+    return {"masked_accuracy": float((predictions[scored] == labels[scored]).mean())}
+
+
 def text_source(data_args: DataArguments, split: str) -> str:
     """Where a split's text came from, for error messages."""
     def file_size(path: str) -> str:
@@ -254,12 +261,8 @@ def main() -> None:
         blocks = [{"input_ids": ids} for ids in lm_data["validation"].with_format(None)["input_ids"]]
         masked = fixed(blocks)  # blocks all have block_size tokens: one batch, no padding
         lm_data["validation"] = datasets.Dataset.from_dict({k: v.tolist() for k, v in masked.items()}).with_format("torch")
-        preprocess_logits = lambda logits, labels: logits.argmax(-1)  # noqa: E731  (keeps eval memory at B x T)
-
-        def compute_metrics(eval_pred) -> dict[str, float]:
-            predictions, labels = eval_pred.predictions, eval_pred.label_ids
-            scored = labels != -100
-            return {"masked_accuracy": float((predictions[scored] == labels[scored]).mean())}
+        preprocess_logits = argmax_logits  # keeps evaluation memory at B x T
+        compute_metrics = masked_accuracy
     eval_blocks = lm_data["validation"]
     if 0 < data_args.max_eval_blocks_during_training < len(eval_blocks):
         eval_blocks = eval_blocks.select(range(data_args.max_eval_blocks_during_training))
