@@ -151,7 +151,14 @@ class CharLMAttention(nn.Module):
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # (B, nh, S, hd)
+        return self.attend(q, k, v, attention_mask, is_causal, **kwargs)
 
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask: torch.Tensor | None, is_causal: bool, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention of (B, nh, T, hd) queries over (B, nh, S, hd) keys / values through the configured
+        implementation, then the output projection; shared with the decoder's cross-attention."""
+        B, _, T, _ = q.shape
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )

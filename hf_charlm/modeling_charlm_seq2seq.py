@@ -35,7 +35,6 @@ from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, logging
 
 from .configuration_charlm import CharLMConfig
@@ -50,7 +49,6 @@ from .modeling_charlm import (
     CharLMRMSNorm,
     CharLMRotaryEmbedding,
     _token_cross_entropy,
-    eager_attention_forward,
 )
 
 logger = logging.get_logger(__name__)
@@ -108,22 +106,7 @@ class CharLMCrossAttention(CharLMAttention):
             if cache is not None:
                 k, v = cache.cross_attention_cache.update(k, v, self.layer_idx)
                 cache.is_updated[self.layer_idx] = True
-        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        attn_output, attn_weights = attention_interface(
-            self,
-            q,
-            k,
-            v,
-            attention_mask,
-            dropout=self.config.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-            is_causal=False,
-            **kwargs,
-        )
-        attn_output = attn_output.reshape(B, T, -1).contiguous()  # (B, T, H)
-        return self.o_proj(attn_output), attn_weights
+        return self.attend(q, k, v, attention_mask, is_causal=False, **kwargs)
 
 
 class CharLMDecoderBlock(GradientCheckpointingLayer):

@@ -1093,3 +1093,20 @@ def encode_seq2seq(
         keep = None if max_target_length is None else max_target_length - 1
         out["labels"] = [t[:keep] + [eos] for t in ids]
     return out
+
+
+def train_then_evaluate(trainer, do_train: bool, resume: str | None, eval_dataset=None) -> dict:
+    """The fine-tuning scripts' run: train (resuming if asked) and save the model, then one evaluation on
+    `eval_dataset` (none if it is None). Returns the metrics of both. Early stopping watches eval_<metric> during
+    training only: it is removed first, so the final evaluation raises no "metric not found" alarm."""
+    from transformers import EarlyStoppingCallback
+
+    metrics: dict = {}
+    if do_train:
+        train_result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()
+        metrics.update(train_result.metrics)
+    trainer.remove_callback(EarlyStoppingCallback)
+    if eval_dataset is not None:
+        metrics.update(trainer.evaluate(eval_dataset, metric_key_prefix="eval"))
+    return metrics

@@ -63,6 +63,7 @@ from hf_charlm.training import (
     seq2seq_pairs,
     setup_logging,
     take_push_flag,
+    train_then_evaluate,
 )
 
 logger = logging.getLogger("finetune_seq2seq")
@@ -310,14 +311,7 @@ def main() -> None:
         callbacks=callbacks,
     )
     push = take_push_flag(training_args) if do_train else False
-    metrics = {}
-    if do_train:
-        train_result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model()
-        metrics.update(train_result.metrics)
-    trainer.remove_callback(EarlyStoppingCallback)
-    if do_eval:
-        metrics.update(trainer.evaluate(encoded["validation"], metric_key_prefix="eval"))
+    metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)
     predictions = None
     if do_predict:
         trainer.compute_metrics = metrics_for("test")

@@ -67,6 +67,7 @@ from hf_charlm.training import (
     run_main,
     setup_logging,
     take_push_flag,
+    train_then_evaluate,
 )
 
 logger = logging.getLogger("finetune_token_classification")
@@ -319,15 +320,7 @@ def main() -> None:
         callbacks=callbacks,
     )
     push = take_push_flag(training_args) if do_train else False
-    metrics = {}
-    if do_train:
-        train_result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model()
-        metrics.update(train_result.metrics)
-    # early stopping watches eval_<metric> during training; the final evaluations are not part of it
-    trainer.remove_callback(EarlyStoppingCallback)
-    if do_eval:
-        metrics.update(trainer.evaluate(windows["validation"][0], metric_key_prefix="eval"))
+    metrics = train_then_evaluate(trainer, do_train, resume, windows["validation"][0] if do_eval else None)
     predicted = None
     if do_predict:
         test_windows, test_plan, _ = windows["test"]
