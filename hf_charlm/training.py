@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, TrainingArguments
+from transformers.trainer_utils import PredictionOutput
 
 from .configuration_charlm import BACKBONES, CharLMConfig
 from .presets import PRESETS
@@ -827,12 +829,16 @@ class RunChoices:
 
     given: set[str]
     notes: list[str]
+    switched_on: set[str] = field(default_factory=set)  # boolean flags given as bare `--flag` or `--flag true`
 
     def phases(self, training_args: TrainingArguments, splits: list[str]) -> tuple[bool, bool, bool]:
         """run_ner's `--do_train` / `--do_eval` / `--do_predict`; with none of them given, all that the data
-        allows (predict = score and write predictions for the test split)."""
-        if not {"do_train", "do_eval", "do_predict"} & self.given:
-            return True, "validation" in splits, "test" in splits
+        allows (predict = score and write predictions for the test split). Flags that only turn a phase off
+        (`--do_predict false`) leave the other phases at that default."""
+        flags = ("do_train", "do_eval", "do_predict")
+        if not set(flags) & self.switched_on:
+            default = {"do_train": True, "do_eval": "validation" in splits, "do_predict": "test" in splits}
+            return tuple(default[flag] and flag not in self.given for flag in flags)
         # TrainingArguments turns do_eval on whenever eval_strategy is set: only the user's flag counts here
         return bool(training_args.do_train), "do_eval" in self.given and bool(training_args.do_eval), bool(training_args.do_predict)
 
@@ -880,7 +886,7 @@ def parse_finetune_args(dataclass_types: tuple, defaults: dict) -> tuple:
     dataclasses and a `RunChoices` (appended)."""
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json") and Path(sys.argv[1]).is_file():
         try:
-            given = {k: (None if isinstance(v, bool) else str(v)) for k, v in json.loads(Path(sys.argv[1]).read_text()).items()}
+            given = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in json.loads(Path(sys.argv[1]).read_text()).items()}
         except (json.JSONDecodeError, AttributeError) as err:
             raise UsageError(f"{sys.argv[1]}: not a JSON object of arguments ({err}).") from err
     else:
@@ -913,7 +919,8 @@ def parse_finetune_args(dataclass_types: tuple, defaults: dict) -> tuple:
             "or --load_best_model_at_end false."
         )
         raise UsageError(message) from err
-    return (*parsed, RunChoices(set(given), notes))
+    switched_on = {k for k, v in given.items() if v is None or v.lower() in ("true", "1", "yes", "y")}
+    return (*parsed, RunChoices(set(given), notes, switched_on))
 
 
 def count_cut(dataset: datasets.Dataset, column: str, tokenizer: PreTrainedTokenizerBase, max_length: int, separator: str | None = None) -> int:
@@ -1012,6 +1019,21 @@ def encode_token_windows(
         {"tokens": sub_words, "tags": sub_tags}, tokenizer, "tokens", "tags", label_names, max_length, separator, False
     )
     return datasets.Dataset.from_dict(encoded), plan, windowed
+
+
+def predict_windows(trainer, windows: datasets.Dataset, labelled: bool, prefix: str):
+    """`trainer.predict` on `encode_token_windows` output. Unlabelled windows carry placeholder labels that only mark
+    the scored positions: they are kept out of the model (a CRF would read them as a gold path and score a loss on
+    them) and handed back as `label_ids` for `metrics.merge_windows`."""
+    if labelled:
+        return trainer.predict(windows, metric_key_prefix=prefix)
+    output = trainer.predict(windows.remove_columns("labels"), metric_key_prefix=prefix)
+    width = output.predictions.shape[1]
+    marks = np.full((windows.num_rows, width), -100, dtype=np.int64)
+    for r, row in enumerate(windows["labels"]):
+        marks[r, : len(row)] = row
+    metrics = {k: v for k, v in output.metrics.items() if k != f"{prefix}_loss"}
+    return PredictionOutput(predictions=output.predictions, label_ids=marks, metrics=metrics)
 
 
 # ---- sequence to sequence ---------------------------------------------------------------------------------------

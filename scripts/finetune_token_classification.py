@@ -56,6 +56,7 @@ from hf_charlm.training import (
     check_output_dir,
     count_cut,
     encode_token_windows,
+    predict_windows,
     hub_base_model,
     limit_splits,
     load_classifier,
@@ -325,8 +326,8 @@ def main() -> None:
     if do_predict:
         test_windows, test_plan, _ = windows["test"]
         trainer.compute_metrics = token_classification_compute_metrics(id2label, scheme=scheme, windows=test_plan) if test_labelled else None
-        output = trainer.predict(test_windows, metric_key_prefix="test")
-        metrics.update(output.metrics if test_labelled else {k: v for k, v in output.metrics.items() if k != "test_loss"})
+        output = predict_windows(trainer, test_windows, test_labelled, "test")
+        metrics.update(output.metrics)
         _, predicted = merge_windows(output.predictions, output.label_ids, test_plan)
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
@@ -338,7 +339,7 @@ def main() -> None:
         trainer.compute_metrics = None
         one = raw[sample_split].select([0])
         sample_windows, sample_plan, _ = encode_token_windows(one, tokenizer, data_args.tokens_column, None, names, max_len, separator, stride)
-        output = trainer.predict(sample_windows, metric_key_prefix="sample")
+        output = predict_windows(trainer, sample_windows, False, "sample")
         sample_ids = merge_windows(output.predictions, output.label_ids, sample_plan)[1][0]
 
     if trainer.is_world_process_zero():

@@ -464,3 +464,28 @@ def test_crf_cws_predictions_are_viterbi_paths_and_agree_with_the_pipeline(tmp_p
             compared += 1
             assert [e["entity"] for e in tagger(text)] == record["tags"]
     assert compared >= 5
+
+
+def test_crf_model_trains_without_test_split_and_predicts_untagged_text(tmp_path):
+    """With a CRF the placeholder labels of unlabelled windows must stay out of the model (they would be read as a
+    gold path B -> B -> ...): training without --do_predict (the end-of-run sample) and predicting an untagged file
+    both work, and the predicted words put back together give the input."""
+    from hf_charlm.modeling_charlm import allowed_transitions
+
+    out = tmp_path / "cws-crf"
+    run(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--use_crf", "--config_overrides", TINY, "--output_dir", str(out),
+                       "--max_train_samples", "200", "--max_eval_samples", "20", "--do_predict", "false", *QUICK])
+    assert not any(k.startswith("test_") for k in json.loads((out / "all_results.json").read_text()))
+    sentences = [(list("江泽民在北京会见了克林顿"), ["S"] * 12), (list("上海市人民政府"), ["S"] * 7)]
+    write_conll(tmp_path / "raw.txt", sentences, tagged=False)
+    pred = tmp_path / "pred"
+    run(TOKEN_SCRIPT, ["--model_name_or_path", str(out), "--do_predict", "--test_file", str(tmp_path / "raw.txt"),
+                       "--file_format", "conll", "--output_dir", str(pred)])
+    records = [json.loads(line) for line in (pred / "predictions.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in records] == [s for s, _ in sentences]
+    names = ["B", "M", "E", "S"]
+    allowed, start, end = allowed_transitions(names)
+    for record in records:
+        tags = [names.index(t) for t in record["tags"]]
+        assert start[tags[0]] and end[tags[-1]] and all(allowed[a, b] for a, b in zip(tags, tags[1:]))
+    assert not any(k.startswith("test_loss") for k in json.loads((pred / "all_results.json").read_text()))
