@@ -1127,6 +1127,7 @@ def train_then_evaluate(trainer, do_train: bool, resume: str | None, eval_datase
     if do_train:
         train_result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
+        trainer.save_state()  # trainer_state.json: the loss / validation curve, as run_ner.py leaves it
         metrics.update(train_result.metrics)
     trainer.remove_callback(EarlyStoppingCallback)
     if eval_dataset is not None:

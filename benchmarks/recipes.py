@@ -1,0 +1,282 @@
+"""Training recipes per task and budget, run end to end with the package's scripts and scored like every other
+row of benchmarks/chinese_tasks.py (test split, hf_charlm.metrics).
+
+A recipe is one shared pretraining run (`scripts/pretrain.py`) and one fine-tuning run per task and system
+(`scripts/finetune_token_classification.py`, `scripts/finetune_sequence_classification.py`), each given a wall-clock
+budget. Each run's number of steps is fitted to its budget by a short timing run of the same command on the same
+machine (`--probe_steps` steps, run under the same concurrency), so the learning-rate schedule ends where the budget
+ends; the fitted steps are written next to the results. Validation is scored during training (the curve that
+`--plot` draws); the test split is scored once, at the end, and never used for any choice.
+
+    # one GPU: a 2.5-minute shared MLM pretraining run, then every fine-tuning run at once, 2 minutes each
+    python benchmarks/recipes.py --budget gpu --output_dir benchmarks/results
+    # 2 CPU cores: 60 minutes of pretraining, then 30 minutes per fine-tuning run, one at a time
+    python benchmarks/recipes.py --budget cpu --output_dir benchmarks/results
+
+Writes `recipes_<budget>.json` (rows in the layout of chinese_tasks.py's `--extra_results`, plus the curves and the
+fitted steps) and, with matplotlib, `recipes_<budget>_curves.png` (validation score against training seconds).
+The command lines of every run are in the JSON (`command`) and in the README's recipe table.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from chinese_tasks import make_result  # noqa: E402
+
+from hf_charlm.data import load_builtin  # noqa: E402
+
+SCRIPTS = {"ner": "finetune_token_classification.py", "cws": "finetune_token_classification.py",
+           "sentiment": "finetune_sequence_classification.py"}
+BUILTIN = {"ner": "peoples_daily_ner", "cws": "peoples_daily_cws", "sentiment": "review_sentiment"}
+METRICS = {"ner": ("precision", "recall", "f1"), "cws": ("precision", "recall", "f1"), "sentiment": ("accuracy", "macro_f1")}
+MAIN = {"ner": "f1", "cws": "f1", "sentiment": "accuracy"}
+PRETRAINED = "{pretrained}"  # replaced by the shared pretraining run's output folder
+
+# what every budget shares: the pretraining corpus is the train splits of the built-in texts only (the
+# validation and test sentences of every task stay out: tests/test_data.py checks it)
+PRETRAIN_COMMON = ["--objective", "mlm", "--masking", "char", "--builtin", "peoples_daily_text,reviews_text",
+                   "--lr_scheduler_type", "cosine", "--warmup_steps", "0.05", "--logging_steps", "100",
+                   "--eval_strategy", "no", "--save_strategy", "no"]
+FINETUNE_COMMON = ["--eval_strategy", "steps", "--save_strategy", "no", "--load_best_model_at_end", "false",
+                   "--lr_scheduler_type", "linear", "--warmup_steps", "0.06", "--logging_steps", "50"]
+
+RECIPES = {
+    "gpu": {
+        "where": "one GPU",
+        "parallel": True,  # the small models leave the GPU mostly idle: every fine-tuning run at once
+        "pretrain_seconds": 150,
+        "finetune_seconds": 120,
+        "pretrain": ["--preset", "small", "--block_size", "256", "--per_device_train_batch_size", "64",
+                     "--learning_rate", "1e-3", "--bf16", "true", "--config_overrides", "hidden_dropout_prob=0.1"],
+        "systems": {
+            # name -> (tasks, arguments)
+            "small transformer, MLM-pretrained, CRF": (("ner", "cws"), [
+                "--model_name_or_path", PRETRAINED, "--use_crf", "true", "--learning_rate", "3e-4",
+                "--per_device_train_batch_size", "32", "--tf32", "true"]),
+            "small transformer, MLM-pretrained": (("ner", "cws", "sentiment"), [
+                "--model_name_or_path", PRETRAINED, "--learning_rate", "3e-4", "--per_device_train_batch_size", "32",
+                "--tf32", "true"]),
+            "BiLSTM-CRF, scratch": (("ner", "cws"), [
+                "--preset", "small", "--backbone", "lstm", "--config_overrides", "num_hidden_layers=2,hidden_dropout_prob=0.2",
+                "--use_crf", "true", "--learning_rate", "2e-3", "--per_device_train_batch_size", "32", "--tf32", "true"]),
+        },
+    },
+    "cpu": {
+        "where": "2 CPU cores",
+        "parallel": False,
+        "pretrain_seconds": 3600,
+        "finetune_seconds": 1800,
+        "pretrain": ["--preset", "tiny", "--block_size", "128", "--per_device_train_batch_size", "32",
+                     "--learning_rate", "3e-3"],
+        "systems": {
+            "tiny transformer, MLM-pretrained, CRF": (("ner", "cws"), [
+                "--model_name_or_path", PRETRAINED, "--use_crf", "true", "--learning_rate", "1e-3",
+                "--per_device_train_batch_size", "32"]),
+            "tiny transformer, MLM-pretrained": (("sentiment",), [
+                "--model_name_or_path", PRETRAINED, "--learning_rate", "1e-3", "--per_device_train_batch_size", "32"]),
+            "BiLSTM-CRF, scratch": (("ner", "cws"), [
+                "--preset", "tiny", "--backbone", "lstm", "--config_overrides", "num_hidden_layers=1,hidden_dropout_prob=0.2",
+                "--use_crf", "true", "--learning_rate", "3e-3", "--per_device_train_batch_size", "32"]),
+        },
+    },
+}
+
+
+def launch(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    proc.log, proc.started = log, time.time()  # type: ignore[attr-defined]
+    return proc
+
+
+def wait(proc: subprocess.Popen) -> dict:
+    """Wait for one run: its exit status, wall seconds and CPU seconds (its own process tree, from wait4)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.time() - proc.started  # type: ignore[attr-defined]
+    if proc.returncode:
+        tail = proc.log.read_text()[-3000:]  # type: ignore[attr-defined]
+        sys.exit(f"error: {shlex.join(proc.args)} failed ({proc.returncode}):\n{tail}")
+    return {"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
+
+
+def run_all(cmds: dict[str, list[str]], workdir: Path, parallel: bool, env: dict) -> dict[str, dict]:
+    if parallel:
+        procs = {name: launch(cmd, workdir / f"{name}.log", env) for name, cmd in cmds.items()}
+        return {name: wait(proc) for name, proc in procs.items()}
+    return {name: wait(launch(cmd, workdir / f"{name}.log", env)) for name, cmd in cmds.items()}
+
+
+def fit_steps(cmds: dict[str, tuple[list[str], Path]], seconds: float, args, workdir: Path, parallel: bool, env: dict) -> dict[str, int]:
+    """Steps each command trains in `seconds` of training time: a timing run of `--probe_steps` steps of the same
+    command (no evaluation, no prediction), the same runs side by side when they will run side by side."""
+    probes = {}
+    for name, (cmd, _) in cmds.items():
+        probes[name] = cmd + ["--output_dir", str(workdir / "probe" / name), "--max_steps", str(args.probe_steps),
+                              "--eval_strategy", "no", "--do_train", "true", "--do_eval", "false",
+                              "--overwrite_output_dir", "true"]
+        if "pretrain.py" not in cmd[1]:
+            probes[name] += ["--do_predict", "false"]
+    run_all(probes, workdir / "probe", parallel, env)
+    steps = {}
+    for name in cmds:
+        runtime = json.loads((workdir / "probe" / name / "all_results.json").read_text())["train_runtime"]
+        # the probe's first steps carry warm-up costs (allocation, kernel selection): a slight underestimate of the rate
+        steps[name] = max(args.probe_steps, int(seconds * args.probe_steps / runtime * args.step_margin))
+    return steps
+
+
+def curve(output_dir: Path, metric: str) -> list[tuple[float, float]]:
+    """(training seconds, validation score) at each evaluation during training; seconds are the step times the
+    run's mean step time (the Trainer logs steps, not clock times)."""
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    history = state["log_history"]
+    runtime = next((h["train_runtime"] for h in history if "train_runtime" in h), None)
+    total = state.get("global_step") or 1
+    return [(round(h["step"] * runtime / total, 1), h[f"eval_{metric}"]) for h in history if f"eval_{metric}" in h and runtime]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", choices=sorted(RECIPES), required=True)
+    parser.add_argument("--tasks", default="ner,cws,sentiment")
+    parser.add_argument("--systems", default=None, help="comma-separated system names of the recipe (default: all)")
+    parser.add_argument("--pretrained", default=None, help="skip the pretraining run and start from this folder")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.02 for a smoke run)")
+    parser.add_argument("--probe_steps", type=int, default=40)
+    parser.add_argument("--step_margin", type=float, default=0.85, help="share of the budget given to training steps")
+    parser.add_argument("--evaluations", type=int, default=8, help="validation scores per fine-tuning run")
+    parser.add_argument("--max_samples", type=int, default=None, help="cut every split (smoke runs only)")
+    parser.add_argument("--workdir", default="outputs/recipes")
+    parser.add_argument("--output_dir", default="benchmarks/results")
+    parser.add_argument("--plot", default="true", choices=("true", "false"))
+    args = parser.parse_args()
+    recipe = RECIPES[args.budget]
+    workdir = Path(args.workdir) / args.budget
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    python = sys.executable
+    limit = [] if args.max_samples is None else ["--max_train_samples", str(args.max_samples),
+                                                 "--max_eval_samples", str(args.max_samples)]
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report: dict = {"budget": args.budget, "where": recipe["where"], "started": started, "command": shlex.join(["python"] + sys.argv),
+                    "load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(), "rows": [], "runs": {}}
+    result_path = out_dir / f"recipes_{args.budget}.json"
+
+    def save() -> None:  # partial results survive a run cut short
+        result_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+    # 1. the shared pretraining run
+    pretrained = args.pretrained
+    if pretrained is None:
+        pretrained = str(workdir / "pretrain")
+        cmd = [python, str(ROOT / "scripts" / "pretrain.py"), *PRETRAIN_COMMON, *recipe["pretrain"], *limit]
+        seconds = recipe["pretrain_seconds"] * args.scale
+        steps = fit_steps({"pretrain": (cmd, Path(pretrained))}, seconds, args, workdir, False, env)["pretrain"]
+        cmd += ["--max_steps", str(steps), "--output_dir", pretrained, "--overwrite_output_dir", "true"]
+        cost = run_all({"pretrain": cmd}, workdir, False, env)["pretrain"]
+        results = json.loads((Path(pretrained) / "all_results.json").read_text())
+        report["pretrain"] = {**cost, "steps": steps, "budget_s": seconds, "command": shlex.join(["python", *cmd[1:]]),
+                              "eval": {k: v for k, v in results.items() if k.startswith("eval_")}}
+        print(f"pretraining: {steps} steps, {cost}", flush=True)
+        save()
+
+    # 2. the fine-tuning runs
+    wanted = set(args.systems.split(",")) if args.systems else None
+    cmds: dict[str, tuple[list[str], Path]] = {}
+    for system, (tasks, extra) in recipe["systems"].items():
+        if wanted is not None and system not in wanted:
+            continue
+        for task in tasks:
+            if task not in args.tasks.split(","):
+                continue
+            name = f"{task}--{system.replace(', ', '--').replace(' ', '_')}"
+            cmd = [python, str(ROOT / "scripts" / SCRIPTS[task]), "--task_name", BUILTIN[task], *FINETUNE_COMMON,
+                   *[pretrained if a == PRETRAINED else a for a in extra], *limit, "--disable_tqdm", "true"]
+            if args.max_samples is not None:
+                cmd += ["--max_test_samples", str(args.max_samples)]
+            cmds[name] = (cmd, workdir / name)
+    seconds = recipe["finetune_seconds"] * args.scale
+    steps = fit_steps(cmds, seconds, args, workdir, recipe["parallel"], env)
+    full = {}
+    for name, (cmd, output_dir) in cmds.items():
+        full[name] = cmd + ["--max_steps", str(steps[name]), "--eval_steps", str(max(1, steps[name] // args.evaluations)),
+                            "--output_dir", str(output_dir), "--overwrite_output_dir", "true"]
+    costs = run_all(full, workdir, recipe["parallel"], env)
+    num_test = {task: (load_builtin(BUILTIN[task])["test"].num_rows if args.max_samples is None else args.max_samples)
+                for task in BUILTIN}
+    for name, (cmd, output_dir) in cmds.items():
+        task, _, system_key = name.partition("--")
+        system = next(s for s in recipe["systems"] if s.replace(", ", "--").replace(" ", "_") == system_key)
+        results = json.loads((output_dir / "all_results.json").read_text())
+        config = json.loads((output_dir / "config.json").read_text())
+        points = curve(output_dir, MAIN[task])
+        cost = costs[name]
+        pre = report.get("pretrain")
+        row = make_result(
+            task, f"hf_charlm {system} ({recipe['where']} recipe)", {m: results[f"test_{m}"] for m in METRICS[task]},
+            num_examples=num_test[task],
+            cpu_seconds={"load": None, "train": cost["cpu_s"], "test": None},
+            model_size_bytes=(output_dir / "model.safetensors").stat().st_size,
+            model_size_note=f"model.safetensors (float32, {config['backbone']}, hidden {config['hidden_size']} x {config['num_hidden_layers']} layers)",
+            notes=(f"{recipe['where']}: fine-tuning {cost['wall_s']:.0f} s wall ({steps[name]} steps, budget "
+                   f"{seconds:.0f} s), CPU {cost['cpu_s']:.0f} s (train + validation + test); test prediction "
+                   f"{results.get('test_runtime', float('nan')):.1f} s wall"
+                   + (f"; shared pretraining {pre['wall_s']:.0f} s wall, CPU {pre['cpu_s']:.0f} s ({pre['steps']} steps)"
+                      if pre and PRETRAINED in recipe['systems'][system][1] else "")),
+            command=shlex.join(["python", *full[name][1:]]),
+            validation_metrics={MAIN[task]: points[-1][1]} if points else None,
+        )
+        row["curve"] = points
+        row["budget"] = args.budget
+        report["rows"].append(row)
+        report["runs"][name] = {**cost, "steps": steps[name]}
+        print(f"[{task}] {system}: test {MAIN[task]} {results[f'test_{MAIN[task]}']:.4f}; {cost}", flush=True)
+    report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report["load_average_end"] = os.getloadavg()
+    save()
+    print(f"wrote {result_path}")
+    if args.plot == "true":
+        plot(report, out_dir / f"recipes_{args.budget}_curves.png")
+
+
+def plot(report: dict, path: Path) -> None:
+    """Validation score against training seconds, one panel per task, one line per system."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    tasks = sorted({row["task"] for row in report["rows"]}, key=list(BUILTIN).index)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for row in report["rows"]:
+            if row["task"] == task and row["curve"]:
+                xs, ys = zip(*row["curve"])
+                label = row["system"].removeprefix("hf_charlm ").split(" (")[0]
+                ax.plot(xs, ys, marker="o", ms=3, label=label)
+        ax.set_title(f"{task}: validation {MAIN[task]} ({report['where']})")
+        ax.set_xlabel("training seconds")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
