@@ -433,8 +433,9 @@ class CharLMCRF(nn.Module):
         # per position, the labels a path may take: the gold one where known, any where not
         fits = ~observed.unsqueeze(-1) | (torch.arange(L, device=labels.device) == labels.clamp(min=0).unsqueeze(-1))
         penalty = torch.zeros_like(emissions).masked_fill(~fits, -1e4)
-        all_paths = self._forward_algorithm(emissions, lengths, trans, start, end)
-        gold_paths = self._forward_algorithm(emissions + penalty, lengths, trans, start, end)
+        # both partition functions in one pass over the positions (the loop, not the batch, is what costs)
+        both = self._forward_algorithm(torch.cat([emissions, emissions + penalty]), lengths.repeat(2), trans, start, end)
+        all_paths, gold_paths = both[:B], both[B:]
         return gold_paths - all_paths
 
     @staticmethod
@@ -1018,7 +1019,8 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
 
     With `config.use_crf` a linear-chain CRF sits on the per-character scores: the loss is its negative
     log-likelihood per labelled token, and `logits` are its max-marginals, whose argmax (what the Trainer's
-    metrics and the token-classification pipeline take) is the Viterbi path.
+    metrics and the token-classification pipeline take) is the Viterbi path. A training-mode call with labels
+    returns the emissions as `logits` instead: its caller (the Trainer's training step) reads the loss alone.
     """
 
     def __init__(self, config: CharLMConfig):
@@ -1094,6 +1096,10 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
                 # per labelled token, like the cross-entropy, so that learning rates carry over
                 count = num_items_in_batch if num_items_in_batch is not None else (labels.masked_fill(~chain, -100) != -100).sum().clamp(min=1)
                 loss = -self.crf.log_likelihood(logits, labels, chain).sum() / count
+            if self.training and labels is not None:
+                # training needs the loss only: the max-marginals (two more passes over the positions) are skipped
+                # and `logits` stay the emissions
+                return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
             scores = self.crf.max_marginals(logits, chain)
             positions = torch.arange(T, device=logits.device).expand(B, T)
             source = torch.where(chain, positions, -1).cummax(dim=1).values.clamp(min=0)  # each token's character

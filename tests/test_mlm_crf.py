@@ -106,10 +106,17 @@ def test_crf_head_logits_argmax_is_the_viterbi_path_and_trains(backbone, tokeniz
     labels = torch.full(enc["input_ids"].shape, -100)
     labels[0, 1:7] = torch.tensor([0, 1, 1, 2, 3, 3])  # B M M E S S
     labels[1, 1:8] = torch.tensor([0, 2, 0, 1, 2, 0, 2])  # B E B M E B E
+    model.eval()
     out = model(**enc, labels=labels)
     assert torch.isfinite(out.loss) and out.loss > 0
-    paths = model.crf.decode(model.classifier(model.model(**enc, is_causal=False).last_hidden_state), enc["attention_mask"].bool())
+    emissions = model.classifier(model.model(**enc, is_causal=False).last_hidden_state)
+    paths = model.crf.decode(emissions, enc["attention_mask"].bool())
     assert [row[m].tolist() for row, m in zip(out.logits.argmax(-1), enc["attention_mask"].bool())] == paths
+    # a training step reads the loss only: the same loss, and the emissions as logits (no max-marginal passes)
+    model.train()
+    train_out = model(**enc, labels=labels)
+    torch.testing.assert_close(train_out.loss, out.loss)
+    torch.testing.assert_close(train_out.logits, emissions)
     # a few steps of training fit the two sentences
     opt = torch.optim.AdamW(model.parameters(), lr=2e-2)
     for _ in range(30):
