@@ -159,7 +159,11 @@ def main() -> None:
     parser.add_argument("--workdir", default="outputs/recipes")
     parser.add_argument("--output_dir", default="benchmarks/results")
     parser.add_argument("--plot", default="true", choices=("true", "false"))
+    parser.add_argument("--redraw", default=None, help="only redraw the table and plot of this recipes_<budget>.json")
     args = parser.parse_args()
+    if args.redraw:
+        finish(json.loads(Path(args.redraw).read_text()), Path(args.output_dir), args)
+        return
     recipe = RECIPES[args.budget]
     workdir = Path(args.workdir) / args.budget
     out_dir = Path(args.output_dir)
@@ -247,8 +251,46 @@ def main() -> None:
     report["load_average_end"] = os.getloadavg()
     save()
     print(f"wrote {result_path}")
+    finish(report, out_dir, args)
+
+
+def finish(report: dict, out_dir: Path, args: argparse.Namespace) -> None:
+    write_table(report, out_dir / f"recipes_{report['budget']}.md", out_dir / "chinese_tasks.json")
     if args.plot == "true":
-        plot(report, out_dir / f"recipes_{args.budget}_curves.png")
+        plot(report, out_dir / f"recipes_{report['budget']}_curves.png")
+
+
+def write_table(report: dict, path: Path, reference: Path) -> None:
+    """The recipe's rows under the classical reference rows of `reference` (chinese_tasks.json), per task."""
+    classical = json.loads(reference.read_text()) if reference.is_file() else []
+    lines = [f"# Training recipes: {report['where']} ({report['started']} to {report.get('finished', '?')})", "",
+             f"`{report['command']}`", "",
+             f"Machine: {report['cpu_count']} CPU cores; load average at the start {report['load_average_start'][0]:.2f}. "
+             "Test split of each built-in task, scored by hf_charlm.metrics; the classical rows are copied from "
+             f"`{reference.name}` (same scoring code, 2 CPU cores).", ""]
+    if "pretrain" in report:
+        pre = report["pretrain"]
+        lines += [f"Shared pretraining: {pre['steps']} steps, {pre['wall_s']:.0f} s wall, CPU {pre['cpu_s']:.0f} s; "
+                  f"validation masked-char accuracy {pre['eval'].get('eval_masked_accuracy', float('nan')):.4f}. "
+                  f"Command: `{pre['command']}`", ""]
+    lines += ["| task | system | test score | last validation | steps | fine-tuning wall s | CPU s | model size |",
+              "|---|---|---|---|---:|---:|---:|---:|"]
+    for task in BUILTIN:
+        for row in classical:
+            if row["task"] == task and "hf_charlm" not in row["system"] and row["cpu_seconds"].get("train"):
+                lines.append(f"| {task} | {row['system']} | {MAIN[task]} {row['metrics'][MAIN[task]]:.4f} | - | - | - | "
+                             f"{row['cpu_seconds']['train']:.0f} (train) | {row['model_size_bytes'] / 1e6:.1f} MB |")
+        for row in report["rows"]:
+            if row["task"] != task:
+                continue
+            run = next(v for k, v in report["runs"].items() if row["command"].endswith(f"/{k} --overwrite_output_dir true"))
+            val = row["validation_metrics"] or {}
+            lines.append(f"| {task} | {row['system']} | {MAIN[task]} {row['metrics'][MAIN[task]]:.4f} | "
+                         f"{val.get(MAIN[task], float('nan')):.4f} | {run['steps']} | {run['wall_s']:.0f} | {run['cpu_s']:.0f} | "
+                         f"{row['model_size_bytes'] / 1e6:.1f} MB |")
+    lines += ["", "Commands of the fine-tuning runs:", ""] + [f"- `{row['command']}`" for row in report["rows"]]
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
 
 
 def plot(report: dict, path: Path) -> None:
