@@ -255,8 +255,11 @@ def write_model_card(
         if hyperparameters else "No hyperparameters were recorded.",
         results_table=_table(("Split", "Metric", "Value"), [(s, n, v) for s, _, n, v, _ in rows])
         if rows else "No evaluation results were recorded.",
-        extra_section=f"\n## Additional information\n\n{_table(('Key', 'Value'), sorted(others.items()))}\n"
-        if others else "",
+        extra_section=(f"\n## Additional information\n\n{_table(('Key', 'Value'), sorted(others.items()))}\n"
+                       if others else "")
+        # the picture that training.save_training_curves draws at the end of a run
+        + ("\n## Training curves\n\n![Loss and metrics during training](training_curves.png)\n"
+           if (output_dir / "training_curves.png").is_file() else ""),
     )
 
     # the metadata: the template's static keys plus this run's, serialized by huggingface_hub
