@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -407,7 +408,7 @@ def _tab(model: LoadedModel, key: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- offline default models
-def build_offline_models(folder: Path, steps: int = 150, seed: int = 0) -> list[str]:
+def build_offline_models(folder: Path, steps: int = 100, seed: int = 0) -> list[str]:
     """Four small models from the built-in corpora, saved under `folder` (reused when already there): a 2-layer,
     hidden-64 transformer pretrained for `steps` steps on People's Daily text, then NER, word segmentation and
     sentiment heads fine-tuned from it for `steps` steps each. Returns the folders as `--model` specs."""
@@ -430,7 +431,7 @@ def build_offline_models(folder: Path, steps: int = 150, seed: int = 0) -> list[
                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
     def train(model, dataset, out: Path, collator=None) -> None:
-        args = TrainingArguments(output_dir=str(folder / "tmp"), max_steps=steps, per_device_train_batch_size=16,
+        args = TrainingArguments(output_dir=str(folder / "tmp"), max_steps=steps, per_device_train_batch_size=8,
                                  learning_rate=3e-3, warmup_steps=0.1, report_to="none", save_strategy="no",
                                  logging_strategy="no", disable_tqdm=True, seed=seed, dataloader_num_workers=0)
         kwargs = {"data_collator": collator} if collator else {}
@@ -438,26 +439,27 @@ def build_offline_models(folder: Path, steps: int = 150, seed: int = 0) -> list[
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
 
-    train(CharLMForCausalLM(config), tokenize_and_pack(texts, tokenizer, 128), folder / "generation")
+    train(CharLMForCausalLM(config), tokenize_and_pack(texts, tokenizer, 64), folder / "generation")
     from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
     for name, task, column in (("ner", "peoples_daily_ner", "ner_tags"), ("segmentation", "peoples_daily_cws", "tags")):
-        data = load_builtin(task)["train"].shuffle(seed=seed).select(range(steps * 16))
+        data = load_builtin(task)["train"].shuffle(seed=seed).select(range(steps * 8))
         labels = data.features[column].feature.names
-        encoded = data.map(lambda b: tokenize_and_align_labels(b, tokenizer, "tokens", column, labels, 128, "", True),
+        encoded = data.map(lambda b: tokenize_and_align_labels(b, tokenizer, "tokens", column, labels, 64, "", True),
                            batched=True, remove_columns=data.column_names)
         model = CharLMForTokenClassification.from_pretrained(
             folder / "generation", num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={n: i for i, n in enumerate(labels)})
         train(model, encoded, folder / name, DataCollatorForTokenClassification(tokenizer))
-    data = load_builtin("review_sentiment")["train"].shuffle(seed=seed).select(range(steps * 16))
+    data = load_builtin("review_sentiment")["train"].shuffle(seed=seed).select(range(steps * 8))
     labels = data.features["label"].names
-    encoded = data.map(lambda b: {**tokenizer(b["text"], truncation=True, max_length=128, split_special_tokens=True),
+    encoded = data.map(lambda b: {**tokenizer(b["text"], truncation=True, max_length=64, split_special_tokens=True),
                                   "labels": b["label"]}, batched=True, remove_columns=data.column_names)
     model = CharLMForSequenceClassification.from_pretrained(
         folder / "generation", num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={n: i for i, n in enumerate(labels)})
     train(model, encoded, folder / "sentiment", DataCollatorWithPadding(tokenizer))
+    shutil.rmtree(folder / "tmp", ignore_errors=True)
     stamp.write_text(json.dumps({"steps": steps, "seed": seed, "seconds": round(time.time() - start, 1)}))
     return [str(folder / n) for n in names]
 
@@ -470,7 +472,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the first free one)")
     parser.add_argument("--offline_dir", type=Path, default=DEFAULT_OFFLINE_DIR,
                         help="where the models built without --model are kept")
-    parser.add_argument("--offline_steps", type=int, default=150, help="training steps of each offline model")
+    parser.add_argument("--offline_steps", type=int, default=100, help="training steps of each offline model")
     return parser.parse_args(argv)
 
 

@@ -558,7 +558,7 @@ def plan_space(models: list[str], *, title: str | None = None, app_file: str | P
     package source that app.py imports. `app_file` defaults to the app.py of the checkout this package lives in."""
     from importlib import metadata
 
-    from huggingface_hub import SpaceCard, SpaceCardData
+    from huggingface_hub import SpaceCardData
 
     if not models or not all(HUB_ID_RE.match(m) and "/" in m for m in models):
         raise ValueError(f"models={models!r}: a Space shows models on the Hub; give repo ids such as 'user/charlm-ner'.")
