@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage reports leave the machine unless asked
+import gradio as gr  # noqa: E402
 import torch
 from transformers import AutoConfig, TextIteratorStreamer, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
