@@ -309,3 +309,18 @@ def test_models_that_fail_to_load_are_named(models, tmp_path):
     assert [m.capability for m in loaded] == ["sentiment"]
     assert problems[0].startswith(f"Could not load `{tmp_path / 'not_a_model'}`: ")
     assert problems[1] == "Could not load `/no/such/dir`: no such folder"
+
+
+@pytest.mark.slow
+def test_offline_default_models_are_built_once(tmp_path):
+    import app
+
+    specs = app.build_offline_models(tmp_path / "offline", steps=3)
+    assert specs == [str(tmp_path / "offline" / n) for n in ("generation", "ner", "segmentation", "sentiment")]
+    assert not (tmp_path / "offline" / "tmp").exists()
+    stamp = tmp_path / "offline" / "built-3-0.json"
+    before = stamp.stat().st_mtime_ns
+    assert app.build_offline_models(tmp_path / "offline", steps=3) == specs and stamp.stat().st_mtime_ns == before
+    models, problems = app.load_models(specs)
+    assert [m.capability for m in models] == ["generation", "ner", "segmentation", "sentiment"] and problems == []
+    assert models[1].label_names == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
