@@ -47,6 +47,12 @@ HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owne
 Hub rejects (checked with whoami before the repo is touched), raises `HubAuthenticationError` (a
 `PermissionError`) saying how to log in; the token is never part of a message.
 
+    push_space(space_id, models, *, title=None, app_file=None, private=False, token=None, dry_run=False) -> PushResult
+
+A Gradio Space that shows Hub `models` with the demo page (`plan_space` lists its files): app.py, a Space card
+(`model_cards/space.md`; sdk gradio, sdk_version, app_file, models), requirements.txt and the hf_charlm source.
+`scripts/push_to_hub.py --space` calls it after the model upload.
+
     resolve_token(token=None) -> (token, source)          find_secrets(path) -> list[str]
 
 The first is push_folder's token lookup, for a training script to call before training; the second is the
