@@ -26,9 +26,17 @@ extras = {
     "metrics": ["seqeval>=1.2.2", "sacrebleu>=2.4,<3"],
     # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0)
     "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5"],
+    # training curves as PNG (scripts/plot_training.py, drawn at the end of every training run; benchmarks/charts.py)
+    "plots": ["matplotlib>=3.8"],
+    # `--report_to tensorboard` / `--report_to trackio` (trackio logs to a local folder unless given a Space)
+    "tracking": ["tensorboard>=2.17", "trackio>=0.43"],
+    # the demo page app.py (tested with gradio 6.31.0)
+    "demo": ["gradio>=6.31,<7"],
 }
-extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"]))
-extras["test"] = sorted(set(extras["train"] + extras["bench"] + ["pytest>=8", "hypothesis>=6.100"]))
+extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"] + extras["plots"]))
+# playwright drives Debian's chromium in tests/test_app.py (`apt-get install chromium`; never `playwright install`)
+extras["test"] = sorted(set(extras["train"] + extras["bench"] + extras["tracking"] + extras["demo"]
+                            + ["pytest>=8", "hypothesis>=6.100", "playwright>=1.50"]))
 
 setup(
     name="hf_charlm",

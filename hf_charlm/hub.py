@@ -47,6 +47,12 @@ HF_ENDPOINT selects the Hub. A `repo_id` without a namespace gets the token owne
 Hub rejects (checked with whoami before the repo is touched), raises `HubAuthenticationError` (a
 `PermissionError`) saying how to log in; the token is never part of a message.
 
+    push_space(space_id, models, *, title=None, app_file=None, private=False, token=None, dry_run=False) -> PushResult
+
+A Gradio Space that shows Hub `models` with the demo page (`plan_space` lists its files): app.py, a Space card
+(`model_cards/space.md`; sdk gradio, sdk_version, app_file, models), requirements.txt and the hf_charlm source.
+`scripts/push_to_hub.py --space` calls it after the model upload.
+
     resolve_token(token=None) -> (token, source)          find_secrets(path) -> list[str]
 
 The first is push_folder's token lookup, for a training script to call before training; the second is the
@@ -255,8 +261,11 @@ def write_model_card(
         if hyperparameters else "No hyperparameters were recorded.",
         results_table=_table(("Split", "Metric", "Value"), [(s, n, v) for s, _, n, v, _ in rows])
         if rows else "No evaluation results were recorded.",
-        extra_section=f"\n## Additional information\n\n{_table(('Key', 'Value'), sorted(others.items()))}\n"
-        if others else "",
+        extra_section=(f"\n## Additional information\n\n{_table(('Key', 'Value'), sorted(others.items()))}\n"
+                       if others else "")
+        # the picture that training.save_training_curves draws at the end of a run
+        + ("\n## Training curves\n\n![Loss and metrics during training](training_curves.png)\n"
+           if (output_dir / "training_curves.png").is_file() else ""),
     )
 
     # the metadata: the template's static keys plus this run's, serialized by huggingface_hub
@@ -545,5 +554,86 @@ def push_folder(
     return PushResult(list(plan.files), info, plan.fixed)
 
 
-__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "find_secrets", "plan_upload", "push_folder",
-           "resolve_token", "template_dir", "write_model_card"]
+# ------------------------------------------------------------------------------------------ a Space beside a model
+SPACE_PACKAGE_SKIP = ("__pycache__", "*.pyc", "datasets")  # the Space reads no training data
+
+
+def plan_space(models: list[str], *, title: str | None = None, app_file: str | Path | None = None) -> dict[str, Path | bytes]:
+    """The files of a Gradio Space that shows `models` (Hub ids) with the demo page: `app.py`, `README.md` (a Space
+    card: sdk, sdk_version, app_file, models), `requirements.txt` (hf_charlm's own requirements) and the `hf_charlm`
+    package source that app.py imports. `app_file` defaults to the app.py of the checkout this package lives in."""
+    from importlib import metadata
+
+    from huggingface_hub import SpaceCardData
+
+    if not models or not all(HUB_ID_RE.match(m) and "/" in m for m in models):
+        raise ValueError(f"models={models!r}: a Space shows models on the Hub; give repo ids such as 'user/charlm-ner'.")
+    package = Path(__file__).resolve().parent
+    app = Path(app_file) if app_file else package.parent / "app.py"
+    if not app.is_file():
+        raise ValueError(f"{app}: no such file (the demo page is app.py at the top of the hf_charlm checkout).")
+    try:
+        requirements = [r for r in metadata.requires("hf_charlm") or [] if "extra ==" not in r]
+    except metadata.PackageNotFoundError:
+        raise ValueError("hf_charlm is not installed (pip install -e .): its requirements are the Space's.") from None
+    try:
+        sdk_version = metadata.version("gradio")
+    except metadata.PackageNotFoundError:
+        sdk_version = "6.31.0"  # the version the demo was tested with (setup.py, extra "demo")
+    title = title or f"{models[0].split('/')[-1]} demo"
+    body = string.Template((template_dir() / "space.md").read_text(encoding="utf-8")).substitute(
+        title=title, model_list=", ".join(f"[`{m}`](https://huggingface.co/{m})" for m in models),
+        version=metadata.version("hf_charlm"), sdk_version=sdk_version,
+        model_args=" ".join(f"--model {m}" for m in models))
+    static = ModelCard(body).data.to_dict()
+    data = SpaceCardData(title=title, sdk="gradio", sdk_version=sdk_version, app_file="app.py", license="mit",
+                         models=list(models), short_description="Try hf_charlm character-level models", **static)
+    files: dict[str, Path | bytes] = {
+        "README.md": f"---\n{data.to_yaml()}\n---\n{ModelCard(body).text}".encode("utf-8"),
+        "app.py": app,
+        "requirements.txt": ("\n".join(requirements) + "\n").encode("utf-8"),
+    }
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package)
+        if path.is_file() and not any(_matches(part, SPACE_PACKAGE_SKIP) for part in rel.parts):
+            files[f"hf_charlm/{rel.as_posix()}"] = path
+    secrets = [f"{name} ({'; '.join(found)})" for name, src in files.items()
+               if isinstance(src, Path) and (found := find_secrets(src))]
+    if secrets:
+        raise ValueError(f"Refusing to upload the Space: {', '.join(secrets)}.")
+    return files
+
+
+def push_space(
+    space_id: str,
+    models: list[str],
+    *,
+    title: str | None = None,
+    app_file: str | Path | None = None,
+    private: bool = False,
+    token: str | None = None,
+    dry_run: bool = False,
+) -> PushResult:
+    """Creates or updates the Gradio Space `space_id` with the files of `plan_space`, in one commit (package files
+    the new upload lacks are deleted in it). Returns the paths, with `.commit_info` (None on a dry run)."""
+    if not dry_run:
+        token, _ = resolve_token(token)
+    files = plan_space(models, title=title, app_file=app_file)
+    if dry_run:
+        return PushResult(list(files))
+    api = HfApi(token=token)
+    if "/" not in space_id:
+        space_id = f"{api.whoami()['name']}/{space_id}"
+    api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    operations: list = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=src if isinstance(src, bytes) else str(src))
+                        for p, src in files.items()]
+    operations += [CommitOperationDelete(path_in_repo=remote) for remote in api.list_repo_files(space_id, repo_type="space")
+                   if remote.startswith("hf_charlm/") and remote not in files]
+    info = api.create_commit(space_id, operations, repo_type="space",
+                             commit_message=f"Demo of {', '.join(models)} with hf_charlm")
+    logger.info(f"push_space: {len(files)} files -> {info.commit_url}")
+    return PushResult(list(files), info)
+
+
+__all__ = ["TASKS", "HubAuthenticationError", "PushResult", "UploadPlan", "find_secrets", "plan_space", "plan_upload",
+           "push_folder", "push_space", "resolve_token", "template_dir", "write_model_card"]

@@ -1127,9 +1127,29 @@ def train_then_evaluate(trainer, do_train: bool, resume: str | None, eval_datase
     if do_train:
         train_result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
-        trainer.save_state()  # trainer_state.json: the loss / validation curve, as run_ner.py leaves it
         metrics.update(train_result.metrics)
     trainer.remove_callback(EarlyStoppingCallback)
     if eval_dataset is not None:
         metrics.update(trainer.evaluate(eval_dataset, metric_key_prefix="eval"))
+    if do_train:
+        save_training_curves(trainer)
     return metrics
+
+
+def save_training_curves(trainer) -> Path | None:
+    """The end of every training script's run: `trainer_state.json` (the log history) and its picture,
+    `training_curves.png`, in the output folder, which `hub.write_model_card` then shows in the card. Returns the
+    picture's path; None on other ranks, without matplotlib (the `plots` extra) or with nothing logged."""
+    if not trainer.is_world_process_zero():
+        return None
+    trainer.save_state()
+    try:
+        from .plotting import plot_training
+    except ImportError as err:
+        logger.info("no training curves picture (%s): pip install 'hf_charlm[plots]'", err)
+        return None
+    try:
+        return plot_training(trainer.args.output_dir)
+    except ValueError as err:
+        logger.info("no training curves picture: %s", err)
+        return None

@@ -53,6 +53,7 @@ from hf_charlm.training import (
     run_main,
     sample_fill_masks,
     sample_generations,
+    save_training_curves,
     setup_logging,
     take_push_flag,
     text_only,
@@ -290,6 +291,7 @@ def main() -> None:
     train_result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - start
     trainer.save_model()
+    save_training_curves(trainer)  # trainer_state.json and training_curves.png, shown in the model card
     metrics = dict(train_result.metrics)
     metrics["train_tokens_per_second"] = metrics.get("train_samples_per_second", 0.0) * data_args.block_size
     trainer.log_metrics("train", metrics)

@@ -5,7 +5,8 @@
 prints the chosen port on stdout (and writes it to --port-file). Point clients at it with
 ``HF_ENDPOINT=http://127.0.0.1:PORT HF_TOKEN=hf_test HF_HUB_DISABLE_XET=1``.
 
-Model repos live under ROOT/<namespace>/<name>/: ``repo.json`` (visibility, branch heads) and ``commits/<sha>.json``
+Model repos live under ROOT/<namespace>/<name>/ (Space repos under ROOT/@spaces/<namespace>/<name>/, served at
+/api/spaces/... and /spaces/.../resolve/..., their README must name an ``sdk``): ``repo.json`` (visibility, branch heads) and ``commits/<sha>.json``
 (parent, message, date and the full file manifest path -> git blob id), file contents in ROOT/.blobs/<git blob id>.
 Every commit id is a sha1; old commits keep their manifests, so any revision ever pushed resolves. Served:
 whoami-v2, repo creation, branches, refs, commits, preupload (always "regular": contents arrive base64 inline in
@@ -48,12 +49,18 @@ LANGUAGE_RE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]{2,8})*|code|multilingual)$"
 REPO_ID_RE = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")
 FRONT_MATTER_RE = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
 SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+SPACE_SDKS = {"gradio", "streamlit", "docker", "static"}
 
 
 class HubError(Exception):
     def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+
+
+def public(key: str) -> tuple[str, str]:
+    """A store key -> (the repo's path in URLs, its id): "@spaces/ns/name" -> ("spaces/ns/name", "ns/name")."""
+    return (key[1:], key[len("@spaces/"):]) if key.startswith("@spaces/") else (key, key)
 
 
 def now_iso() -> str:
@@ -107,11 +114,11 @@ def _check_model_index(model_index, errors: list[str]) -> None:
                     errors.append(f'"{rw}.metrics[{k}].value" is required')
 
 
-def validate_card(content: str) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for the YAML front matter of a model card, in the Hub's wording."""
+def validate_card(content: str, space: bool = False) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for the YAML front matter of a model (or Space) card, in the Hub's wording."""
     match = FRONT_MATTER_RE.match(content)
     if match is None:
-        return [], ["empty or missing yaml metadata in repo card"]
+        return (['"sdk" is required'] if space else []), ["empty or missing yaml metadata in repo card"]
     try:
         meta = yaml.safe_load(match.group(2))
     except yaml.YAMLError as e:
@@ -136,6 +143,10 @@ def validate_card(content: str) -> tuple[list[str], list[str]]:
         errors.append(f'"pipeline_tag" must be one of [{", ".join(sorted(PIPELINE_TAGS))}]')
     if "model-index" in meta:
         _check_model_index(meta["model-index"], errors)
+    if space and meta.get("sdk") not in SPACE_SDKS:
+        errors.append(f'"sdk" must be one of [{", ".join(sorted(SPACE_SDKS))}]')
+    if "models" in meta:
+        _check_str_list(meta, "models", errors, REPO_ID_RE)
     return errors, []
 
 
@@ -236,7 +247,7 @@ class HubHandler(BaseHTTPRequestHandler):
             headers = dict(e.headers)
             if e.code:
                 headers["X-Error-Code"] = e.code
-            headers["X-Error-Message"] = e.message
+            headers["X-Error-Message"] = e.message.replace("\r", " ").replace("\n", " ")  # one header line
             self._json({"error": e.message}, e.status, headers)
         except Exception as e:  # a bug here should show up as a 500 the client reports, not a hung socket
             self._json({"error": f"{type(e).__name__}: {e}"}, 500)
@@ -258,9 +269,9 @@ class HubHandler(BaseHTTPRequestHandler):
     def _base_url(self) -> str:
         return f"http://{self.headers.get('Host', '127.0.0.1')}"
 
-    def _repo(self, ns: str, name: str) -> tuple[str, dict]:
-        repo_id = f"{ns}/{name}"
-        meta = self.store.meta(repo_id) if REPO_ID_RE.match(repo_id) else None
+    def _repo(self, ns: str, name: str, kind: str = "models") -> tuple[str, dict]:
+        repo_id = f"{ns}/{name}" if kind == "models" else f"@spaces/{ns}/{name}"  # the store's key
+        meta = self.store.meta(repo_id) if REPO_ID_RE.match(f"{ns}/{name}") else None
         if meta is None or (meta["private"] and not self.authed):
             raise HubError(401 if not self.authed else 404, "Repository not found", "RepoNotFound")
         return repo_id, meta
@@ -277,8 +288,8 @@ class HubHandler(BaseHTTPRequestHandler):
             return self._create_repo()
         if p[:2] == ["api", "validate-yaml"] and m == "POST":
             return self._validate_yaml()
-        if len(p) >= 4 and p[:2] == ["api", "models"]:
-            repo_id, meta = self._repo(p[2], p[3])
+        if len(p) >= 4 and p[0] == "api" and p[1] in ("models", "spaces"):
+            repo_id, meta = self._repo(p[2], p[3], p[1])
             action, rest = (p[4] if len(p) > 4 else ""), p[5:]
             if action == "" and m == "GET":
                 return self._info(repo_id, meta, "main")
@@ -300,23 +311,30 @@ class HubHandler(BaseHTTPRequestHandler):
                 return self._branch(repo_id, meta, "/".join(rest))
         if len(p) >= 5 and p[2] == "resolve" and m in ("GET", "HEAD"):
             return self._resolve(p[0], p[1], p[3], "/".join(p[4:]))
+        if len(p) >= 6 and p[0] == "spaces" and p[3] == "resolve" and m in ("GET", "HEAD"):
+            return self._resolve(p[1], p[2], p[4], "/".join(p[5:]), "spaces")
         raise HubError(404, f"Not found: {m} {self.path}")
 
     def _create_repo(self) -> None:
         self._require_token()
         req = json.loads(self.body or b"{}")
-        if req.get("type", "model") != "model":
-            raise HubError(400, "This test hub only serves model repos")
+        if req.get("type", "model") not in ("model", "space"):
+            raise HubError(400, "This test hub only serves model and Space repos")
         repo_id = f"{req.get('organization') or self.user}/{req['name']}"
         if not REPO_ID_RE.match(repo_id):
             raise HubError(400, f"Invalid repo name: {repo_id}")
+        if req.get("type") == "space":
+            if req.get("sdk") not in SPACE_SDKS:
+                raise HubError(400, f"Invalid sdk: {req.get('sdk')!r}")
+            repo_id = f"@spaces/{repo_id}"
         private = req.get("visibility", "public") == "private" or bool(req.get("private"))
         with self.store.lock:
             if self.store.meta(repo_id) is not None:
-                return self._json({"error": "You already created this model repo",
-                                   "url": f"{self._base_url()}/{repo_id}"}, 409)
+                return self._json({"error": "You already created this repo",
+                                   "url": f"{self._base_url()}/{public(repo_id)[0]}"}, 409)
             self.store.create_repo(repo_id, private)
-        self._json({"url": f"{self._base_url()}/{repo_id}", "name": repo_id, "id": repo_id})
+        self._json({"url": f"{self._base_url()}/{public(repo_id)[0]}", "name": public(repo_id)[1],
+                    "id": public(repo_id)[1]})
 
     def _validate_yaml(self) -> None:
         errors, warnings = validate_card(json.loads(self.body or b"{}").get("content", ""))
@@ -339,6 +357,7 @@ class HubHandler(BaseHTTPRequestHandler):
         blobs = self.query.get("blobs", ["false"])[0].lower() == "true"
         siblings = [{"rfilename": path, **({"size": f["size"], "blobId": f["oid"]} if blobs else {})}
                     for path, f in sorted(commit["files"].items())]
+        repo_id = public(repo_id)[1]
         self._json({"_id": repo_id, "id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0],
                     "sha": sha, "private": meta["private"], "gated": False, "disabled": False, "downloads": 0,
                     "likes": 0, "lastModified": commit["date"], "createdAt": meta["createdAt"],
@@ -404,7 +423,7 @@ class HubHandler(BaseHTTPRequestHandler):
                 if key == "file":
                     data = base64.b64decode(value["content"])
                     if path == "README.md":
-                        errors, _ = validate_card(data.decode("utf-8", "replace"))
+                        errors, _ = validate_card(data.decode("utf-8", "replace"), repo_id.startswith("@spaces/"))
                         if errors:
                             raise HubError(400, "Invalid metadata in README.md.\n" + "\n".join(errors))
                     files[path] = self.store.put_blob(data)
@@ -417,7 +436,7 @@ class HubHandler(BaseHTTPRequestHandler):
                     raise HubError(400, f"Unsupported commit operation {key!r} (this hub takes regular files only)")
             sha = self.store.new_commit(repo_id, meta, branch, parent, files, header.get("summary", ""),
                                         header.get("description", ""))
-        self._json({"success": True, "commitOid": sha, "commitUrl": f"{self._base_url()}/{repo_id}/commit/{sha}",
+        self._json({"success": True, "commitOid": sha, "commitUrl": f"{self._base_url()}/{public(repo_id)[0]}/commit/{sha}",
                     "hookOutput": ""})
 
     def _branch(self, repo_id: str, meta: dict, branch: str) -> None:
@@ -431,8 +450,8 @@ class HubHandler(BaseHTTPRequestHandler):
             self.store._write(self.store.root / repo_id / "repo.json", json.dumps(meta).encode())
         self._json({})
 
-    def _resolve(self, ns: str, name: str, rev: str, path: str) -> None:
-        repo_id, meta = self._repo(ns, name)
+    def _resolve(self, ns: str, name: str, rev: str, path: str, kind: str = "models") -> None:
+        repo_id, meta = self._repo(ns, name, kind)
         sha = self.store.resolve(repo_id, meta, rev)
         entry = self.store.commit(repo_id, sha)["files"].get(path)
         if entry is None:
