@@ -8,11 +8,15 @@ vocabulary is one token, any other character becomes its UTF-8 byte tokens `<0x0
 `transformers` names.
 """
 
+import functools
+import json
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, normalizers, processors
 from transformers import PreTrainedTokenizerFast
 
 PAD, UNK, BOS, EOS, CLS, SEP, MASK = "<pad>", "<unk>", "<s>", "</s>", "<cls>", "<sep>", "<mask>"
@@ -89,7 +93,6 @@ def build_char_tokenizer(
     norm = _normalizer(normalization)
     if norm is not None:
         tok.normalizer = norm
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A:0",
@@ -153,4 +156,223 @@ def train_char_tokenizer(
     return build_char_tokenizer(chars, normalization=normalization, model_max_length=model_max_length)
 
 
-__all__ = ["CharLMTokenizerFast", "build_char_tokenizer", "train_char_tokenizer", "count_characters", "SPECIAL_TOKENS"]
+# ------------------------------------------------------------------------------------------------ bulk encoding
+# `encode_corpus` gives the ids `tokenizer(texts, split_special_tokens=True)` gives, as one numpy array, without
+# one Rust `Encoding` and one Python list per text: the texts are joined and read as UTF-32 code points, a
+# code point -> id table maps the vocabulary characters, and the rare characters outside it are expanded into
+# their UTF-8 byte tokens with array arithmetic. Normalisation: a text made only of characters that the
+# normaliser cannot change, alone or next to any other such character (`_inert`), is already normalised; only
+# the other texts go through the tokenizer's own (Rust) normaliser. A tokenizer this reading does not cover
+# (merges, another model or pre-tokenizer, added non-special tokens, ...) is encoded by the tokenizer itself.
+
+_PER_CHARACTER_SPLIT = {"type": "Split", "pattern": {"Regex": r"[\s\S]"}, "behavior": "Isolated", "invert": False}
+_UNICODE_FORMS = ("NFC", "NFD", "NFKC", "NFKD")
+_CHUNK_TEXTS = 50_000  # texts per pass: bounds the memory of the joined text and its code-point arrays
+
+
+@functools.cache
+def _composition_seconds() -> frozenset[str]:
+    """Characters that canonical composition can merge into the character before them (NFC_Quick_Check=Maybe)."""
+    seconds = {chr(cp) for cp in (*range(0x1161, 0x1176), *range(0x11A8, 0x11C3))}  # Hangul V and T jamo
+    for cp in range(0x30000):  # no canonical decomposition lies above the CJK compatibility supplement
+        parts = unicodedata.decomposition(chr(cp)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            seconds.add(chr(int(parts[1], 16)))
+    return frozenset(seconds)
+
+
+@functools.cache
+def _inert(char: str, form: str) -> bool:
+    """Whether normalisation `form` leaves `char` as it is wherever it stands among other inert characters.
+
+    Only characters assigned in Python's Unicode database qualify: normalisation stability guarantees that their
+    decompositions and combining classes are the same in the (possibly newer) Unicode version of the Rust library.
+    Inert: a starter (combining class 0) that the form maps to itself and whose decomposition neither starts with
+    nor is a character that composes with the one before it (Hangul V/T jamo, the second half of a pair).
+    """
+    if unicodedata.category(char) in ("Cn", "Cs") or unicodedata.combining(char):
+        return False
+    if unicodedata.normalize(form, char) != char:
+        return False
+    if form in ("NFC", "NFKC"):
+        seconds = _composition_seconds()
+        return char not in seconds and unicodedata.normalize("NFD" if form == "NFC" else "NFKD", char)[0] not in seconds
+    return True
+
+
+class _CharTable:
+    """What `encode_corpus` needs from a char tokenizer, read from its `tokenizer.json`; `None` from `of` when the
+    tokenizer is not one this reading covers."""
+
+    def __init__(self, ids: np.ndarray, unstable: np.ndarray, byte_ids: np.ndarray, form: str | None,
+                 prefix: list[int], suffix: list[int]):
+        self.ids, self.unstable, self.byte_ids, self.form = ids, unstable, byte_ids, form
+        self.prefix, self.suffix = prefix, suffix
+
+    @classmethod
+    def of(cls, backend: Tokenizer) -> "_CharTable | None":
+        spec = json.loads(backend.to_str())
+        model, norm, pre, post = spec["model"], spec["normalizer"], spec["pre_tokenizer"], spec["post_processor"]
+        if (model.get("type") != "BPE" or model.get("merges") or not model.get("byte_fallback") or model.get("dropout")
+                or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix")):
+            return None
+        if pre is not None and pre != _PER_CHARACTER_SPLIT:
+            return None
+        if norm is not None and norm.get("type") not in _UNICODE_FORMS:
+            return None
+        if any(not t["special"] for t in spec["added_tokens"]):  # matched even in text read literally
+            return None
+        prefix, suffix = [], []
+        if post is not None:
+            if post.get("type") != "TemplateProcessing":
+                return None
+            pieces = [next(iter(p.items())) for p in post["single"]]
+            if [kind for kind, _ in pieces].count("Sequence") != 1:
+                return None
+            where = prefix
+            for kind, piece in pieces:
+                if kind == "Sequence":
+                    where = suffix
+                else:
+                    where.extend(post["special_tokens"][piece["id"]]["ids"])
+        vocab = model["vocab"]
+        if any(f"<0x{b:02X}>" not in vocab for b in range(256)):  # a missing byte token would give <unk>
+            return None
+        byte_ids = np.array([vocab[f"<0x{b:02X}>"] for b in range(256)], dtype=np.int64)
+        chars = {ord(token): i for token, i in vocab.items() if len(token) == 1}
+        size = max(chars, default=0) + 2  # the last entry stands for every code point above the vocabulary
+        ids = np.full(size, -1, dtype=np.int64)
+        unstable = np.zeros(size, dtype=bool)
+        form = None if norm is None else norm["type"]
+        for cp, i in chars.items():
+            ids[cp] = i
+            unstable[cp] = form is not None and not _inert(chr(cp), form)
+        return cls(ids, unstable, byte_ids, form, prefix, suffix)
+
+
+def _code_points(texts: list[str], first: int) -> tuple[np.ndarray, np.ndarray]:
+    """The code points of the joined texts (uint32) and each text's length."""
+    joined = "".join(texts)
+    try:
+        cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:
+        for i, text in enumerate(texts):
+            found = _SURROGATE.search(text)
+            if found:
+                raise ValueError(
+                    f"texts[{first + i}] is not valid Unicode: lone surrogate {found.group()!r} at character "
+                    f"{found.start()}. Decode bytes with errors='replace' (or fix the source) before tokenizing."
+                ) from None
+        raise
+    return cps, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+
+
+def _encode_chunk(table: _CharTable, texts: list[str], normalizer, first: int, specials: bool,
+                  extra_suffix: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    cps, lengths = _code_points(texts, first)
+    index = np.minimum(cps, len(table.ids) - 1)
+    ids = table.ids[index]
+    unknown = np.flatnonzero(ids < 0)
+    if table.form is not None:
+        # a text with a character the normaliser could change is normalised by the tokenizer's own normaliser
+        suspect = np.flatnonzero(table.unstable[index])
+        if len(unknown):
+            odd = [cp for cp in np.unique(cps[unknown]).tolist() if not _inert(chr(cp), table.form)]
+            if odd:
+                suspect = np.concatenate([suspect, unknown[np.isin(cps[unknown], odd)]])
+        if len(suspect):
+            rows = np.unique(np.searchsorted(np.cumsum(lengths), suspect, side="right"))
+            texts = list(texts)
+            for row in rows.tolist():
+                texts[row] = normalizer.normalize_str(texts[row])
+            cps, lengths = _code_points(texts, first)
+            index = np.minimum(cps, len(table.ids) - 1)
+            ids = table.ids[index]
+            unknown = np.flatnonzero(ids < 0)
+    if len(unknown):  # byte fallback: the UTF-8 bytes of each character outside the vocabulary
+        cp = cps[unknown].astype(np.int64)
+        n = 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
+        counts = np.ones(len(ids), dtype=np.int64)
+        counts[unknown] = n
+        starts = np.cumsum(counts) - counts
+        body = np.repeat(ids, counts)
+        lead = np.choose(n - 1, [cp, 0xC0 | cp >> 6, 0xE0 | cp >> 12, 0xF0 | cp >> 18])
+        body[starts[unknown]] = table.byte_ids[lead]
+        for k in (1, 2, 3):  # continuation byte k of an n-byte character carries bits 6 * (n - 1 - k) and up
+            has = n > k
+            shift = 6 * (n[has] - 1 - k)
+            body[starts[unknown[has]] + k] = table.byte_ids[0x80 | (cp[has] >> shift) & 0x3F]
+        ids = body
+        csum = np.concatenate([[0], np.cumsum(counts)])
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        token_lengths = csum[bounds[1:]] - csum[bounds[:-1]]
+    else:
+        token_lengths = lengths
+    prefix = table.prefix if specials else []
+    suffix = (table.suffix if specials else []) + extra_suffix
+    if not prefix and not suffix:
+        return ids, token_lengths
+    total_lengths = token_lengths + len(prefix) + len(suffix)
+    out = np.empty(int(total_lengths.sum()), dtype=np.int64)
+    starts = np.cumsum(total_lengths) - total_lengths
+    is_special = np.zeros(len(out), dtype=bool)
+    for k, token in enumerate(prefix):
+        out[starts + k] = token
+        is_special[starts + k] = True
+    ends = starts + total_lengths
+    for k, token in enumerate(suffix):
+        out[ends - len(suffix) + k] = token
+        is_special[ends - len(suffix) + k] = True
+    out[~is_special] = ids
+    return out, total_lengths
+
+
+def encode_corpus(
+    tokenizer: PreTrainedTokenizerFast,
+    texts: Iterable[str],
+    *,
+    add_special_tokens: bool = True,
+    append_eos: bool = False,
+    return_lengths: bool = False,
+    dtype: np.dtype | type = np.int32,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The ids of every text, one after the other, in one numpy array: the fast way to encode a corpus.
+
+    Equal, id for id, to `tokenizer(texts, split_special_tokens=True, add_special_tokens=add_special_tokens)`
+    concatenated (corpus text is read literally: a `"</s>"` written in it stays four characters), plus
+    `tokenizer.eos_token_id` after each text with `append_eos=True`. With `return_lengths=True` also returns each
+    text's number of ids. Reads any char tokenizer of this package (or its saved `tokenizer.json`) directly; any
+    other fast tokenizer is encoded by the tokenizer itself (same result, its speed).
+    """
+    if append_eos and tokenizer.eos_token_id is None:
+        raise ValueError("append_eos=True, but the tokenizer has no eos_token")
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.integer) or len(tokenizer) - 1 > np.iinfo(dtype).max:
+        raise ValueError(f"dtype={dtype} cannot hold the ids of a vocabulary of {len(tokenizer)} tokens")
+    texts = texts if isinstance(texts, list) else list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] must be str, got {type(text).__name__}")
+    backend = tokenizer.backend_tokenizer
+    table = _CharTable.of(backend)
+    extra = [tokenizer.eos_token_id] if append_eos else []
+    pieces, lengths = [], []
+    for first in range(0, len(texts), _CHUNK_TEXTS):
+        chunk = texts[first : first + _CHUNK_TEXTS]
+        if table is None:
+            encoded = tokenizer(chunk, add_special_tokens=add_special_tokens, split_special_tokens=True,
+                                return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]
+            rows = [np.asarray(ids + extra, dtype=np.int64) for ids in encoded]
+            ids = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+            n = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        else:
+            ids, n = _encode_chunk(table, chunk, backend.normalizer, first, add_special_tokens, extra)
+        pieces.append(ids.astype(dtype, copy=False))
+        lengths.append(n)
+    ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
+    if return_lengths:
+        return ids, (np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64))
+    return ids
+
+
+__all__ = ["CharLMTokenizerFast", "build_char_tokenizer", "train_char_tokenizer", "count_characters", "encode_corpus", "SPECIAL_TOKENS"]
