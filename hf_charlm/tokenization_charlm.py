@@ -209,9 +209,13 @@ class _CharTable:
         self.ids, self.unstable, self.byte_ids, self.form = ids, unstable, byte_ids, form
         self.prefix, self.suffix = prefix, suffix
 
+    @staticmethod
+    def of(backend: Tokenizer) -> "_CharTable | None":
+        return _char_table(backend.to_str())  # keyed by the whole tokenizer.json: any change makes a new table
+
     @classmethod
-    def of(cls, backend: Tokenizer) -> "_CharTable | None":
-        spec = json.loads(backend.to_str())
+    def from_json(cls, text: str) -> "_CharTable | None":
+        spec = json.loads(text)
         model, norm, pre, post = spec["model"], spec["normalizer"], spec["pre_tokenizer"], spec["post_processor"]
         if (model.get("type") != "BPE" or model.get("merges") or not model.get("byte_fallback") or model.get("dropout")
                 or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix")):
@@ -248,6 +252,11 @@ class _CharTable:
             ids[cp] = i
             unstable[cp] = form is not None and not _inert(chr(cp), form)
         return cls(ids, unstable, byte_ids, form, prefix, suffix)
+
+
+@functools.lru_cache(maxsize=4)
+def _char_table(text: str) -> _CharTable | None:
+    return _CharTable.from_json(text)
 
 
 def _code_points(texts: list[str], first: int) -> tuple[np.ndarray, np.ndarray]:
