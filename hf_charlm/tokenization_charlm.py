@@ -13,11 +13,12 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, processors
-from transformers import PreTrainedTokenizerFast
+from transformers import BatchEncoding, PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
 PAD, UNK, BOS, EOS, CLS, SEP, MASK = "<pad>", "<unk>", "<s>", "</s>", "<cls>", "<sep>", "<mask>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS, CLS, SEP, MASK)
@@ -26,14 +27,28 @@ NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", None)
 
 
 class CharLMTokenizerFast(PreTrainedTokenizerFast):
-    """The generic fast tokenizer plus a clear error for text that is not valid Unicode.
+    """The generic fast tokenizer plus a clear error for text that is not valid Unicode, and a direct path for
+    large batches.
 
     A saved folder names the generic class, so `AutoTokenizer` loads it anywhere with no custom code
-    (and without this check: the Rust library then rejects such text with its own message).
+    (and without these two: the Rust library then rejects invalid text with its own message, and every batch goes
+    through the Rust tokenizer, with the same results).
+
+    The direct path: `tokenizer(list_of_texts, ...)` without padding, truncation or pairs, on at least
+    `direct_min_characters` characters, is read with the code-point table of `encode_corpus` and the lists are made
+    from numpy arrays, instead of one Rust `Encoding` per text converted list by list. It gives the same
+    `input_ids`, `attention_mask`, `token_type_ids`, `special_tokens_mask`, `offset_mapping` and `length`; the Rust
+    encodings behind `word_ids()`, `char_to_token()`, ... are made the first time one is asked for. A batch it does
+    not cover (a text that the normaliser would change, a special token written in a text, another kind of
+    tokenizer) takes the Rust path.
     """
+
+    direct_min_characters = 10_000  # below this, the Rust path costs less than reading the tokenizer.json
 
     def _encode_plus(self, text, text_pair=None, *args, **kwargs):
         for name, item in (("text", text), ("text_pair", text_pair)):
+            if isinstance(item, list) and all(type(t) is str for t in item) and not _SURROGATE.search("".join(item)):
+                continue  # a batch of valid texts: one search instead of one per text
             for where, piece in _strings(item, name):
                 found = _SURROGATE.search(piece)
                 if found:
@@ -41,7 +56,92 @@ class CharLMTokenizerFast(PreTrainedTokenizerFast):
                         f"{where} is not valid Unicode: lone surrogate {found.group()!r} at character {found.start()}. "
                         "Decode bytes with errors='replace' (or fix the source) before tokenizing."
                     )
+        if not args and text_pair is None and isinstance(text, (list, tuple)):
+            direct = self._encode_directly(list(text), **kwargs)
+            if direct is not None:
+                return direct
         return super()._encode_plus(text, text_pair, *args, **kwargs)
+
+    def _encode_directly(
+        self,
+        texts: list,
+        add_special_tokens: bool = True,
+        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
+        truncation_strategy: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE,
+        max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors=None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        return_length: bool = False,
+        verbose: bool = True,
+        split_special_tokens: bool | None = None,
+        **other,
+    ) -> BatchEncoding | None:
+        if (other or is_split_into_words or return_overflowing_tokens or padding_strategy != PaddingStrategy.DO_NOT_PAD
+                or truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE or not texts
+                or any(type(t) is not str for t in texts)):
+            return None
+        joined = "".join(texts)
+        if len(joined) < self.direct_min_characters:
+            return None
+        spec = self._tokenizer.to_str()
+        table = _char_table(spec)
+        split = self.split_special_tokens if split_special_tokens is None else split_special_tokens
+        if table is None or table.type_ids or (not split and any(c in joined for c in table.added)):
+            return None
+        prefix, suffix = (table.prefix, table.suffix) if add_special_tokens else ([], [])
+        encoded = _encode_texts(table, texts, None, 0, prefix, suffix, normalize=False, with_chars=return_offsets_mapping,
+                                joined=joined)
+        if encoded is None:
+            return None
+        ids, lengths, is_special, chars = encoded
+        # the backend is left as the Rust path leaves it (no padding, no truncation, this split setting)
+        self.set_truncation_and_padding(padding_strategy=padding_strategy, truncation_strategy=truncation_strategy,
+                                        max_length=max_length, stride=stride, pad_to_multiple_of=pad_to_multiple_of,
+                                        padding_side=padding_side)
+        if self._tokenizer.encode_special_tokens != split:
+            self._tokenizer.encode_special_tokens = split
+        data = self._lists(ids, lengths, is_special, chars, return_token_type_ids, return_attention_mask,
+                           return_special_tokens_mask, return_offsets_mapping, return_length)
+        self._eventual_warn_about_too_long_sequence(data["input_ids"][int(np.argmax(lengths))], max_length, verbose)
+        return _LaterEncodings(data, functools.partial(_rust_encodings, spec, texts, add_special_tokens, split),
+                               tensor_type=return_tensors, n_sequences=1)
+
+    def _lists(self, ids, lengths, is_special, chars, return_token_type_ids, return_attention_mask,
+               return_special_tokens_mask, return_offsets_mapping, return_length) -> dict[str, list]:
+        """The per-text lists of `_encode_directly`, in the order and form the Rust path gives them."""
+        bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+        spans = list(zip(bounds[:-1], bounds[1:]))
+        sizes = lengths.tolist()
+
+        def rows(flat: list) -> list[list]:
+            return [flat[a:b] for a, b in spans]
+
+        if return_token_type_ids is None:
+            return_token_type_ids = "token_type_ids" in self.model_input_names
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        data = {"input_ids": rows(ids.tolist())}
+        if return_token_type_ids:
+            data["token_type_ids"] = [[0] * n for n in sizes]
+        if return_attention_mask:
+            data["attention_mask"] = [[1] * n for n in sizes]
+        if return_special_tokens_mask:
+            special = np.zeros(len(ids), dtype=np.int64) if is_special is None else is_special.astype(np.int64)
+            data["special_tokens_mask"] = rows(special.tolist())
+        if return_offsets_mapping:  # a character's tokens span it, special tokens (0, 0): `spans[-1]`
+            spans_of = [(i, i + 1) for i in range(int(chars.max(initial=-1)) + 1)] + [(0, 0)]  # shared, immutable
+            data["offset_mapping"] = rows(list(map(spans_of.__getitem__, chars.tolist())))
+        if return_length:
+            data["length"] = sizes
+        return data
 
     def save_pretrained(self, *args, **kwargs) -> tuple[str, ...]:
         cls = self.__class__
@@ -50,6 +150,37 @@ class CharLMTokenizerFast(PreTrainedTokenizerFast):
             return PreTrainedTokenizerFast.save_pretrained(self, *args, **kwargs)
         finally:
             self.__class__ = cls
+
+
+class _LaterEncodings(BatchEncoding):
+    """A BatchEncoding whose Rust `Encoding`s (`word_ids()`, `char_to_token()`, `encodings`, ...) are made when
+    first asked for."""
+
+    def __init__(self, data: dict, make: Callable[[], list], tensor_type=None, n_sequences: int | None = None):
+        self._make = make
+        super().__init__(data, encoding=None, tensor_type=tensor_type, n_sequences=n_sequences)
+
+    @property
+    def _encodings(self):
+        make = self.__dict__.get("_make")
+        if make is not None:
+            self.__dict__["_made"], self.__dict__["_make"] = make(), None
+        return self.__dict__.get("_made")
+
+    @_encodings.setter
+    def _encodings(self, value) -> None:
+        if value is not None:
+            self.__dict__["_make"] = None
+        self.__dict__["_made"] = value
+
+
+def _rust_encodings(spec: str, texts: list[str], add_special_tokens: bool, split_special_tokens: bool) -> list:
+    """The encodings the Rust path gives `texts`, from a copy of the tokenizer as it was when they were encoded."""
+    backend = Tokenizer.from_str(spec)
+    backend.no_truncation()
+    backend.no_padding()
+    backend.encode_special_tokens = split_special_tokens
+    return backend.encode_batch(texts, add_special_tokens=add_special_tokens)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -205,9 +336,11 @@ class _CharTable:
     tokenizer is not one this reading covers."""
 
     def __init__(self, ids: np.ndarray, unstable: np.ndarray, byte_ids: np.ndarray, form: str | None,
-                 prefix: list[int], suffix: list[int]):
+                 prefix: list[int], suffix: list[int], added: tuple[str, ...], type_ids: bool):
         self.ids, self.unstable, self.byte_ids, self.form = ids, unstable, byte_ids, form
         self.prefix, self.suffix = prefix, suffix
+        self.added = added  # the added (special) tokens' texts
+        self.type_ids = type_ids  # whether the single-text template gives any token a type id other than 0
 
     @staticmethod
     def of(backend: Tokenizer) -> "_CharTable | None":
@@ -226,13 +359,14 @@ class _CharTable:
             return None
         if any(not t["special"] for t in spec["added_tokens"]):  # matched even in text read literally
             return None
-        prefix, suffix = [], []
+        prefix, suffix, type_ids = [], [], False
         if post is not None:
             if post.get("type") != "TemplateProcessing":
                 return None
             pieces = [next(iter(p.items())) for p in post["single"]]
             if [kind for kind, _ in pieces].count("Sequence") != 1:
                 return None
+            type_ids = any(piece.get("type_id", 0) for _, piece in pieces)
             where = prefix
             for kind, piece in pieces:
                 if kind == "Sequence":
@@ -251,7 +385,8 @@ class _CharTable:
         for cp, i in chars.items():
             ids[cp] = i
             unstable[cp] = form is not None and not _inert(chr(cp), form)
-        return cls(ids, unstable, byte_ids, form, prefix, suffix)
+        return cls(ids, unstable, byte_ids, form, prefix, suffix, tuple(t["content"] for t in spec["added_tokens"]),
+                   type_ids)
 
 
 @functools.lru_cache(maxsize=4)
@@ -259,9 +394,9 @@ def _char_table(text: str) -> _CharTable | None:
     return _CharTable.from_json(text)
 
 
-def _code_points(texts: list[str], first: int) -> tuple[np.ndarray, np.ndarray]:
+def _code_points(texts: list[str], first: int, joined: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The code points of the joined texts (uint32) and each text's length."""
-    joined = "".join(texts)
+    joined = "".join(texts) if joined is None else joined
     try:
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     except UnicodeEncodeError:
@@ -276,9 +411,12 @@ def _code_points(texts: list[str], first: int) -> tuple[np.ndarray, np.ndarray]:
     return cps, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
 
 
-def _encode_chunk(table: _CharTable, texts: list[str], normalizer, first: int, specials: bool,
-                  extra_suffix: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    cps, lengths = _code_points(texts, first)
+def _encode_texts(table: _CharTable, texts: list[str], normalizer, first: int, prefix: list[int], suffix: list[int],
+                  normalize: bool = True, with_chars: bool = False, joined: str | None = None):
+    """`(ids, lengths, is_special, chars)`: the ids of all the texts one after the other, each text's number of ids,
+    which ids are the template's special tokens, and (`with_chars`) the character of its text each id stands for
+    (-1 for the special tokens). `None` when `normalize=False` and a text would need the normaliser."""
+    cps, lengths = _code_points(texts, first, joined)
     index = np.minimum(cps, len(table.ids) - 1)
     ids = table.ids[index]
     unknown = np.flatnonzero(ids < 0)
@@ -290,6 +428,8 @@ def _encode_chunk(table: _CharTable, texts: list[str], normalizer, first: int, s
             if odd:
                 suspect = np.concatenate([suspect, unknown[np.isin(cps[unknown], odd)]])
         if len(suspect):
+            if not normalize:
+                return None
             rows = np.unique(np.searchsorted(np.cumsum(lengths), suspect, side="right"))
             texts = list(texts)
             for row in rows.tolist():
@@ -298,6 +438,7 @@ def _encode_chunk(table: _CharTable, texts: list[str], normalizer, first: int, s
             index = np.minimum(cps, len(table.ids) - 1)
             ids = table.ids[index]
             unknown = np.flatnonzero(ids < 0)
+    counts = None
     if len(unknown):  # byte fallback: the UTF-8 bytes of each character outside the vocabulary
         cp = cps[unknown].astype(np.int64)
         n = 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
@@ -317,10 +458,13 @@ def _encode_chunk(table: _CharTable, texts: list[str], normalizer, first: int, s
         token_lengths = csum[bounds[1:]] - csum[bounds[:-1]]
     else:
         token_lengths = lengths
-    prefix = table.prefix if specials else []
-    suffix = (table.suffix if specials else []) + extra_suffix
+    chars = None
+    if with_chars:  # position in the joined text, minus where the token's text starts
+        joined = np.arange(len(cps), dtype=np.int64)
+        chars = (joined if counts is None else np.repeat(joined, counts)) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                                       token_lengths)
     if not prefix and not suffix:
-        return ids, token_lengths
+        return ids, token_lengths, None, chars
     total_lengths = token_lengths + len(prefix) + len(suffix)
     out = np.empty(int(total_lengths.sum()), dtype=np.int64)
     starts = np.cumsum(total_lengths) - total_lengths
@@ -333,7 +477,11 @@ def _encode_chunk(table: _CharTable, texts: list[str], normalizer, first: int, s
         out[ends - len(suffix) + k] = token
         is_special[ends - len(suffix) + k] = True
     out[~is_special] = ids
-    return out, total_lengths
+    if chars is not None:
+        all_chars = np.full(len(out), -1, dtype=np.int64)
+        all_chars[~is_special] = chars
+        chars = all_chars
+    return out, total_lengths, is_special, chars
 
 
 def encode_corpus(
@@ -375,7 +523,9 @@ def encode_corpus(
             ids = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
             n = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         else:
-            ids, n = _encode_chunk(table, chunk, backend.normalizer, first, add_special_tokens, extra)
+            ids, n, _, _ = _encode_texts(table, chunk, backend.normalizer, first,
+                                         table.prefix if add_special_tokens else [],
+                                         (table.suffix if add_special_tokens else []) + extra)
         pieces.append(ids.astype(dtype, copy=False))
         lengths.append(n)
     ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
