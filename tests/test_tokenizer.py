@@ -424,3 +424,85 @@ def test_encode_corpus_errors(tokenizer):
     with pytest.raises(ValueError, match="no eos_token"):
         encode_corpus(no_eos, ["a"], append_eos=True)
     assert encode_corpus(tokenizer, []).tolist() == [] and encode_corpus(tokenizer, iter(["ab"]), dtype=np.uint16).dtype == np.uint16
+
+
+# ------------------------------------------------------------------------ the direct path of large batches
+def _rust_and_direct(tok, texts, **kwargs):
+    tok.direct_min_characters = 10**18
+    try:
+        rust = tok(texts, **kwargs)
+    finally:
+        tok.direct_min_characters = 0
+    try:
+        direct = tok(texts, **kwargs)
+    finally:
+        del tok.direct_min_characters  # back to the class default
+    return rust, direct
+
+
+CALLS = [
+    {},
+    {"return_offsets_mapping": True},
+    {"return_offsets_mapping": True, "add_special_tokens": False, "split_special_tokens": True},
+    {"return_special_tokens_mask": True, "return_length": True, "return_token_type_ids": True,
+     "return_attention_mask": False},
+]
+
+
+def _check_same(rust, direct, texts) -> None:
+    assert dict(direct) == dict(rust) and list(direct) == list(rust)  # same keys in the same order, same lists
+    assert direct.is_fast and len(direct.encodings) == len(texts)
+    for row in range(len(texts)):
+        assert direct.word_ids(row) == rust.word_ids(row) and direct.tokens(row) == rust.tokens(row)
+        assert direct.encodings[row].offsets == rust.encodings[row].offsets
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(any_or_interesting, max_size=30).map("".join), min_size=1, max_size=6),
+       st.sampled_from(CALLS), st.sampled_from(sorted(ENCODERS, key=str)))
+def test_direct_path_gives_what_the_rust_path_gives(texts, kwargs, form):
+    tok = ENCODERS[form]
+    rust, direct = _rust_and_direct(tok, texts, **kwargs)
+    _check_same(rust, direct, texts)
+
+
+@pytest.mark.parametrize("name", ["peoples_daily_text", "reviews_text", "tiny_shakespeare"])
+def test_direct_path_on_the_builtin_corpora(name):
+    corpora = _corpora()
+    if name not in corpora:
+        pytest.skip(f"{SHAKESPEARE} is not here")
+    texts = corpora[name][:3000]
+    tok = train_char_tokenizer(texts[:1500], min_frequency=3)
+    assert sum(map(len, texts)) >= tok.direct_min_characters  # the class default takes the direct path here
+    rust, direct = _rust_and_direct(tok, texts, return_offsets_mapping=True, return_special_tokens_mask=True)
+    assert type(tok(texts)).__name__ == "_LaterEncodings"
+    assert dict(direct) == dict(rust)
+    assert [e.ids for e in direct.encodings] == rust.input_ids and direct.word_ids(7) == rust.word_ids(7)
+
+
+def test_direct_path_leaves_to_rust_what_it_does_not_cover(tmp_path):
+    tok = train_char_tokenizer(CORPUS)
+    tok.direct_min_characters = 0
+    plain = ["hello world", "人民"]
+    assert type(tok(plain)).__name__ == "_LaterEncodings"
+    for texts, kwargs in [
+        (["a <s> b", "x"], {}),  # a special token written in a text: the Rust tokenizer reads it
+        (["e\u0301", "x"], {}),  # the normaliser changes the text
+        (plain, {"padding": True}),
+        (plain, {"truncation": True, "max_length": 3}),
+        ([["a", "b"], ["c"]], {"is_split_into_words": True}),
+    ]:
+        assert type(tok(texts, **kwargs)).__name__ == "BatchEncoding", (texts, kwargs)
+    assert type(tok(["a <s> b", "x"], split_special_tokens=True)).__name__ == "_LaterEncodings"
+    # a reloaded tokenizer (the generic class, no hf_charlm code) gives the same
+    tok.save_pretrained(tmp_path)
+    generic = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=False)
+    texts = ["ab 你😀", "The quick brown fox", ""]
+    assert dict(generic(texts, return_offsets_mapping=True)) == dict(tok(texts, return_offsets_mapping=True))
+    # tensors, pickling: the encodings are made when needed
+    import pickle
+
+    direct = tok(["abc", "xyz"], return_tensors="np")
+    assert direct["input_ids"].shape == (2, 4)
+    again = pickle.loads(pickle.dumps(tok(texts, return_offsets_mapping=True)))
+    assert again.word_ids(0) == [None, 0, 0, 0, 0, 0, 0, 0] and again.char_to_token(0, 4) == 7
