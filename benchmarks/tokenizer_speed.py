@@ -4,8 +4,12 @@ On 20,000 Tiny Shakespeare lines (the first non-empty ones of ../shared/data/tin
 Daily texts (`load_builtin("peoples_daily_text")["train"]`, the first 5,000), each side encodes the whole list:
 
 - `charlm tokenizer(list) + offsets`: `tokenizer(texts, return_offsets_mapping=True)`, the tokenizer
-  `train_char_tokenizer` returns on both corpora (what fine-tuning scripts call);
+  `train_char_tokenizer` returns on both corpora (what fine-tuning scripts call; its direct path for large batches);
 - `charlm tokenizer(list)`: the same without offsets;
+- `charlm reloaded generic + offsets`: the same tokenizer saved and reloaded as `PreTrainedTokenizerFast` (what a
+  user without hf_charlm gets: every batch through the Rust tokenizer);
+- `charlm before #12 (Split) + offsets`: the tokenizer.json of earlier versions (a per-character `Split`
+  pre-tokenizer), reloaded the same way: the starting point of issue #12;
 - `charlm backend encode_batch`: the Rust tokenizer alone (`tokenizer.backend_tokenizer.encode_batch`, offsets
   included, no Python lists);
 - `charlm encode_corpus`: the bulk encoder of pretraining, ids into one numpy array
@@ -71,6 +75,28 @@ def load_corpora(args: argparse.Namespace) -> dict[str, list[str]]:
     }
 
 
+def reloaded(tokenizer, split: bool):
+    """`tokenizer` saved and loaded back as the generic `PreTrainedTokenizerFast`; with `split`, as earlier versions
+    built it (a `Split` pre-tokenizer on every character)."""
+    import tempfile
+
+    from transformers import PreTrainedTokenizerFast
+
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        if split:
+            path = Path(folder) / "tokenizer.json"
+            spec = json.loads(path.read_text(encoding="utf-8"))
+            spec["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": r"[\s\S]"}, "behavior": "Isolated",
+                                     "invert": False}
+            path.write_text(json.dumps(spec), encoding="utf-8")
+        loaded = PreTrainedTokenizerFast.from_pretrained(folder)
+    texts = ["ab 你😀", "The quick brown fox"]
+    if loaded(texts).input_ids != tokenizer(texts).input_ids:
+        raise SystemExit("the reloaded tokenizer gives other ids")
+    return loaded
+
+
 def sides(corpora: dict[str, list[str]]) -> dict[str, Callable[[list[str]], object]]:
     import numpy as np
     from transformers import ByT5Tokenizer, CanineTokenizer
@@ -84,9 +110,12 @@ def sides(corpora: dict[str, list[str]]) -> dict[str, Callable[[list[str]], obje
         if not np.array_equal(encode_corpus(tokenizer, texts), np.fromiter((i for r in rows for i in r), dtype=np.int64)):
             raise SystemExit(f"encode_corpus differs from the tokenizer on {name}")
     backend, canine, byt5 = tokenizer.backend_tokenizer, CanineTokenizer(), ByT5Tokenizer()
+    generic, before = reloaded(tokenizer, split=False), reloaded(tokenizer, split=True)
     return {
         "charlm tokenizer(list) + offsets": lambda texts: tokenizer(texts, return_offsets_mapping=True),
         "charlm tokenizer(list)": lambda texts: tokenizer(texts),
+        "charlm reloaded generic + offsets": lambda texts: generic(texts, return_offsets_mapping=True),
+        "charlm before #12 (Split) + offsets": lambda texts: before(texts, return_offsets_mapping=True),
         "charlm backend encode_batch": lambda texts: backend.encode_batch(texts),
         "charlm encode_corpus": lambda texts: encode_corpus(tokenizer, texts),
         "CANINE tokenizer(list)": lambda texts: canine(texts),

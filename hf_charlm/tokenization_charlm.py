@@ -379,7 +379,7 @@ class _CharTable:
         byte_ids = np.array([vocab[f"<0x{b:02X}>"] for b in range(256)], dtype=np.int64)
         chars = {ord(token): i for token, i in vocab.items() if len(token) == 1}
         size = max(chars, default=0) + 2  # the last entry stands for every code point above the vocabulary
-        ids = np.full(size, -1, dtype=np.int64)
+        ids = np.full(size, -1, dtype=np.int32)
         unstable = np.zeros(size, dtype=bool)
         form = None if norm is None else norm["type"]
         for cp, i in chars.items():
@@ -417,12 +417,11 @@ def _encode_texts(table: _CharTable, texts: list[str], normalizer, first: int, p
     which ids are the template's special tokens, and (`with_chars`) the character of its text each id stands for
     (-1 for the special tokens). `None` when `normalize=False` and a text would need the normaliser."""
     cps, lengths = _code_points(texts, first, joined)
-    index = np.minimum(cps, len(table.ids) - 1)
-    ids = table.ids[index]
+    ids = np.take(table.ids, cps, mode="clip")  # clip: a code point above the vocabulary reads the last entry, -1
     unknown = np.flatnonzero(ids < 0)
     if table.form is not None:
         # a text with a character the normaliser could change is normalised by the tokenizer's own normaliser
-        suspect = np.flatnonzero(table.unstable[index])
+        suspect = np.flatnonzero(np.take(table.unstable, cps, mode="clip"))
         if len(unknown):
             odd = [cp for cp in np.unique(cps[unknown]).tolist() if not _inert(chr(cp), table.form)]
             if odd:
@@ -435,8 +434,7 @@ def _encode_texts(table: _CharTable, texts: list[str], normalizer, first: int, p
             for row in rows.tolist():
                 texts[row] = normalizer.normalize_str(texts[row])
             cps, lengths = _code_points(texts, first)
-            index = np.minimum(cps, len(table.ids) - 1)
-            ids = table.ids[index]
+            ids = np.take(table.ids, cps, mode="clip")
             unknown = np.flatnonzero(ids < 0)
     counts = None
     if len(unknown):  # byte fallback: the UTF-8 bytes of each character outside the vocabulary
