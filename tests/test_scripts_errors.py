@@ -300,13 +300,43 @@ def test_evaluate_lm_script_says_how_a_txt_file_is_cut(tiny_lm_dir, tmp_path, ca
 # ---- #12: `import hf_charlm.data` stays light ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open (issue #12): `import hf_charlm.data` runs hf_charlm/__init__.py, whose Auto registration needs the config and "
-    "model classes, and transformers' configuration_utils imports torch; a lazy __init__ would break the documented "
-    "`import hf_charlm` registers (see the report to the lead)"))
-def test_import_data_module_does_not_import_torch():
-    code = "import sys, hf_charlm.data; print(sorted(m for m in ('torch', 'transformers.modeling_utils') if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=120)
+def _run_python(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                          "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "[]"
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize("module", ["hf_charlm.data", "hf_charlm.metrics", "hf_charlm.tokenization_charlm"])
+def test_import_data_module_does_not_import_torch(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'transformers.modeling_utils') if m in sys.modules))"
+    assert _run_python(code) == "[]"
+
+
+AUTO_CHECK = """
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
+                          AutoModelForSequenceClassification, AutoModelForTokenClassification)
+from transformers.pipelines import PIPELINE_REGISTRY
+config = AutoConfig.for_model("charlm", hidden_size=32, num_hidden_layers=1, num_attention_heads=4, vocab_size=300)
+names = [type(config).__name__] + [type(auto.from_config(config)).__name__ for auto in (
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForTokenClassification,
+    AutoModelForSequenceClassification, AutoModelForSeq2SeqLM)]
+print(names, hf_charlm.CharLMForCausalLM is AutoModelForCausalLM._model_mapping[hf_charlm.CharLMConfig],
+      "charlm-translation" in PIPELINE_REGISTRY.get_supported_tasks())
+"""
+
+
+@pytest.mark.parametrize("first", ["import hf_charlm", "import transformers.pipelines, transformers.models.auto"])
+def test_auto_classes_know_charlm_whichever_is_imported_first(first):
+    """The registration waits for transformers' Auto mappings (it must not load torch itself), in either order."""
+    out = _run_python(f"{first}\nimport hf_charlm\n{AUTO_CHECK}")
+    assert out == ("['CharLMConfig', 'CharLMModel', 'CharLMForCausalLM', 'CharLMForMaskedLM', "
+                   "'CharLMForTokenClassification', 'CharLMForSequenceClassification', "
+                   "'CharLMForConditionalGeneration'] True True")
+
+
+def test_classes_imported_from_their_module_save_an_auto_map():
+    code = ("from hf_charlm.modeling_charlm import CharLMForCausalLM, CharLMModel\n"
+            "from hf_charlm.configuration_charlm import CharLMConfig\n"
+            "print(CharLMConfig._auto_class, CharLMModel._auto_class, CharLMForCausalLM._auto_class)")
+    assert _run_python(code) == "AutoConfig AutoModel AutoModelForCausalLM"
