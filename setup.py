@@ -26,9 +26,12 @@ extras = {
     "metrics": ["seqeval>=1.2.2", "sacrebleu>=2.4,<3"],
     # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0)
     "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5"],
+    # the text-correction sets read pycorrector's data files in place (its confusion sets, SIGHAN 2015 test);
+    # pyspellchecker is the English baseline of benchmarks/correction.py
+    "correction": ["pycorrector>=1.1.4,<1.2", "pypinyin>=0.55,<0.56", "pyspellchecker>=0.8,<1"],
 }
 extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"]))
-extras["test"] = sorted(set(extras["train"] + extras["bench"] + ["pytest>=8", "hypothesis>=6.100"]))
+extras["test"] = sorted(set(extras["train"] + extras["bench"] + extras["correction"] + ["pytest>=8", "hypothesis>=6.100"]))
 
 setup(
     name="hf_charlm",
