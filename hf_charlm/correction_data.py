@@ -177,15 +177,17 @@ def add_chinese_errors(text: str, key: str) -> tuple[str, list[int], list[str]]:
 
 @functools.lru_cache(maxsize=1)
 def keyboard_neighbours() -> dict[str, str]:
-    """Lower-case key -> the keys around it on a QWERTY keyboard (left, right, and the row above / below)."""
+    """Lower-case letter -> the letters around it on a QWERTY keyboard (left, right, two above, two below)."""
     out: dict[str, str] = {}
     for r, row in enumerate(_KEYBOARD_ROWS):
         for c, key in enumerate(row):
             near = [row[c - 1]] if c > 0 else []
             near += [row[c + 1]] if c + 1 < len(row) else []
-            for other in (r - 1, r + 1):
-                if 0 <= other < len(_KEYBOARD_ROWS):
-                    near += [k for k in _KEYBOARD_ROWS[other][max(c - 1, 0) : c + 2]]
+            # each row sits half a key right of the one above: above are columns c and c+1, below c-1 and c
+            if r > 0:
+                near += _KEYBOARD_ROWS[r - 1][c : c + 2]
+            if r + 1 < len(_KEYBOARD_ROWS):
+                near += _KEYBOARD_ROWS[r + 1][max(c - 1, 0) : c + 1]
             out[key] = "".join(k for k in near if k.isalpha())
     return out
 

@@ -148,10 +148,10 @@ def main() -> None:
         data_args.file_format, data_args.validation_split_percentage, training_args.seed, token_task=False,
         carve_validation=not (builtin and data_args.task_name in EVALUATION_ONLY),
     )
-    do_train, do_eval, do_predict, evaluate_during_training, raw = choices.plan(training_args, raw, model_args.model_name_or_path)
-    if builtin and data_args.task_name in EVALUATION_ONLY and do_train:
+    if builtin and data_args.task_name in EVALUATION_ONLY and choices.phases(training_args, list(raw))[0]:
         raise UsageError(f"--task_name {data_args.task_name} is for evaluation only (real learner errors, never trained or "
                          "tuned on): pass --do_predict with a fine-tuned --model_name_or_path.")
+    do_train, do_eval, do_predict, evaluate_during_training, raw = choices.plan(training_args, raw, model_args.model_name_or_path)
     if do_train:
         check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)
