@@ -178,15 +178,15 @@ def _model_limit(model: Any) -> int:
 class ZeroShotCorrector:
     """Correction with a pretrained masked char LM and no fine-tuning.
 
-    Each character that has confusion-set candidates is masked in turn and the model's distribution at that
-    position compared: the best candidate replaces the character when its log-probability beats the character's
+    Each character that has confusion-set candidates is masked in turn (read with `context` characters on either
+    side) and the model's distribution at that position compared: the best candidate replaces the character when its log-probability beats the character's
     own by more than `margin` nats. `tune` picks the margin on validation pairs (sentence-level correction F1).
     `candidates` maps a character to its confusable characters (default: `correction_data.candidates`, the
     pycorrector sound / shape sets widened by pypinyin).
     """
 
     def __init__(self, model: Any, tokenizer: Any, candidates: Callable[[str], frozenset[str]] | None = None,
-                 margin: float = 2.0, max_length: int | None = None, batch_size: int = 64):
+                 margin: float = 2.0, context: int = 24, max_length: int | None = None, batch_size: int = 64):
         if tokenizer.mask_token_id is None:
             raise ValueError("the zero-shot corrector masks characters: the tokenizer has no mask token")
         if candidates is None:
@@ -194,7 +194,7 @@ class ZeroShotCorrector:
 
             candidates = default_candidates
         self.model, self.tokenizer, self.candidates = model.eval(), tokenizer, candidates
-        self.margin, self.batch_size = margin, batch_size
+        self.margin, self.batch_size, self.context = margin, batch_size, context
         self.max_length = max_length or _model_limit(model)
         self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()}
 
@@ -205,27 +205,45 @@ class ZeroShotCorrector:
         out: list[list[dict]] = [[] for _ in texts]
         rows, where = [], []  # one masked copy of a window per candidate position
         for n, text in enumerate(texts):
-            for start, end, own_start, own_end in plan_char_windows(self.tokenizer, text, self.max_length):
-                ids, positions = _encode_window(self.tokenizer, text, start, end)
-                for k, p in enumerate(positions):
-                    if own_start <= p < own_end and text[p] in self._ids:
-                        options = [c for c in sorted(self.candidates(text[p])) if c in self._ids]
-                        if options:
-                            masked = list(ids)
-                            masked[k] = self.tokenizer.mask_token_id
-                            rows.append(masked)
-                            where.append((n, p, k, options))
+            for p, char in enumerate(text):
+                options = [c for c in sorted(self.candidates(char)) if c in self._ids] if char in self._ids else []
+                if not options:
+                    continue
+                # the masked character in `context` characters either side: one masked copy per position costs
+                # O(length x window) instead of O(length^2), and a character's spelling rarely depends on more
+                context = self.context
+                while True:
+                    start, end = max(0, p - context), min(len(text), p + context + 1)
+                    ids, positions = _encode_window(self.tokenizer, text, start, end)
+                    if len(ids) <= self.max_length or context == 0:
+                        break
+                    context //= 2
+                k = positions.index(p)
+                ids[k] = self.tokenizer.mask_token_id
+                rows.append(ids)
+                where.append((n, p, k, options))
         device = next(self.model.parameters()).device
         for start, ids, mask in _batches({"input_ids": rows}, self.batch_size, self.tokenizer.pad_token_id):
-            logp = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+            ks = torch.tensor([where[start + b][2] for b in range(ids.shape[0])])
+            logp = self._masked_logits(ids.to(device), mask.to(device), ks.to(device)).float().log_softmax(-1)  # (B, V)
             for b in range(ids.shape[0]):
                 n, p, k, options = where[start + b]
                 original = texts[n][p]
-                scores = logp[b, k, [self._ids[c] for c in options]]
+                scores = logp[b, [self._ids[c] for c in options]]
                 best = int(scores.argmax())
-                gain = float(scores[best] - logp[b, k, self._ids[original]])
+                gain = float(scores[best] - logp[b, self._ids[original]])
                 out[n].append({"start": p, "end": p + 1, "original": original, "replacement": options[best], "score": gain})
         return out
+
+    def _masked_logits(self, ids: torch.Tensor, mask: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+        """(B, V) logits at position ks[b] of each row: for a transformer the output layer runs on those positions
+        only (the vocabulary is large; the rows are short)."""
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        if getattr(self.model.config, "backbone", "transformer") == "transformer" and hasattr(self.model, "lm_head"):
+            hidden = self.model.model(input_ids=ids, attention_mask=mask, use_cache=False, is_causal=False,
+                                      return_dict=True).last_hidden_state  # (B, T, H), read both ways
+            return self.model.lm_head(hidden[rows, ks])
+        return self.model(input_ids=ids, attention_mask=mask).logits[rows, ks]
 
     def correct(self, texts: Sequence[str], proposals: list[list[dict]] | None = None) -> list[list[dict]]:
         """The edits whose gain exceeds the margin, per text."""

@@ -209,7 +209,8 @@ class CharLMTextCorrectionPipeline(Pipeline):
         if self._is_seq2seq:
             # room for a few inserted characters, never past the decoder's positions
             room = model_inputs["input_ids"].shape[1] + model_inputs["input_ids"].shape[1] // 2 + 8
-            generate_kwargs.setdefault("max_new_tokens", min(room, self._limit(None)))
+            if "max_new_tokens" not in generate_kwargs:  # max_length (decoder tokens, start included) overrides the
+                generate_kwargs.setdefault("max_length", min(room, self._limit(None)) + 1)  # saved one without a warning
             out = self.model.generate(input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"],
                                       return_dict_in_generate=True, output_scores=True, **generate_kwargs)
             scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
