@@ -241,6 +241,51 @@ def test_zero_shot_corrector_and_margin_tuning(tmp_path):
     assert results[0.0] == 1.0 and results[100.0] == 0.0 and corrector.margin == 0.0
 
 
+def test_zero_shot_masked_logits_equal_the_full_forward(tokenizer):
+    """The zero-shot corrector runs the output layer at the masked position only: the same logits as the model's
+    own forward (bidirectional attention, padding masked)."""
+    from hf_charlm.correction import ZeroShotCorrector
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = CharLMForMaskedLM(tiny_config(vocab_size=len(tokenizer))).eval()
+    corrector = ZeroShotCorrector(model, tokenizer, candidates=lambda ch: frozenset())
+    enc = tokenizer(["人民日报一九九八年", "新世纪"], padding=True, return_tensors="pt")
+    ks = torch.tensor([3, 2])
+    with torch.no_grad():
+        full = model(**enc).logits[torch.arange(2), ks]
+        assert torch.allclose(corrector._masked_logits(enc["input_ids"], enc["attention_mask"], ks), full, atol=1e-5)
+
+
+def test_pipeline_with_an_encoder_decoder(tmp_path, tokenizer):
+    """An encoder-decoder goes through generate: the edits are the alignment of input and output, with offsets into
+    the input, and applying them gives the corrected text; a long text is rewritten in pieces."""
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    from hf_charlm import CharLMForConditionalGeneration
+    from hf_charlm.correction import apply_edits
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    CharLMForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), max_position_embeddings=32)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    correct = pipeline("text-correction", model=str(tmp_path))
+    assert type(correct.model).__name__ == "CharLMForConditionalGeneration"
+    long = "hello world, this is a tiny corpus. " * 4
+    for text, out in zip(["hello wrld", long], correct(["hello wrld", long], max_new_tokens=12)):
+        assert set(out) == {"corrected_text", "edits"}
+        assert apply_edits(text, out["edits"]) == out["corrected_text"]
+        assert all(0 <= e["start"] <= e["end"] <= len(text) and text[e["start"]:e["end"]] == e["original"] for e in out["edits"])
+        assert all(0.0 <= e["score"] <= 1.0 for e in out["edits"])
+    # 144 characters in pieces of at most 30 tokens (32 positions, <s> and </s>): several generate calls
+    from hf_charlm.pipelines import _pieces
+
+    assert len(_pieces(correct.tokenizer, long, 32)) >= 5 and "".join(_pieces(correct.tokenizer, long, 32)) == long
+
+
 def test_encode_correction_examples_labels(tokenizer):
     from hf_charlm.correction import encode_correction_examples
 
