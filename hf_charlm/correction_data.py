@@ -41,7 +41,7 @@ __all__ = [
     "build",
 ]
 
-CORRECTION_DATASETS = ("peoples_daily_csc", "english_typos", "sighan2015_test")
+CORRECTION_DATASETS = _data.CORRECTION_DATASETS
 # Real learner errors for reporting only: the scripts refuse to train on these, and nothing tunes on them.
 EVALUATION_ONLY = frozenset({"sighan2015_test"})
 # Share of sentences that get errors; the rest stay correct, so a corrector is also scored on leaving text alone.

@@ -630,12 +630,13 @@ def _build_correction(name: str) -> tuple[dict[str, Dataset], dict[str, int]]:
 
 
 # the text-correction sets of hf_charlm.correction_data (pycorrector's data files, the `correction` extra)
-_BUILDERS.update(dict.fromkeys(("peoples_daily_csc", "english_typos", "sighan2015_test"), _build_correction))
+CORRECTION_DATASETS = ("peoples_daily_csc", "english_typos", "sighan2015_test")
+_BUILDERS.update(dict.fromkeys(CORRECTION_DATASETS, _build_correction))
 
 
 def _check_name(name: str) -> None:
     if name not in _BUILDERS:
-        raise ValueError(f"unknown built-in dataset {name!r}; valid names: {', '.join(_BUILDERS)}")
+        raise ValueError(f"unknown built-in dataset {name!r}; valid names: {', '.join(BUILTIN_DATASETS + CORRECTION_DATASETS)}")
 
 
 @functools.lru_cache(maxsize=None)

@@ -138,6 +138,8 @@ def test_sighan_is_test_only():
     assert sighan["test"].num_rows == 697
     assert dataset_statistics("sighan2015_test")["source"] == {"source_lines": 707, "different_length_dropped": 10}
     assert "never train" in sighan["test"].info.description
+    with pytest.raises(ValueError, match="pinyin_to_hanzi, peoples_daily_csc, english_typos, sighan2015_test"):
+        load_builtin("peoples_daily_csk")
 
 
 def test_typos_are_deterministic_and_keyboard_adjacent():
