@@ -188,6 +188,9 @@ class CharLMTextCorrectionPipeline(Pipeline):
         if not isinstance(text, str):
             raise TypeError(f"text-correction takes a text or a list of texts, got {type(text).__name__}.")
         limit = self._limit(max_length)
+        if not self._is_seq2seq and self.model.config.backbone != "transformer":
+            raise ValueError(f"text-correction: a {self.model.config.backbone} masked LM never reads the character it "
+                             "predicts, so it cannot correct one; use a transformer or an encoder-decoder.")
         if self._is_seq2seq:  # consecutive pieces, each short enough for the encoder and for the output
             pieces = _pieces(self.tokenizer, text, limit)
             enc = self.tokenizer(pieces, return_tensors="pt", padding=True, split_special_tokens=True)
