@@ -376,3 +376,15 @@ def test_script_builtin_csc_and_seq2seq_typos(tmp_path, capsys):
     assert code == 0 and "test_cer" in json.loads((tmp_path / "typos" / "all_results.json").read_text())
     out = pipeline("text-correction", model=str(tmp_path / "typos"))("I wnt home.", max_new_tokens=16)
     assert set(out) == {"corrected_text", "edits"}
+
+
+def test_pipeline_refuses_a_recurrent_masked_lm(tmp_path, tokenizer):
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    from .conftest import tiny_config
+
+    CharLMForMaskedLM(tiny_config("lstm", vocab_size=len(tokenizer), bidirectional=True)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="never reads the character it predicts"):
+        pipeline("text-correction", model=str(tmp_path))("人民日报")
