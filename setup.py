@@ -32,10 +32,13 @@ extras = {
     "tracking": ["tensorboard>=2.17", "trackio>=0.43"],
     # the demo page app.py (tested with gradio 6.31.0)
     "demo": ["gradio>=6.31,<7"],
+    # the text-correction sets read pycorrector's data files in place (its confusion sets, SIGHAN 2015 test);
+    # pyspellchecker is the English baseline of benchmarks/correction.py
+    "correction": ["pycorrector>=1.1.4,<1.2", "pypinyin>=0.55,<0.56", "pyspellchecker>=0.8,<1"],
 }
 extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"] + extras["plots"]))
 # playwright drives Debian's chromium in tests/test_app.py (`apt-get install chromium`; never `playwright install`)
-extras["test"] = sorted(set(extras["train"] + extras["bench"] + extras["tracking"] + extras["demo"]
+extras["test"] = sorted(set(extras["train"] + extras["bench"] + extras["tracking"] + extras["demo"] + extras["correction"]
                             + ["pytest>=8", "hypothesis>=6.100", "playwright>=1.50"]))
 
 setup(

@@ -623,9 +623,20 @@ _BUILDERS: dict[str, Callable[[str], tuple[dict[str, Dataset], dict[str, int]]]]
 }
 
 
+def _build_correction(name: str) -> tuple[dict[str, Dataset], dict[str, int]]:
+    from .correction_data import build  # imported here: correction_data imports this module
+
+    return build(name)
+
+
+# the text-correction sets of hf_charlm.correction_data (pycorrector's data files, the `correction` extra)
+CORRECTION_DATASETS = ("peoples_daily_csc", "english_typos", "sighan2015_test")
+_BUILDERS.update(dict.fromkeys(CORRECTION_DATASETS, _build_correction))
+
+
 def _check_name(name: str) -> None:
     if name not in _BUILDERS:
-        raise ValueError(f"unknown built-in dataset {name!r}; valid names: {', '.join(BUILTIN_DATASETS)}")
+        raise ValueError(f"unknown built-in dataset {name!r}; valid names: {', '.join(BUILTIN_DATASETS + CORRECTION_DATASETS)}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -703,7 +714,7 @@ def dataset_statistics(name: str) -> dict[str, Any]:
                 tokens = [token for source in sources for token in source.split(" ")]
                 row["tokens"] = len(tokens)
                 row["syllables"] = sum(token.isascii() and token.isalpha() for token in tokens)
-            else:
+            elif "translation" in dataset.column_names:
                 pairs = dataset.data.column("translation").to_pylist()
                 row["distinct_english"] = len({pair["en"] for pair in pairs})
         else:

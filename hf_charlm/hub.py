@@ -95,6 +95,7 @@ TASKS: dict[str, dict[str, str]] = {
     "token_classification": {"template": "token_classification.md", "task_name": "Token classification"},
     "sequence_classification": {"template": "sequence_classification.md", "task_name": "Text classification"},
     "seq2seq": {"template": "seq2seq.md", "task_name": "Sequence to sequence"},
+    "text_correction": {"template": "text_correction.md", "task_name": "Text correction"},
 }
 TASK_ALIASES = {
     "pretrain": "causal_lm", "text-generation": "causal_lm", "causal-lm": "causal_lm",

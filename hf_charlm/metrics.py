@@ -613,3 +613,98 @@ def load_metric(name: str, config_name: str | None = None, **kwargs: Any) -> "ev
     if not path.is_file():
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(available_metrics())}")
     return evaluate.load(str(path), config_name=config_name, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# text correction (spelling / typo correction): SIGHAN-style scores
+
+
+def text_edits(source: str, output: str) -> list[tuple[int, int, str]]:
+    """The edits that turn `source` into `output`, as `(start, end, replacement)` with character offsets into
+    `source` (an insertion has start == end, a deletion an empty replacement), in order. Texts of the same length
+    are compared position by position, one edit per changed character (spelling correction never shifts text);
+    otherwise difflib's alignment gives the edits, a replaced span of the same length again split per character."""
+    if len(source) == len(output):
+        return [(i, i + 1, b) for i, (a, b) in enumerate(zip(source, output)) if a != b]
+    import difflib
+
+    edits = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, source, output, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        if op == "replace" and i2 - i1 == j2 - j1:
+            edits.extend((i1 + k, i1 + k + 1, output[j1 + k]) for k in range(i2 - i1) if source[i1 + k] != output[j1 + k])
+        else:
+            edits.append((i1, i2, output[j1:j2]))
+    return edits
+
+
+def _prf(tp: int, predicted: int, gold: int) -> tuple[float, float, float]:
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def correction_scores(sources: Sequence[str], targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
+    """SIGHAN-style scores of a corrector's `predictions` for `sources` whose corrections are `targets`.
+
+    Sentence level (the SIGHAN 2015 official measures): a sentence is *detected* when the positions the corrector
+    changed are exactly the erroneous positions, and *corrected* when the output equals the target; a true positive
+    is such a sentence among those with errors. Precision divides by the sentences the corrector changed (a change
+    to a correct sentence, or a wrong change anywhere, costs precision), recall by the sentences with errors.
+    Character level: each edit (`text_edits`: one per changed character for same-length text) is one unit;
+    detection matches its span, correction its span and replacement, over the corrector's edits (precision) and the
+    target's (recall). `false_positive_rate`: the share of correct sentences that the corrector changed.
+    `sentence_accuracy`: outputs equal to their target, all sentences. Counts come along (`sentences`,
+    `erroneous_sentences`, `changed_sentences`). Scores are 0-1; a measure with an empty denominator is 0."""
+    if not len(sources) == len(targets) == len(predictions):
+        raise ValueError(f"{len(sources)} sources, {len(targets)} targets and {len(predictions)} predictions: give one of each per sentence")
+    counts = dict.fromkeys(("erroneous", "changed", "det_tp", "cor_tp", "correct", "false_alarm", "exact",
+                            "gold_units", "pred_units", "det_units", "cor_units"), 0)
+    for source, target, prediction in zip(sources, targets, predictions):
+        gold, pred = text_edits(source, target), text_edits(source, prediction)
+        gold_spans, pred_spans = {e[:2] for e in gold}, {e[:2] for e in pred}
+        counts["erroneous"] += bool(gold)
+        counts["changed"] += bool(pred)
+        counts["exact"] += prediction == target
+        if gold:
+            counts["det_tp"] += pred_spans == gold_spans
+            counts["cor_tp"] += prediction == target
+        else:
+            counts["correct"] += 1
+            counts["false_alarm"] += bool(pred)
+        counts["gold_units"] += len(gold)
+        counts["pred_units"] += len(pred)
+        counts["det_units"] += len(gold_spans & pred_spans)
+        counts["cor_units"] += len(set(gold) & set(pred))
+    scores: dict[str, float] = {}
+    for name, tp, predicted, gold in (
+        ("sentence_detection", counts["det_tp"], counts["changed"], counts["erroneous"]),
+        ("sentence_correction", counts["cor_tp"], counts["changed"], counts["erroneous"]),
+        ("char_detection", counts["det_units"], counts["pred_units"], counts["gold_units"]),
+        ("char_correction", counts["cor_units"], counts["pred_units"], counts["gold_units"]),
+    ):
+        scores[f"{name}_precision"], scores[f"{name}_recall"], scores[f"{name}_f1"] = _prf(tp, predicted, gold)
+    scores["false_positive_rate"] = counts["false_alarm"] / counts["correct"] if counts["correct"] else 0.0
+    scores["sentence_accuracy"] = counts["exact"] / len(sources) if len(sources) else 0.0
+    scores.update(sentences=len(sources), erroneous_sentences=counts["erroneous"], changed_sentences=counts["changed"])
+    return scores
+
+
+def word_accuracy(references: Sequence[str], predictions: Sequence[str]) -> float:
+    """Share of reference words (split on whitespace) that the prediction reproduces, aligned by difflib so an
+    inserted or dropped word shifts nothing: the English typo-correction score (1.0 means every word right)."""
+    import difflib
+
+    _check_pairs(references, predictions)
+    total = matched = 0
+    for reference, prediction in zip(references, predictions):
+        words = reference.split()
+        total += len(words)
+        blocks = difflib.SequenceMatcher(None, words, prediction.split(), autojunk=False).get_matching_blocks()
+        matched += sum(block.size for block in blocks)
+    return matched / total if total else 0.0
+
+
+__all__ += ["text_edits", "correction_scores", "word_accuracy"]

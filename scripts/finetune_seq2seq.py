@@ -67,8 +67,8 @@ from hf_charlm.training import (
 )
 
 logger = logging.getLogger("finetune_seq2seq")
-TASKS = ("tatoeba_en_zh", "tatoeba_zh_en", "pinyin_to_hanzi")
-TASK_LANGUAGES = {"tatoeba_en_zh": ["en", "zh"], "tatoeba_zh_en": ["zh", "en"], "pinyin_to_hanzi": ["zh"]}
+TASKS = ("tatoeba_en_zh", "tatoeba_zh_en", "pinyin_to_hanzi", "english_typos")
+TASK_LANGUAGES = {"tatoeba_en_zh": ["en", "zh"], "tatoeba_zh_en": ["zh", "en"], "pinyin_to_hanzi": ["zh"], "english_typos": ["en"]}
 FILE_FORMATS = ("auto", "json", "csv", "parquet", "tsv")
 BLEU_TOKENIZERS = ("auto", "zh", "13a", "intl", "char", "none")
 SHOWN = 3  # sample outputs printed at the end

@@ -1,0 +1,197 @@
+"""Text correction side by side: Chinese spelling correction on `peoples_daily_csc` test and SIGHAN 2015 test,
+English typo correction on `english_typos` test, every system scored by `hf_charlm.metrics.correction_scores`
+(SIGHAN sentence- and character-level precision / recall / F1, false-positive rate) plus word accuracy and CER.
+
+Systems (each only where its input is given or its package installed):
+- no-op: the input unchanged (what every score is measured against);
+- pycorrector's offline correctors, the ones that run from the wheel's own data with no download: `ProperCorrector`
+  (proper names and idioms, `proper_name.txt` + `stroke.txt`) for Chinese, `EnSpellCorrector` (Norvig, `en.json.gz`)
+  for English. Its default `Corrector` needs the kenlm package and a 2.8 GB language model download, and the
+  MacBERT / T5 / ERNIE correctors download their models: those are not run;
+- `pyspellchecker` (word frequency list shipped in the wheel) for English;
+- `--mlm DIR`: the zero-shot corrector (`hf_charlm.correction.ZeroShotCorrector`) on a pretrained masked char LM,
+  its margin chosen on `peoples_daily_csc` validation (`--tune_examples` sentences);
+- `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
+  same validation sentences;
+- `--seq2seq DIR`: an encoder-decoder trained on `english_typos` by `scripts/finetune_seq2seq.py`, through the
+  `text-correction` pipeline.
+SIGHAN 2015 is only ever scored: nothing is chosen on it.
+
+    python benchmarks/correction.py --mlm outputs/charlm-mlm --corrector outputs/charlm-csc \
+        --seq2seq outputs/charlm-typos --max_examples 500 --output benchmarks/results/correction.json
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hf_charlm.correction import ZeroShotCorrector, apply_edits, predict_same_length  # noqa: E402
+from hf_charlm.data import load_builtin  # noqa: E402
+from hf_charlm.metrics import character_error_rate, correction_scores, word_accuracy  # noqa: E402
+
+SHOWN = ("sentence_detection_f1", "sentence_correction_precision", "sentence_correction_recall",
+         "sentence_correction_f1", "char_correction_f1", "false_positive_rate")
+ENGLISH_SHOWN = ("word_accuracy", "sentence_accuracy", "cer", "sentence_correction_f1", "false_positive_rate")
+MIN_SCORES = (0.0, 0.3, 0.5, 0.7, 0.9)
+
+
+def score(sources: list[str], targets: list[str], outputs: list[str], seconds: float) -> dict:
+    row = correction_scores(sources, targets, outputs)
+    row["word_accuracy"] = word_accuracy(targets, outputs)
+    row["cer"] = character_error_rate(targets, outputs)
+    row["seconds"] = round(seconds, 1)
+    return row
+
+
+def timed(fn, *args):
+    start = time.time()
+    out = fn(*args)
+    return out, time.time() - start
+
+
+def load_mlm(path: str):
+    from transformers import AutoModelForMaskedLM
+
+    from hf_charlm.training import load_char_tokenizer
+
+    return AutoModelForMaskedLM.from_pretrained(path), load_char_tokenizer(path)
+
+
+def pycorrector_outputs(kind: str, texts: list[str]) -> list[str]:
+    if kind == "zh":
+        from pycorrector.proper_corrector import ProperCorrector
+
+        corrector = ProperCorrector()
+    else:
+        from pycorrector.en_spell_corrector import EnSpellCorrector
+
+        corrector = EnSpellCorrector()
+    return [corrector.correct(t)["target"] for t in texts]
+
+
+def spellchecker_outputs(texts: list[str]) -> list[str]:
+    """pyspellchecker word by word: a word it does not know is replaced by its best candidate, case kept."""
+    from spellchecker import SpellChecker
+
+    checker = SpellChecker()
+
+    def fix(match: re.Match) -> str:
+        word = match.group(0)
+        if word.lower() in checker:
+            return word
+        best = checker.correction(word.lower())
+        if not best:
+            return word
+        return best.capitalize() if word[0].isupper() else best
+
+    return [re.sub(r"[A-Za-z]+(?:'[a-z]+)?", fix, t) for t in texts]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mlm", help="a pretrained masked char LM (scripts/pretrain.py --objective mlm)")
+    parser.add_argument("--corrector", help="a same-length corrector (scripts/finetune_correction.py)")
+    parser.add_argument("--seq2seq", help="an encoder-decoder trained on english_typos (scripts/finetune_seq2seq.py)")
+    parser.add_argument("--max_examples", type=int, default=500, help="first N sentences of each test set (0: all)")
+    parser.add_argument("--tune_examples", type=int, default=300, help="peoples_daily_csc validation sentences for the thresholds")
+    parser.add_argument("--skip_pycorrector", action="store_true", help="its ProperCorrector takes ~30 s to load (jieba)")
+    parser.add_argument("--output", default="benchmarks/results/correction.json")
+    args = parser.parse_args()
+    for flag in ("mlm", "corrector", "seq2seq"):
+        path = getattr(args, flag)
+        if path and not (Path(path) / "config.json").is_file():
+            sys.exit(f"error: --{flag} {path}: no model folder (config.json) there")
+
+    def first(split):
+        return split.select(range(min(args.max_examples, split.num_rows))) if args.max_examples else split
+
+    chinese = {"peoples_daily_csc": first(load_builtin("peoples_daily_csc")["test"]),
+               "sighan2015_test": first(load_builtin("sighan2015_test")["test"])}
+    validation = load_builtin("peoples_daily_csc")["validation"]
+    validation = validation.select(range(min(args.tune_examples, validation.num_rows)))
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_average": os.getloadavg()[0],
+              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "max_examples": args.max_examples,
+              "models": {k: getattr(args, k) for k in ("mlm", "corrector", "seq2seq")}, "chosen": {}, "results": {}}
+    have_pycorrector = importlib.util.find_spec("pycorrector") is not None and not args.skip_pycorrector
+
+    zero_shot = corrector = None
+    if args.mlm:
+        model, tokenizer = load_mlm(args.mlm)
+        zero_shot = ZeroShotCorrector(model, tokenizer)
+        tuning = zero_shot.tune(validation["source"], validation["target"])
+        report["chosen"]["zero_shot_margin"] = {"margin": zero_shot.margin, "validation_sentence_correction_f1": tuning}
+        print(f"zero-shot margin {zero_shot.margin} (validation F1 by margin: {tuning})", flush=True)
+    if args.corrector:
+        model, tokenizer = load_mlm(args.corrector)
+        corrector = (model, tokenizer)
+        edits = predict_same_length(model, tokenizer, validation["source"])
+        tuning = {}
+        for m in MIN_SCORES:
+            outputs = [apply_edits(s, [e for e in es if e["score"] >= m]) for s, es in zip(validation["source"], edits)]
+            tuning[m] = correction_scores(validation["source"], validation["target"], outputs)["sentence_correction_f1"]
+        min_score = max(tuning, key=lambda m: (tuning[m], m))
+        report["chosen"]["corrector_min_score"] = {"min_score": min_score, "validation_sentence_correction_f1": tuning}
+        print(f"corrector min_score {min_score} (validation F1: {tuning})", flush=True)
+
+    for name, data in chinese.items():
+        sources, targets = data["source"], data["target"]
+        rows = {"no-op": score(sources, targets, sources, 0.0)}
+        if have_pycorrector:
+            outputs, seconds = timed(pycorrector_outputs, "zh", sources)
+            rows["pycorrector ProperCorrector"] = score(sources, targets, outputs, seconds)
+        if zero_shot is not None:
+            edits, seconds = timed(zero_shot.correct, sources)
+            rows["zero-shot masked LM"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
+        if corrector is not None:
+            edits, seconds = timed(predict_same_length, *corrector, sources)
+            rows["fine-tuned same-length"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
+        report["results"][name] = {"examples": len(sources), "systems": rows}
+        for system, row in rows.items():
+            print(json.dumps({"set": name, "system": system, **{k: round(row[k], 4) for k in SHOWN}}), flush=True)
+
+    typos = first(load_builtin("english_typos")["test"])
+    sources, targets = typos["source"], typos["target"]
+    rows = {"no-op": score(sources, targets, sources, 0.0)}
+    if importlib.util.find_spec("spellchecker") is not None:
+        outputs, seconds = timed(spellchecker_outputs, sources)
+        rows["pyspellchecker"] = score(sources, targets, outputs, seconds)
+    if have_pycorrector:
+        outputs, seconds = timed(pycorrector_outputs, "en", sources)
+        rows["pycorrector EnSpellCorrector"] = score(sources, targets, outputs, seconds)
+    if args.seq2seq:
+        import hf_charlm  # noqa: F401  (registers the pipeline)
+        from transformers import pipeline
+
+        correct = pipeline("text-correction", model=args.seq2seq)
+        results, seconds = timed(correct, list(sources))
+        rows["seq2seq (hf_charlm)"] = score(sources, targets, [r["corrected_text"] for r in results], seconds)
+    report["results"]["english_typos"] = {"examples": len(sources), "systems": rows}
+    for system, row in rows.items():
+        print(json.dumps({"set": "english_typos", "system": system, **{k: round(row[k], 4) for k in ENGLISH_SHOWN}}), flush=True)
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    lines = [f"Text correction ({report['date']}, load {report['load_average']:.1f}; `{report['command']}`)", ""]
+    for name, block in report["results"].items():
+        shown = ENGLISH_SHOWN if name == "english_typos" else SHOWN
+        lines += [f"**{name}** test, first {block['examples']} sentences", "",
+                  "| system | " + " | ".join(shown) + " | seconds |", "|---" * (len(shown) + 2) + "|"]
+        for system, row in block["systems"].items():
+            lines.append(f"| {system} | " + " | ".join(f"{row[k]:.4f}" for k in shown) + f" | {row['seconds']} |")
+        lines.append("")
+    out.with_suffix(".md").write_text("\n".join(lines))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

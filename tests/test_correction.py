@@ -1,0 +1,390 @@
+"""Text correction: the SIGHAN-style metrics on hand-computed cases, the built-in correction sets (determinism,
+error share, substitutions really from the confusion sets, no sentence in two splits), the same-length and
+zero-shot correctors and the `text-correction` pipeline on a hand-built model whose answer is known, and
+`scripts/finetune_correction.py` (bad input: exit status 2, nothing written; a short real run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_charlm import CharLMConfig, CharLMForMaskedLM, train_char_tokenizer
+from hf_charlm.metrics import correction_scores, text_edits, word_accuracy
+
+from .conftest import run_script_in_process
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "finetune_correction.py"
+needs_pycorrector = pytest.mark.skipif(
+    importlib.util.find_spec("pycorrector") is None or importlib.util.find_spec("pypinyin") is None,
+    reason='the correction sets read pycorrector\'s data files: pip install "hf_charlm[correction]"',
+)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# metrics, by hand
+
+
+def test_correction_scores_hand_computed():
+    sources = ["我们去学效", "他很高心", "今天很好", "天气不错", "吃反了"]
+    targets = ["我们去学校", "他很高兴", "今天很好", "天气不错", "吃饭了"]
+    predictions = [
+        "我们去学校",  # right
+        "她很高兴",  # the error fixed, but a correct character changed too: neither detected nor corrected
+        "今天很号",  # a false alarm on a correct sentence
+        "天气不错",  # left alone, correctly
+        "吃范了",  # the right position, the wrong character: detected, not corrected
+    ]
+    s = correction_scores(sources, targets, predictions)
+    # 3 sentences with errors, 4 changed; detected: 1st and 5th; corrected: 1st
+    assert s["erroneous_sentences"] == 3 and s["changed_sentences"] == 4
+    assert s["sentence_detection_precision"] == pytest.approx(2 / 4)
+    assert s["sentence_detection_recall"] == pytest.approx(2 / 3)
+    assert s["sentence_detection_f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert s["sentence_correction_precision"] == pytest.approx(1 / 4)
+    assert s["sentence_correction_recall"] == pytest.approx(1 / 3)
+    assert s["sentence_correction_f1"] == pytest.approx(2 * 0.25 * (1 / 3) / (0.25 + 1 / 3))
+    # characters: 3 gold edits, 5 predicted; all 3 gold positions found, 2 with the right character
+    assert s["char_detection_precision"] == pytest.approx(3 / 5)
+    assert s["char_detection_recall"] == pytest.approx(1.0)
+    assert s["char_correction_precision"] == pytest.approx(2 / 5)
+    assert s["char_correction_recall"] == pytest.approx(2 / 3)
+    assert s["false_positive_rate"] == pytest.approx(1 / 2)
+    assert s["sentence_accuracy"] == pytest.approx(2 / 5)
+
+
+def test_correction_scores_no_op_and_perfect():
+    sources, targets = ["错字了", "没错"], ["错字了", "没有"]
+    none = correction_scores(["abc", "xbc"], ["abc", "abc"], ["abc", "xbc"])
+    assert none["sentence_correction_f1"] == 0.0 and none["false_positive_rate"] == 0.0
+    perfect = correction_scores(sources, targets, targets)
+    assert perfect["sentence_correction_f1"] == 1.0 and perfect["char_correction_f1"] == 1.0
+    with pytest.raises(ValueError, match="one of each"):
+        correction_scores(sources, targets, targets[:1])
+
+
+def test_text_edits_and_word_accuracy():
+    assert text_edits("abcd", "abxd") == [(2, 3, "x")]
+    assert text_edits("abcd", "abxcd") == [(2, 2, "x")]
+    assert text_edits("Helo wrld", "Hello world") == [(2, 2, "l"), (6, 6, "o")]  # "Hel|lo" or "He|llo": the same text
+    assert text_edits("abcd", "acd") == [(1, 2, "")]
+    # lengths differ: a replaced span of the same length is split per character
+    assert text_edits("abcdef!", "abXYef") == [(2, 3, "X"), (3, 4, "Y"), (6, 7, "")]
+    from hf_charlm.correction import apply_edits
+
+    for source, output in (("teh cat!", "the cat"), ("Helo wrld", "Hello world"), ("", "ab"), ("ab", "")):
+        edits = [{"start": s, "end": e, "replacement": r} for s, e, r in text_edits(source, output)]
+        assert apply_edits(source, edits) == output
+    assert word_accuracy(["I am here"], ["I am hre"]) == pytest.approx(2 / 3)
+    assert word_accuracy(["I am here"], ["I am am here"]) == pytest.approx(1.0)
+    assert word_accuracy(["a b", "c d e f"], ["a b", "c x e f"]) == pytest.approx(5 / 6)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the built-in sets
+
+
+@needs_pycorrector
+def test_chinese_errors_are_deterministic_and_from_the_confusion_sets():
+    from hf_charlm.correction_data import add_chinese_errors, candidates, confusion_sets
+
+    text = "我们要更好地坚持解放思想、实事求是的思想路线。"
+    outcomes = [add_chinese_errors(text, str(k)) for k in range(200)]
+    assert outcomes == [add_chinese_errors(text, str(k)) for k in range(200)]  # seeded by the key alone
+    with_errors = [o for o in outcomes if o[1]]
+    assert 0.35 < len(with_errors) / len(outcomes) < 0.65
+    assert {len(o[1]) for o in with_errors} == {1, 2, 3}
+    sets = confusion_sets()
+    for source, positions, kinds in outcomes:
+        assert len(source) == len(text)
+        assert [i for i, (a, b) in enumerate(zip(source, text)) if a != b] == positions
+        for i, kind in zip(positions, kinds):
+            assert source[i] in sets[text[i]][kind], (text[i], source[i], kind)
+            assert source[i] in candidates(text[i])
+    # a line of same_pinyin.txt ("乙 已 亿艺忆"), a group of same_stroke.txt ("齐 济 挤 剂 跻"), pypinyin's xue
+    assert "亿" in sets["乙"]["pinyin"]
+    assert sets["齐"]["shape"] == {"济", "跻", "挤", "剂"}
+    assert "雪" in sets["学"]["pinyin"] and "学" not in candidates("学")
+
+
+@needs_pycorrector
+def test_peoples_daily_csc_splits_and_share():
+    from hf_charlm.data import load_builtin
+
+    csc = load_builtin("peoples_daily_csc")
+    ner = load_builtin("peoples_daily_ner")
+    assert {split: csc[split]["id"] for split in csc} == {split: ner[split]["id"] for split in ner}  # same separation
+    test = csc["test"]
+    assert test.column_names == ["id", "source", "target", "positions", "kinds"]
+    share = sum(bool(p) for p in test["positions"]) / test.num_rows
+    assert 0.45 < share < 0.55
+    assert ["".join(t) for t in ner["test"]["tokens"][:50]] == test["target"][:50]
+    for source, target, positions in zip(test["source"][:500], test["target"][:500], test["positions"][:500]):
+        assert [i for i, (a, b) in enumerate(zip(source, target)) if a != b] == positions
+
+
+@needs_pycorrector
+def test_sighan_is_test_only():
+    from hf_charlm.correction_data import EVALUATION_ONLY
+    from hf_charlm.data import dataset_statistics, load_builtin
+
+    sighan = load_builtin("sighan2015_test")
+    assert list(sighan) == ["test"] and "sighan2015_test" in EVALUATION_ONLY
+    assert sighan["test"].num_rows == 697
+    assert dataset_statistics("sighan2015_test")["source"] == {"source_lines": 707, "different_length_dropped": 10}
+    assert "never train" in sighan["test"].info.description
+    with pytest.raises(ValueError, match="pinyin_to_hanzi, peoples_daily_csc, english_typos, sighan2015_test"):
+        load_builtin("peoples_daily_csk")
+
+
+def test_typos_are_deterministic_and_keyboard_adjacent():
+    from hf_charlm.correction_data import add_typos, keyboard_neighbours
+    from hf_charlm.metrics import edit_distance
+
+    near = keyboard_neighbours()
+    assert set(near["s"]) == set("adwezx") and set(near["p"]) == set("ol")
+    text = "The quick brown fox jumps over the lazy dog."
+    outcomes = [add_typos(text, str(k)) for k in range(300)]
+    assert outcomes == [add_typos(text, str(k)) for k in range(300)]
+    changed = [o for o in outcomes if o[1]]
+    assert 0.35 < len(changed) / len(outcomes) < 0.65
+    for source, kinds in changed:
+        # a transposition is two substitutions to Levenshtein, any other typo one edit
+        assert 1 <= edit_distance(source, text) <= len(kinds) + kinds.count("transposition")
+        if kinds == ["substitution"]:
+            (i, _, new), = text_edits(text, source)
+            assert new.lower() in near[text[i].lower()]
+    assert {k for _, kinds in changed for k in kinds} == {"substitution", "insertion", "deletion", "transposition"}
+
+
+def test_english_typos_split_by_sentence():
+    from hf_charlm.data import _sentence_key, load_builtin
+
+    typos = load_builtin("english_typos")
+    keys = {split: {_sentence_key(t) for t in typos[split]["target"]} for split in typos}
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"] and not keys["validation"] & keys["test"]
+    origins = {o.split(":")[0] for o in typos["train"]["origin"]}
+    assert origins == {"tatoeba", "tinyshakespeare"}
+    share = sum(s != t for s, t in zip(typos["test"]["source"], typos["test"]["target"])) / typos["test"].num_rows
+    assert 0.4 < share < 0.6
+
+
+# ------------------------------------------------------------------------------------------------------------
+# correctors and the pipeline, on a model built by hand
+
+
+def swap_model(tmp_path: Path, swaps: dict[str, str], max_positions: int = 32) -> tuple[Path, object]:
+    """A masked char LM whose answer is known: one-hot character embeddings, blocks that add nothing, and an
+    output layer that maps each character to itself, except `swaps` (wrong -> right), and the mask to the right
+    characters. Saved with its tokenizer in `tmp_path`."""
+    tokenizer = train_char_tokenizer(["我们去学校效上课。今天天气很好，abc"])
+    vocab = len(tokenizer)
+    hidden = vocab + vocab % 2  # rotary embeddings need an even width
+    config = CharLMConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=1, num_attention_heads=1,
+                          intermediate_size=8, max_position_embeddings=max_positions, tie_word_embeddings=False)
+    model = CharLMForMaskedLM(config)
+    with torch.no_grad():
+        eye = torch.eye(vocab, hidden)
+        model.model.embed_tokens.weight.copy_(eye)
+        for layer in model.model.layers:  # the residual stream passes through unchanged
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        head = eye.clone()
+        for wrong, right in swaps.items():
+            w, r = tokenizer.convert_tokens_to_ids(wrong), tokenizer.convert_tokens_to_ids(right)
+            head[r, w] = 2.0  # reading `wrong`, the model prefers `right`
+            head[r, tokenizer.mask_token_id] = 2.0  # and at a mask, `right`
+        model.lm_head.weight.copy_(head)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return tmp_path, tokenizer
+
+
+def test_pipeline_edits_offsets_batches_and_long_texts(tmp_path):
+    import hf_charlm  # noqa: F401  (registers the pipeline)
+    from transformers import pipeline
+
+    folder, _ = swap_model(tmp_path, {"效": "校"})
+    correct = pipeline("text-correction", model=str(folder))
+    out = correct("我们去学效上课")
+    assert out["corrected_text"] == "我们去学校上课"
+    (edit,) = out["edits"]
+    assert (edit["start"], edit["end"], edit["original"], edit["replacement"]) == (4, 5, "效", "校")
+    assert edit["score"] > 0.9
+    # a text far longer than the model's 32 positions: windows, and the offsets still into the whole text
+    long = "今天天气很好。" * 20 + "学效" + "今天天气很好。" * 20 + "效"
+    batch = correct([long, "abc", "我们去学校"])
+    assert [e["start"] for e in batch[0]["edits"]] == [141, len(long) - 1]
+    assert batch[0]["corrected_text"] == long.replace("效", "校")
+    assert batch[1] == {"corrected_text": "abc", "edits": []}
+    assert batch[2]["edits"] == []
+    # a character outside the vocabulary (byte tokens) is left as it is
+    assert correct("学效😀效")["corrected_text"] == "学校😀校"
+    assert correct("学效", min_score=1.01)["edits"] == []  # no probability reaches it
+
+
+def test_zero_shot_corrector_and_margin_tuning(tmp_path):
+    from hf_charlm.correction import ZeroShotCorrector, apply_edits
+
+    folder, tokenizer = swap_model(tmp_path, {"效": "校"})
+    model = CharLMForMaskedLM.from_pretrained(folder)
+    confusions = {"校": frozenset("效"), "效": frozenset("校")}
+    corrector = ZeroShotCorrector(model, tokenizer, candidates=lambda ch: confusions.get(ch, frozenset()), margin=1.0)
+    ((proposal,),) = corrector.proposals(["学效"])  # one character with candidates, one proposal
+    assert proposal["replacement"] == "校" and proposal["score"] > 1.0
+    edits = corrector.correct(["学效了", "学校"])
+    assert [apply_edits(t, e) for t, e in zip(["学效了", "学校"], edits)] == ["学校了", "学校"]
+    results = corrector.tune(["学效", "学校"], ["学校", "学校"], margins=(0.0, 100.0))
+    assert results[0.0] == 1.0 and results[100.0] == 0.0 and corrector.margin == 0.0
+
+
+def test_zero_shot_masked_logits_equal_the_full_forward(tokenizer):
+    """The zero-shot corrector runs the output layer at the masked position only: the same logits as the model's
+    own forward (bidirectional attention, padding masked)."""
+    from hf_charlm.correction import ZeroShotCorrector
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = CharLMForMaskedLM(tiny_config(vocab_size=len(tokenizer))).eval()
+    corrector = ZeroShotCorrector(model, tokenizer, candidates=lambda ch: frozenset())
+    enc = tokenizer(["人民日报一九九八年", "新世纪"], padding=True, return_tensors="pt")
+    ks = torch.tensor([3, 2])
+    with torch.no_grad():
+        full = model(**enc).logits[torch.arange(2), ks]
+        assert torch.allclose(corrector._masked_logits(enc["input_ids"], enc["attention_mask"], ks), full, atol=1e-5)
+
+
+def test_pipeline_with_an_encoder_decoder(tmp_path, tokenizer):
+    """An encoder-decoder goes through generate: the edits are the alignment of input and output, with offsets into
+    the input, and applying them gives the corrected text; a long text is rewritten in pieces."""
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    from hf_charlm import CharLMForConditionalGeneration
+    from hf_charlm.correction import apply_edits
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    CharLMForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), max_position_embeddings=32)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    correct = pipeline("text-correction", model=str(tmp_path))
+    assert type(correct.model).__name__ == "CharLMForConditionalGeneration"
+    long = "hello world, this is a tiny corpus. " * 4
+    for text, out in zip(["hello wrld", long], correct(["hello wrld", long], max_new_tokens=12)):
+        assert set(out) == {"corrected_text", "edits"}
+        assert apply_edits(text, out["edits"]) == out["corrected_text"]
+        assert all(0 <= e["start"] <= e["end"] <= len(text) and text[e["start"]:e["end"]] == e["original"] for e in out["edits"])
+        assert all(0.0 <= e["score"] <= 1.0 for e in out["edits"])
+    # 144 characters in pieces of at most 30 tokens (32 positions, <s> and </s>): several generate calls
+    from hf_charlm.pipelines import _pieces
+
+    assert len(_pieces(correct.tokenizer, long, 32)) >= 5 and "".join(_pieces(correct.tokenizer, long, 32)) == long
+
+
+def test_encode_correction_examples_labels(tokenizer):
+    from hf_charlm.correction import encode_correction_examples
+
+    columns, plan = encode_correction_examples(tokenizer, ["人民报日🐍"], ["人民日报🐍"], max_length=64)
+    ids, labels = columns["input_ids"][0], columns["labels"][0]
+    assert labels[0] == -100  # <s>
+    assert labels[1:3] == ids[1:3]  # unchanged characters predict themselves
+    assert labels[3:5] == tokenizer.convert_tokens_to_ids(["日", "报"])
+    assert len(ids) >= 9 and set(labels[5:9]) == {-100}  # the emoji is 4 byte tokens: not a character to correct
+    assert plan[0][1][:9] == [-1, 0, 1, 2, 3, -1, -1, -1, -1]
+    with pytest.raises(ValueError, match="same-length"):
+        encode_correction_examples(tokenizer, ["人民"], ["人民日"], max_length=64)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# scripts/finetune_correction.py
+
+
+PAIRS = [("我们去学效上课。", "我们去学校上课。"), ("今天天气很好。", "今天天气很好。"), ("他很高心。", "他很高兴。")] * 12
+
+
+def write_jsonl(path: Path, pairs) -> Path:
+    path.write_text("".join(json.dumps({"source": s, "target": t}, ensure_ascii=False) + "\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+def test_script_bad_input_exit_2_nothing_written(tmp_path, capsys):
+    out = tmp_path / "out"
+    bad = write_jsonl(tmp_path / "bad.jsonl", [("我们去学效", "我们去学校"), ("他很高心", "他很高兴了")])
+    code, message = run_script_in_process(SCRIPT, ["--train_file", str(bad), "--preset", "tiny", "--output_dir", str(out)], capsys)
+    assert code == 2 and "bad.jsonl line 2" in message and "4 characters but the target 5" in message
+    assert not out.exists()
+    code, message = run_script_in_process(SCRIPT, ["--task_name", "english_typos", "--output_dir", str(out)], capsys)
+    assert code == 2 and "finetune_seq2seq.py" in message
+    assert not out.exists()
+
+
+@needs_pycorrector
+def test_script_refuses_training_on_sighan(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, message = run_script_in_process(SCRIPT, ["--task_name", "sighan2015_test", "--preset", "tiny", "--output_dir", str(out)], capsys)
+    assert code == 2 and "evaluation only" in message
+    assert not out.exists()
+
+
+def test_script_trains_predicts_and_the_pipeline_loads_it(tmp_path, capsys):
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    train = write_jsonl(tmp_path / "train.jsonl", PAIRS)
+    dev = write_jsonl(tmp_path / "dev.jsonl", PAIRS[:3])
+    test = write_jsonl(tmp_path / "test.jsonl", PAIRS[:3])
+    out = tmp_path / "out"
+    argv = ["--train_file", str(train), "--validation_file", str(dev), "--test_file", str(test), "--preset", "tiny",
+            "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2", "--max_steps", "3",
+            "--eval_strategy", "no", "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"]
+    code, _ = run_script_in_process(SCRIPT, argv, capsys)
+    assert code == 0
+    results = json.loads((out / "all_results.json").read_text())
+    for key in ("eval_sentence_correction_f1", "test_sentence_correction_f1", "test_char_detection_precision", "test_false_positive_rate"):
+        assert 0.0 <= results[key] <= 1.0 and math.isfinite(results[key])
+    lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["source"] for line in lines] == [s for s, _ in PAIRS[:3]]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "pipeline_tag: text2text-generation" in card and "Sentence Correction F1".lower() in card.lower().replace("_", " ")
+    correct = pipeline("text-correction", model=str(out))
+    assert len(correct("我们去学效上课。")["corrected_text"]) == len("我们去学效上课。")
+
+
+@pytest.mark.slow
+@needs_pycorrector
+def test_script_builtin_csc_and_seq2seq_typos(tmp_path, capsys):
+    """The built-in tasks end to end at a tiny budget: the same-length corrector on peoples_daily_csc, and the
+    encoder-decoder on english_typos through scripts/finetune_seq2seq.py, read back by the pipeline."""
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    small = ["--preset", "tiny", "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2",
+             "--max_steps", "5", "--eval_strategy", "no", "--disable_tqdm", "true", "--max_train_samples", "64",
+             "--max_eval_samples", "16", "--max_test_samples", "16"]
+    code, _ = run_script_in_process(SCRIPT, ["--task_name", "peoples_daily_csc", "--output_dir", str(tmp_path / "csc"), *small], capsys)
+    assert code == 0 and "test_sentence_correction_f1" in json.loads((tmp_path / "csc" / "all_results.json").read_text())
+    s2s = ROOT / "scripts" / "finetune_seq2seq.py"
+    code, _ = run_script_in_process(s2s, ["--task_name", "english_typos", "--max_target_length", "64",
+                                          "--output_dir", str(tmp_path / "typos"), *small], capsys)
+    assert code == 0 and "test_cer" in json.loads((tmp_path / "typos" / "all_results.json").read_text())
+    out = pipeline("text-correction", model=str(tmp_path / "typos"))("I wnt home.", max_new_tokens=16)
+    assert set(out) == {"corrected_text", "edits"}
+
+
+def test_pipeline_refuses_a_recurrent_masked_lm(tmp_path, tokenizer):
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    from .conftest import tiny_config
+
+    CharLMForMaskedLM(tiny_config("lstm", vocab_size=len(tokenizer), bidirectional=True)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="never reads the character it predicts"):
+        pipeline("text-correction", model=str(tmp_path))("人民日报")
