@@ -192,6 +192,8 @@ def main() -> None:
         d = pairs[split]
         return correction_compute_metrics(d["source"], d["target"], plans[split], vocabulary)
 
+    if do_train:  # the saved config says what the model is for (the demo app's correction tab reads it)
+        model.config.finetuning_task = "text-correction"
     trainer = Trainer(
         model=model,
         args=training_args,

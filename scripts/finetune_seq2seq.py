@@ -296,6 +296,9 @@ def main() -> None:
     if not do_train:  # the Trainer only evaluates and predicts: no evaluation schedule, no best model to load
         training_args.eval_strategy = IntervalStrategy.NO
         training_args.load_best_model_at_end = False
+    from_builtin = not (data_args.train_file or data_args.validation_file or data_args.test_file or data_args.dataset_name)
+    if do_train and from_builtin and data_args.task_name == "english_typos":  # a corrector, not a translator (the demo app's tab)
+        model.config.finetuning_task = "text-correction"
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))

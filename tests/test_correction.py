@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -355,6 +356,12 @@ def test_script_trains_predicts_and_the_pipeline_loads_it(tmp_path, capsys):
     assert "pipeline_tag: text2text-generation" in card and "Sentence Correction F1".lower() in card.lower().replace("_", " ")
     correct = pipeline("text-correction", model=str(out))
     assert len(correct("我们去学效上课。")["corrected_text"]) == len("我们去学效上课。")
+    # the saved config says it is a corrector: the demo app gives it the correction tab
+    assert json.loads((out / "config.json").read_text())["finetuning_task"] == "text-correction"
+    sys.path.insert(0, str(ROOT))
+    import app
+
+    assert app.capabilities_of(correct.model.config) == ["correction"]
 
 
 @pytest.mark.slow
