@@ -177,6 +177,14 @@ class CharLMAttention(nn.Module):
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.o_proj.is_residual_projection = True
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # torch's load_state_dict on a saved file (the Trainer's resume_from_checkpoint and load_best_model_at_end
+        # read model.safetensors that way, past from_pretrained's conversion) gets the checkpoint layout: fuse it here
+        parts = [f"{prefix}{name}_proj.weight" for name in "qkv"]
+        if self.fused_qkv and all(part in state_dict for part in parts):
+            state_dict[f"{prefix}qkv_proj.weight"] = torch.cat([state_dict.pop(part) for part in parts], dim=0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(
         self,
         hidden_states: torch.Tensor,

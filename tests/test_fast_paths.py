@@ -88,6 +88,22 @@ def test_save_writes_the_separate_layout_and_reloads_identically(tmp_path):
     assert torch.equal(masked.model.layers[1].self_attn.qkv_proj.weight, model.model.layers[1].self_attn.qkv_proj.weight)
 
 
+def test_torch_load_state_dict_reads_the_saved_layout(tmp_path):
+    # the Trainer resumes (and loads the best model) with model.load_state_dict(safetensors file), not from_pretrained
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    model.save_pretrained(tmp_path)
+    torch.manual_seed(1)
+    other = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    ids = torch.randint(0, 64, (1, 9))
+    assert not torch.equal(other(ids).logits, model(ids).logits)
+    result = other.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=False)
+    assert result.unexpected_keys == [] and result.missing_keys == ["lm_head.weight"]  # tied: not in the file
+    assert torch.equal(other(ids).logits, model(ids).logits)
+    other.load_state_dict(model.state_dict())  # the in-memory (fused) layout, strict
+    assert torch.equal(other(ids).logits, model(ids).logits)
+
+
 def test_a_fused_layout_checkpoint_loads_too(tmp_path):
     torch.manual_seed(0)
     model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
