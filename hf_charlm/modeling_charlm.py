@@ -196,10 +196,12 @@ class CharLMAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, _ = hidden_states.shape
         qkv = self.qkv_proj(hidden_states).view(B, T, 3, -1, self.head_dim)  # (B, T, 3, nh, hd)
+        # split, not indexing: its backward is one concatenation instead of zero-filled gradients added up
+        qk, v = qkv.split((2, 1), dim=2)  # (B, T, 2, nh, hd), (B, T, 1, nh, hd)
         cos, sin = position_embeddings  # (B, T, 1, 1, hd)
-        qk = apply_rotary(qkv[:, :, :2], cos, sin)  # (B, T, 2, nh, hd): q and k rotated in one pass
+        qk = apply_rotary(qk, cos, sin)  # q and k rotated in one pass
         q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # (B, nh, T, hd) each
-        v = qkv[:, :, 2].transpose(1, 2)  # (B, nh, T, hd)
+        v = v.squeeze(2).transpose(1, 2)  # (B, nh, T, hd)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # (B, nh, S, hd)
         return self.attend(q, k, v, attention_mask, is_causal, **kwargs)
