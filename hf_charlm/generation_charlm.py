@@ -44,6 +44,7 @@ class CharLMUTF8LogitsProcessor(LogitsProcessor):
             left: torch.tensor(never + [x for x in range(256) if (_utf8_lead(x) or (0,))[0] > left]) + byte_token_start
             for left in (1, 2, 3, 4)
         }
+        self._on_device: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     def _pending(self, row: list[int]) -> tuple[int, int] | None:
         """(bytes still missing, allowed range of the next byte) if `row` ends inside a multi-byte character."""
@@ -62,11 +63,17 @@ class CharLMUTF8LogitsProcessor(LogitsProcessor):
                 return None  # an invalid byte (from the prompt): nothing to complete
         return None
 
+    def _boundary(self, left: int, device: torch.device) -> torch.Tensor:
+        key = (left, device)
+        if key not in self._on_device:  # moved once per device, not once per step
+            self._on_device[key] = self.boundary_blocked[left].to(device)
+        return self._on_device[key]
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         left = 4 if self.max_length is None else max(1, min(4, self.max_length - input_ids.shape[1]))
-        boundary = self.boundary_blocked[left].to(scores.device)
-        last = input_ids[:, -1]
-        if not bool(((last >= self.start) & (last < self.start + 256)).any()):
+        boundary = self._boundary(left, scores.device)
+        # the last token of each row as Python ints: one small copy instead of four tensor ops and a sync per step
+        if not any(self.start <= token < self.start + 256 for token in input_ids[:, -1].tolist()):
             return scores.index_fill(1, boundary, -float("inf"))  # every row just ended a character: the fast path
         blocked = torch.zeros_like(scores, dtype=torch.bool)
         for b, row in enumerate(input_ids[:, -4:].tolist()):

@@ -21,6 +21,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import Concatenate, WeightConverter
 from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask, find_packed_sequence_indices
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -52,6 +54,10 @@ class CharLMRMSNorm(nn.Module):
         self.variance_epsilon = eps
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if hidden_states.dtype == self.weight.dtype:
+            # one fused kernel instead of pow / mean / add / rsqrt / mul / mul (the same arithmetic, in float32
+            # accumulation); a norm is called twice per block, so on a small model the op count is the cost
+            return F.rms_norm(hidden_states, self.weight.shape, self.weight, self.variance_epsilon)
         dtype = hidden_states.dtype
         x = hidden_states.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
@@ -59,39 +65,62 @@ class CharLMRMSNorm(nn.Module):
 
 
 class CharLMRotaryEmbedding(nn.Module):
-    """Rotary position embedding (RoFormer); returns `cos, sin` of shape (B, T, head_dim)."""
+    """Rotary position embedding (RoFormer); returns `cos, sin` of shape (B, T, 1, 1, head_dim) for `apply_rotary`
+    (broadcast over the q / k pair and the heads of the attention's (B, T, 3, nh, hd) projection).
+
+    The tables for positions 0..max_position_embeddings-1 are computed once: each call is then one lookup instead
+    of a matmul, a concatenation and two transcendental functions per step. `sin` comes with its first half
+    negated, so that the rotation is `x * cos + x.roll(head_dim / 2) * sin` (no `rotate_half` concatenation).
+    """
 
     inv_freq: torch.Tensor
+    cos_cached: torch.Tensor
+    sin_cached: torch.Tensor
 
     def __init__(self, config: CharLMConfig):
         super().__init__()
         head_dim = config.hidden_size // config.num_attention_heads
         self.base = config.rope_theta
         self.head_dim = head_dim
+        self.max_positions = config.max_position_embeddings
         self.register_buffer("inv_freq", self.compute_inv_freq(), persistent=False)
+        cos, sin = self.compute_tables()
+        self.register_buffer("cos_cached", cos, persistent=False)
+        self.register_buffer("sin_cached", sin, persistent=False)
 
     def compute_inv_freq(self, device: torch.device | None = None) -> torch.Tensor:
         exponents = torch.arange(0, self.head_dim, 2, dtype=torch.int64, device=device).float() / self.head_dim
         return 1.0 / (self.base**exponents)
 
+    def _cos_sin(self, positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = positions.float()[..., None] * inv_freq.float()  # (..., D/2)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (..., D)
+        sign = torch.ones(self.head_dim, device=emb.device)
+        sign[: self.head_dim // 2] = -1.0  # rotate_half(x) * sin == x.roll(D/2) * (sign * sin)
+        return emb.cos(), emb.sin() * sign
+
+    def compute_tables(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(self.max_positions, device=device)
+        return self._cos_sin(positions, self.compute_inv_freq(device))  # (P, D) each
+
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inv_freq = self.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1)  # (B, D/2, 1)
-        freqs = (inv_freq @ position_ids[:, None, :].float()).transpose(1, 2)  # (B, T, D/2)
-        emb = torch.cat((freqs, freqs), dim=-1)  # (B, T, D)
-        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    def forward(
+        self, x: torch.Tensor, position_ids: torch.Tensor, max_position: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`max_position`: the largest of `position_ids` if the caller knows it (saves a reduction per step)."""
+        if max_position is None:
+            max_position = int(position_ids.max()) if position_ids.numel() else 0
+        if max_position >= self.cos_cached.shape[0]:
+            cos, sin = self._cos_sin(position_ids, self.inv_freq)  # past the table (a caller that skips the check)
+        else:
+            cos, sin = self.cos_cached[position_ids], self.sin_cached[position_ids]  # (B, T, D)
+        return cos[:, :, None, None].to(x.dtype), sin[:, :, None, None].to(x.dtype)  # (B, T, 1, 1, D)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def apply_rotary_pos_emb(
-    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, D): broadcast over heads
-    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotates the last dimension of `x` by the angles of `cos` / `sin` (from `CharLMRotaryEmbedding`, `sin`
+    sign-folded), broadcasting them over the dimensions in between."""
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
 
 
 def eager_attention_forward(
@@ -120,6 +149,16 @@ def eager_attention_forward(
 
 
 class CharLMAttention(nn.Module):
+    """Causal self-attention with rotary positions and a KV cache.
+
+    q, k and v come from one fused projection `qkv_proj` (H -> 3H, nanoGPT's `c_attn`): one matmul instead of
+    three. Checkpoints store the three matrices separately, as `q_proj` / `k_proj` / `v_proj` (the layout of
+    every checkpoint written before the fusion): `from_pretrained` concatenates them on load and `save_pretrained`
+    splits them again (the weight conversion registered below this class). A subclass that overrides `forward`
+    (the decoder's cross-attention: q from the decoder, k and v from the encoder) gets the three separate
+    projections instead, since it cannot use the fused one.
+    """
+
     def __init__(self, config: CharLMConfig, layer_idx: int):
         super().__init__()
         self.config = config
@@ -128,11 +167,23 @@ class CharLMAttention(nn.Module):
         self.num_key_value_groups = 1
         self.scaling = self.head_dim**-0.5
         self.is_causal = True
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.fused_qkv = type(self).forward is CharLMAttention.forward
+        if self.fused_qkv:
+            self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
+        else:
+            self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+            self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+            self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.o_proj.is_residual_projection = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # torch's load_state_dict on a saved file (the Trainer's resume_from_checkpoint and load_best_model_at_end
+        # read model.safetensors that way, past from_pretrained's conversion) gets the checkpoint layout: fuse it here
+        parts = [f"{prefix}{name}_proj.weight" for name in "qkv"]
+        if self.fused_qkv and all(part in state_dict for part in parts):
+            state_dict[f"{prefix}qkv_proj.weight"] = torch.cat([state_dict.pop(part) for part in parts], dim=0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self,
@@ -144,11 +195,13 @@ class CharLMAttention(nn.Module):
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, _ = hidden_states.shape
-        q = self.q_proj(hidden_states).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = self.k_proj(hidden_states).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        v = self.v_proj(hidden_states).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        cos, sin = position_embeddings
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        qkv = self.qkv_proj(hidden_states).view(B, T, 3, -1, self.head_dim)  # (B, T, 3, nh, hd)
+        # split, not indexing: its backward is one concatenation instead of zero-filled gradients added up
+        qk, v = qkv.split((2, 1), dim=2)  # (B, T, 2, nh, hd), (B, T, 1, nh, hd)
+        cos, sin = position_embeddings  # (B, T, 1, 1, hd)
+        qk = apply_rotary(qk, cos, sin)  # q and k rotated in one pass
+        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # (B, nh, T, hd) each
+        v = v.squeeze(2).transpose(1, 2)  # (B, nh, T, hd)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # (B, nh, S, hd)
         return self.attend(q, k, v, attention_mask, is_causal, **kwargs)
@@ -175,6 +228,22 @@ class CharLMAttention(nn.Module):
         )
         attn_output = attn_output.reshape(B, T, -1).contiguous()  # (B, T, H)
         return self.o_proj(attn_output), attn_weights
+
+
+# Checkpoints keep q_proj / k_proj / v_proj (the layout of all checkpoints before the fused projection, and of
+# those written since: save_pretrained reverts the conversion). Registered under the model type, so every CharLM
+# class (and the remote-code copy of this file) loads both layouts; "self_attn." leaves cross-attention alone.
+register_checkpoint_conversion_mapping(
+    CharLMConfig.model_type,
+    [
+        WeightConverter(
+            source_patterns=["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"],
+            target_patterns="self_attn.qkv_proj.weight",
+            operations=[Concatenate(dim=0)],
+        )
+    ],
+    overwrite=True,  # hf_charlm and a remote-code copy of this file may both be imported
+)
 
 
 class CharLMMLP(nn.Module):
@@ -217,9 +286,13 @@ class CharLMBlock(GradientCheckpointingLayer):
             is_causal=is_causal,
             **kwargs,
         )
-        hidden_states = hidden_states + self.dropout(attn_out)
-        hidden_states = hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
-        return hidden_states, attn_weights
+        if self.training:  # (an nn.Dropout call per residual costs more than the step's arithmetic at generation)
+            attn_out = self.dropout(attn_out)
+        hidden_states = hidden_states + attn_out
+        mlp_out = self.mlp(self.post_attention_layernorm(hidden_states))
+        if self.training:
+            mlp_out = self.dropout(mlp_out)
+        return hidden_states + mlp_out, attn_weights
 
 
 class CharLMRecurrentCache:
@@ -566,6 +639,9 @@ class CharLMPreTrainedModel(PreTrainedModel):
         elif isinstance(module, CharLMRotaryEmbedding):
             # a non-persistent buffer: from_pretrained builds the model empty and must recompute it
             init.copy_(module.inv_freq, module.compute_inv_freq(module.inv_freq.device))
+            cos, sin = module.compute_tables(module.cos_cached.device)
+            init.copy_(module.cos_cached, cos)
+            init.copy_(module.sin_cached, sin)
         elif isinstance(module, nn.GRU):
             for name, param in module.named_parameters():
                 if "weight" in name:
@@ -700,7 +776,7 @@ class CharLMModel(CharLMPreTrainedModel):
                 mask = mask.masked_fill(~same, torch.finfo(hidden_states.dtype).min)[:, None]  # (B, 1, T, T)
             else:
                 mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
-        position_embeddings = self.rotary_emb(hidden_states, position_ids)
+        position_embeddings = self.rotary_emb(hidden_states, position_ids, max_position=needed - 1)
 
         all_hidden = [hidden_states] if output_hidden_states else None
         all_attn = [] if output_attentions else None

@@ -16,48 +16,23 @@ Any other data / size (arguments as in transformers' run_clm.py; a single .json 
         --output_dir outputs/my-lstm --max_steps 20000 --per_device_train_batch_size 64
 """
 
+from __future__ import annotations
+
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    EarlyStoppingCallback,
-    Trainer,
-    TrainingArguments,
-    default_data_collator,
-    set_seed,
-)
+# Only what parsing the command line needs is imported up front (`--help` and a usage error answer without
+# loading datasets, the Trainer or the model); the rest is imported in main(), once the arguments are known good.
+from transformers import TrainingArguments
 
-from hf_charlm import CharLMForCausalLM, CharLMForMaskedLM, train_char_tokenizer
-from hf_charlm.collators import MASKING_SCHEMES, CharLMMaskingCollator
-from hf_charlm.data import cws_lexicon, tokenize_and_pack
-from hf_charlm.hub import write_model_card
-from hf_charlm.lm_eval import evaluate_lm, evaluate_masked_lm
-from hf_charlm.training import (
-    ModelArguments,
-    UsageError,
-    argmax_logits,
-    build_config,
-    check_output_dir,
-    check_vocab,
-    limit_splits,
-    load_char_tokenizer,
-    load_splits,
-    parse_script_args,
-    push_output,
-    resolve_resume,
-    run_main,
-    sample_fill_masks,
-    sample_generations,
-    save_training_curves,
-    setup_logging,
-    take_push_flag,
-    text_only,
-)
+from hf_charlm.collators import MASKING_SCHEMES
+from hf_charlm.training import ModelArguments, UsageError, parse_script_args, run_main
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger("pretrain")
 
@@ -159,6 +134,10 @@ class DataArguments:
 
 def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, str, list[str]]:
     """The train / validation texts, a name for the model card and the Hub dataset ids."""
+    import datasets
+
+    from hf_charlm.training import limit_splits, load_splits, text_only
+
     builtins = (data_args.builtin or "").split(",") if not (data_args.dataset_name or data_args.train_file) else [data_args.builtin]
     parts, names = [], []
     for builtin in builtins:
@@ -200,6 +179,36 @@ def text_source(data_args: DataArguments, split: str) -> str:
 
 def main() -> None:
     model_args, data_args, training_args = parse_script_args((ModelArguments, DataArguments, TrainingArguments), TRAINING_DEFAULTS)
+    import datasets
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        EarlyStoppingCallback,
+        Trainer,
+        default_data_collator,
+        set_seed,
+    )
+
+    from hf_charlm import CharLMForCausalLM, CharLMForMaskedLM, train_char_tokenizer
+    from hf_charlm.collators import CharLMMaskingCollator
+    from hf_charlm.data import cws_lexicon, tokenize_and_pack
+    from hf_charlm.hub import write_model_card
+    from hf_charlm.lm_eval import evaluate_lm, evaluate_masked_lm
+    from hf_charlm.training import (
+        argmax_logits,
+        build_config,
+        check_output_dir,
+        check_vocab,
+        load_char_tokenizer,
+        push_output,
+        resolve_resume,
+        sample_fill_masks,
+        sample_generations,
+        save_training_curves,
+        setup_logging,
+        take_push_flag,
+    )
+
     setup_logging(training_args)
     resume = resolve_resume(training_args)
     check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)

@@ -274,7 +274,7 @@ def test_tied_embeddings_and_depth_scaled_init():
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     untied = CharLMForCausalLM(tiny_config(tie_word_embeddings=False))
     assert untied.lm_head.weight.data_ptr() != untied.model.embed_tokens.weight.data_ptr()
-    q_std = torch.stack([layer.self_attn.q_proj.weight.std() for layer in model.model.layers]).mean()
+    q_std = torch.stack([layer.self_attn.qkv_proj.weight.std() for layer in model.model.layers]).mean()
     o_std = torch.stack([layer.self_attn.o_proj.weight.std() for layer in model.model.layers]).mean()
     assert abs(q_std.item() - 0.02) < 0.002
     assert abs(o_std.item() - 0.02 / 4) < 0.001  # 0.02 / sqrt(2 * 8)

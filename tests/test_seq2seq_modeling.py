@@ -240,7 +240,7 @@ def test_warm_start_from_causal_lm(backbone, tmp_path):
     for name, tensor in causal.model.state_dict().items():
         assert torch.equal(target[f"model.encoder.{name}"], tensor), name
     if backbone == "transformer":
-        shared = ["layers.1.self_attn.q_proj.weight", "layers.0.mlp.down_proj.weight", "layers.1.input_layernorm.weight", "norm.weight"]
+        shared = ["layers.1.self_attn.qkv_proj.weight", "layers.0.mlp.down_proj.weight", "layers.1.input_layernorm.weight", "norm.weight"]
         new = {n for n in target if ".cross_attn" in n}
     else:
         shared = ["forward_rnn.rnn.weight_ih_l0", "forward_rnn.rnn.weight_hh_l1", "forward_rnn.norm.weight"]

@@ -1,0 +1,237 @@
+"""Equality tests for the fast paths of the model step (issue 12): the fused q/k/v projection, the fused RMS norm,
+the precomputed rotary tables and the per-step cost of the UTF-8 logits processor change no output.
+
+The reference outputs in tests/data/fast_path_golden.json were written by the code before these changes (see
+tests/fast_path_golden.py) from seeded checkpoints in the separate q_proj / k_proj / v_proj layout; no timing is
+asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers.utils import logging as hf_logging
+
+from hf_charlm import CharLMForCausalLM, CharLMForMaskedLM
+from hf_charlm.generation_charlm import CharLMUTF8LogitsProcessor
+from hf_charlm.modeling_charlm import CharLMRMSNorm, CharLMRotaryEmbedding, apply_rotary
+from tests.conftest import tiny_config
+from tests.fast_path_golden import GOLDEN, LOGIT_COLUMNS, inputs, old_layout_checkpoint, outputs
+
+CASES = ["transformer/eager", "transformer/sdpa", "lstm/sdpa", "gru/sdpa"]
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads(GOLDEN.read_text())
+
+
+@pytest.fixture
+def transformers_log(caplog):
+    """caplog that sees transformers' records (its logger does not propagate by default)."""
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.INFO):
+            yield caplog
+    finally:
+        hf_logging.disable_propagation()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_old_layout_checkpoint_gives_the_golden_logits_and_greedy_text(case, golden, tmp_path, transformers_log):
+    backbone, attn = case.split("/")
+    old_layout_checkpoint(backbone, tmp_path)
+    assert any(".q_proj." in name for name in load_file(tmp_path / "model.safetensors")) == (backbone == "transformer")
+    transformers_log.clear()
+    model, info = CharLMForCausalLM.from_pretrained(tmp_path, attn_implementation=attn, output_loading_info=True)
+    # the conversion is silent and complete: nothing missing, unexpected or freshly initialised
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set() and info["mismatched_keys"] == set()
+    log = transformers_log.text.lower()
+    assert "qkv" not in log and "newly initialized" not in log and "not used" not in log and "missing" not in log
+    got = outputs(model.eval())
+    ref = golden[case]
+    torch.testing.assert_close(torch.tensor(got["logits"]), torch.tensor(ref["logits"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(got["logsumexp"]), torch.tensor(ref["logsumexp"]), atol=1e-5, rtol=0)
+    assert got["greedy_batch"] == ref["greedy_batch"]
+    assert got["greedy_single"] == ref["greedy_single"]
+
+
+def test_golden_generation_exercises_byte_tokens(golden):
+    # the UTF-8 processor's slow path (a row inside a multi-byte character) is part of what the golden text checks
+    ids = [t for row in golden["transformer/sdpa"]["greedy_batch"] for t in row[10:]]
+    assert any(40 <= t < 296 for t in ids)
+
+
+def test_save_writes_the_separate_layout_and_reloads_identically(tmp_path):
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    attn = model.model.layers[0].self_attn
+    assert attn.fused_qkv and attn.qkv_proj.weight.shape == (3 * 32, 32) and not hasattr(attn, "q_proj")
+    model.save_pretrained(tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    H = model.config.hidden_size
+    for i, layer in enumerate(model.model.layers):
+        fused = layer.self_attn.qkv_proj.weight
+        for j, part in enumerate(("q_proj", "k_proj", "v_proj")):  # the rows of the fused matrix, in this order
+            assert torch.equal(stored[f"model.layers.{i}.self_attn.{part}.weight"], fused[j * H : (j + 1) * H])
+    assert not any("qkv_proj" in name for name in stored)
+    ids = torch.randint(0, 64, (2, 12))
+    reloaded = CharLMForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(reloaded(ids).logits, model(ids).logits)
+    # a masked LM reads the same checkpoint through the same conversion
+    masked = CharLMForMaskedLM.from_pretrained(tmp_path)
+    assert torch.equal(masked.model.layers[1].self_attn.qkv_proj.weight, model.model.layers[1].self_attn.qkv_proj.weight)
+
+
+def test_torch_load_state_dict_reads_the_saved_layout(tmp_path):
+    # the Trainer resumes (and loads the best model) with model.load_state_dict(safetensors file), not from_pretrained
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    model.save_pretrained(tmp_path)
+    torch.manual_seed(1)
+    other = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    ids = torch.randint(0, 64, (1, 9))
+    assert not torch.equal(other(ids).logits, model(ids).logits)
+    result = other.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=False)
+    assert result.unexpected_keys == [] and result.missing_keys == ["lm_head.weight"]  # tied: not in the file
+    assert torch.equal(other(ids).logits, model(ids).logits)
+    other.load_state_dict(model.state_dict())  # the in-memory (fused) layout, strict
+    assert torch.equal(other(ids).logits, model(ids).logits)
+
+
+def test_a_fused_layout_checkpoint_loads_too(tmp_path):
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    model.save_pretrained(tmp_path, save_original_format=False)
+    assert any("qkv_proj" in name for name in load_file(tmp_path / "model.safetensors"))
+    reloaded, info = CharLMForCausalLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    ids = torch.randint(0, 64, (1, 9))
+    assert torch.equal(reloaded.eval()(ids).logits, model(ids).logits)
+
+
+def test_a_damaged_old_layout_checkpoint_is_refused_with_the_tensor_named(tmp_path, transformers_log):
+    # a checkpoint missing one of the three matrices cannot be converted: the load fails and names the tensor
+    old_layout_checkpoint("transformer", tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["model.layers.1.self_attn.v_proj.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(RuntimeError, match="mismatch"):
+        CharLMForCausalLM.from_pretrained(tmp_path)
+    assert "model.layers.1.self_attn.qkv_proj.weight" in transformers_log.text and "MISMATCH" in transformers_log.text
+
+
+def reference_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """The norm before the fused kernel (and LLaMA's): float32 statistics, cast back, then the weight."""
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_fast_path_equals_the_reference(dtype):
+    torch.manual_seed(0)
+    norm = CharLMRMSNorm(48, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = (torch.randn(3, 7, 48) * 5).to(dtype)
+    if dtype == torch.bfloat16:  # the weight stays float32: the non-fused path, as before
+        torch.testing.assert_close(norm(x), reference_rms_norm(x, norm.weight, 1e-6), atol=0, rtol=0)
+        norm = norm.to(dtype)
+    torch.testing.assert_close(norm(x).float(), reference_rms_norm(x, norm.weight, 1e-6).float(),
+                               atol=1e-5 if dtype == torch.float32 else 2e-2, rtol=1e-5 if dtype == torch.float32 else 2e-2)
+
+
+def reference_rotary(x: torch.Tensor, positions: torch.Tensor, head_dim: int, base: float) -> torch.Tensor:
+    """RoFormer's rotation as it was computed per step before the tables: inv_freq @ positions, rotate_half."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    freqs = positions.float()[..., None] * inv_freq  # (B, T, D/2)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos()[:, :, None], emb.sin()[:, :, None]  # broadcast over heads of (B, T, nh, hd)
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def test_rotary_tables_equal_the_per_step_computation():
+    config = tiny_config(max_position_embeddings=40)
+    rotary = CharLMRotaryEmbedding(config)
+    head_dim = config.hidden_size // config.num_attention_heads
+    x = torch.randn(2, 5, 3, config.num_attention_heads, head_dim)  # (B, T, 3, nh, hd) as the fused projection
+    positions = torch.tensor([[0, 1, 2, 3, 4], [35, 36, 37, 38, 39]])
+    cos, sin = rotary(x, positions)
+    assert cos.shape == (2, 5, 1, 1, head_dim)
+    for j in range(3):
+        torch.testing.assert_close(apply_rotary(x[:, :, j], cos[:, :, 0], sin[:, :, 0]),
+                                   reference_rotary(x[:, :, j], positions, head_dim, config.rope_theta), atol=1e-6, rtol=0)
+    # positions past the table (a caller that skips the model's length check) are computed, not indexed out of range
+    far = torch.tensor([[38, 39, 40, 41, 100]])
+    cos_far, sin_far = rotary(x[:1], far)
+    torch.testing.assert_close(apply_rotary(x[:1, :, 0], cos_far[:, :, 0], sin_far[:, :, 0]),
+                               reference_rotary(x[:1, :, 0], far, head_dim, config.rope_theta), atol=1e-5, rtol=0)
+
+
+def test_rotary_tables_survive_from_pretrained(tmp_path):
+    # non-persistent buffers: from_pretrained builds the model empty, _init_weights must refill them
+    model = CharLMForCausalLM(tiny_config(vocab_size=64))
+    model.save_pretrained(tmp_path)
+    fresh = CharLMRotaryEmbedding(model.config)
+    loaded = CharLMForCausalLM.from_pretrained(tmp_path).model.rotary_emb
+    assert torch.equal(loaded.cos_cached, fresh.cos_cached) and torch.equal(loaded.sin_cached, fresh.sin_cached)
+
+
+class ReferenceUTF8Processor(CharLMUTF8LogitsProcessor):
+    """The processor's step before the fast check (tensor comparisons on the last tokens)."""
+
+    def __call__(self, input_ids, scores):
+        left = 4 if self.max_length is None else max(1, min(4, self.max_length - input_ids.shape[1]))
+        boundary = self.boundary_blocked[left].to(scores.device)
+        last = input_ids[:, -1]
+        if not bool(((last >= self.start) & (last < self.start + 256)).any()):
+            return scores.index_fill(1, boundary, -float("inf"))
+        blocked = torch.zeros_like(scores, dtype=torch.bool)
+        for b, row in enumerate(input_ids[:, -4:].tolist()):
+            pending = self._pending(row)
+            if pending is None:
+                blocked[b, boundary] = True
+            else:
+                _, (low, high) = pending
+                blocked[b] = True
+                blocked[b, self.start + low : self.start + high + 1] = False
+        return scores.masked_fill(blocked, -float("inf"))
+
+
+def test_utf8_processor_equals_the_reference_step():
+    start, vocab = 10, 300
+    generator = torch.Generator().manual_seed(0)
+    fast, slow = CharLMUTF8LogitsProcessor(start, max_length=20), ReferenceUTF8Processor(start, max_length=20)
+    rows = [[5, 6, 7], [5, 6, start + 0xE4], [5, start + 0xE4, start + 0xB8], [5, 6, start + 0x41], [7, 8, 9]]
+    for length in (3, 17, 18, 19):
+        for batch in ([rows[0]], [rows[4], rows[0]], rows):
+            ids = torch.tensor([[4] * (length - 3) + r for r in batch])
+            scores = torch.randn(len(batch), vocab, generator=generator)
+            assert torch.equal(fast(ids, scores.clone()), slow(ids, scores.clone()))
+
+
+def test_cached_generation_equals_full_recompute_with_the_fused_step():
+    # the KV cache stores the rotated keys of the fused projection: incremental == recompute
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    ids = torch.randint(4, 64, (2, 7))
+    cached = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=None)
+    full = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=None, use_cache=False)
+    assert torch.equal(cached, full)
+
+
+def test_training_step_gradients_reach_every_fused_row():
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).train()
+    ids = torch.randint(0, 64, (2, 10))
+    model(ids, labels=ids).loss.backward()
+    grad = model.model.layers[0].self_attn.qkv_proj.weight.grad
+    H = model.config.hidden_size
+    assert all(grad[j * H : (j + 1) * H].abs().sum() > 0 for j in range(3))  # q, k and v rows all learn
