@@ -24,8 +24,9 @@ extras = {
     "pinyin": ["pypinyin>=0.55,<0.56"],
     # entity-level NER scores; BLEU and chrF of the seq2seq script
     "metrics": ["seqeval>=1.2.2", "sacrebleu>=2.4,<3"],
-    # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0)
-    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5"],
+    # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0) and the
+    # input-method baseline of benchmarks/seq2seq_tasks.py (Pinyin2Hanzi: an sdist only, pure Python, MIT)
+    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5", "Pinyin2Hanzi>=0.1.1"],
 }
 extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"]))
 extras["test"] = sorted(set(extras["train"] + extras["bench"] + ["pytest>=8", "hypothesis>=6.100"]))
