@@ -170,6 +170,13 @@ def lengths(task: str, args: argparse.Namespace) -> tuple[int, int, int]:
     return source, target, max(source, target)
 
 
+def this_script() -> str:
+    """sys.argv[0] relative to the repository root when it lies inside it, so the recorded command is the one to
+    type there."""
+    path = Path(sys.argv[0]).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else sys.argv[0]
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -374,7 +381,8 @@ def _typed(value: str) -> Any:
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Sequence-to-sequence benchmark ({report['started']} -> {report['finished']} UTC)", "",
              f"Command: `{report['command']}`", "",
-             f"Load average before: `{report['loadavg_before']}`, after: `{report['loadavg_after']}` "
+             f"Load average before: `{' '.join(report['loadavg_before'] or [])}`, after: "
+             f"`{' '.join(report['loadavg_after'] or [])}` "
              f"({report['cpu_count']} cores). Settings: {json.dumps(report['settings'])}", ""]
     for task in dict.fromkeys(r["task"] for r in report["results"]):
         rows = [r for r in report["results"] if r["task"] == task]
@@ -383,7 +391,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"## {task} (test, first {rows[0]['num_examples']})", "",
                   f"| system | {' | '.join(k for k in SHOWN if k in rows[0]['metrics'])} | {main} vs Marian | steps | "
                   "train / test / total wall s | total CPU s | parameters | notes |",
-                  "|---|" + "---|" * (len([k for k in SHOWN if k in rows[0]['metrics']]) + 7)]
+                  "|---|" + "---|" * (len([k for k in SHOWN if k in rows[0]['metrics']]) + 6)]
         for r in rows:
             m = r["metrics"]
             cells = [f"{m[k]:.2f}" if k in ("bleu", "chrf") else f"{m[k]:.4f}" for k in SHOWN if k in m]
@@ -441,7 +449,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"seq2seq_tasks{'_' + args.tag if args.tag else ''}"
     report: dict[str, Any] = {
-        "command": shlex.join(["python", *sys.argv]),
+        "command": shlex.join(["python", this_script(), *sys.argv[1:]]),
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "loadavg_before": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
