@@ -24,8 +24,9 @@ extras = {
     "pinyin": ["pypinyin>=0.55,<0.56"],
     # entity-level NER scores; BLEU and chrF of the seq2seq script
     "metrics": ["seqeval>=1.2.2", "sacrebleu>=2.4,<3"],
-    # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0)
-    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5"],
+    # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0) and the
+    # input-method baseline of benchmarks/seq2seq_tasks.py (Pinyin2Hanzi: an sdist only, pure Python, MIT)
+    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5", "Pinyin2Hanzi>=0.1.1"],
     # training curves as PNG (scripts/plot_training.py, drawn at the end of every training run; benchmarks/charts.py)
     "plots": ["matplotlib>=3.8"],
     # `--report_to tensorboard` / `--report_to trackio` (trackio logs to a local folder unless given a Space)

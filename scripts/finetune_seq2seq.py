@@ -21,6 +21,7 @@ Evaluate or predict with a trained model, without training (writes generated_pre
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from transformers import (
     EarlyStoppingCallback,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
+    TrainerCallback,
     set_seed,
 )
 from transformers.trainer_utils import IntervalStrategy
@@ -99,6 +101,7 @@ class DataArguments:
     early_stopping_patience: int | None = field(default=2, metadata={"help": "Evaluations without improvement before stopping."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a model already in --output_dir."})
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card."})
+    max_train_minutes: float | None = field(default=None, metadata={"help": "Stop training once this many minutes of it have passed (wall clock, checked after each optimizer step); the learning-rate schedule is still that of --max_steps / --num_train_epochs. all_results.json records train_steps, the steps run."})
 
     def __post_init__(self) -> None:
         if self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file) and self.task_name not in TASKS:
@@ -121,6 +124,29 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name}={getattr(self, name)} must be >= 1.")
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise UsageError(f"--max_train_minutes={self.max_train_minutes} must be > 0.")
+
+
+class TrainingTimeBudget(TrainerCallback):
+    """Ends training after `minutes` of it (wall clock from the first step's start, checked after each optimizer
+    step), for comparisons at an equal time budget (benchmarks/seq2seq_tasks.py). The schedule is not shortened:
+    a run cut by the budget ends with the learning rate where the schedule had it."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60
+        self.start: float | None = None
+        self.stopped_at: int | None = None  # the global step at which the budget ran out
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.start is not None and time.monotonic() - self.start >= self.seconds and not control.should_training_stop:
+            control.should_training_stop = True
+            self.stopped_at = state.global_step
+            logger.warning("--max_train_minutes=%g: training stops after step %d of %d", self.seconds / 60,
+                           state.global_step, state.max_steps)
 
 
 class Seq2SeqCollator(DataCollatorForSeq2Seq):
@@ -302,6 +328,8 @@ def main() -> None:
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    if do_train and data_args.max_train_minutes is not None:
+        callbacks.append(TrainingTimeBudget(data_args.max_train_minutes))
     trainer = Seq2SeqTrainer(
         model=model,
         args=training_args,
@@ -315,6 +343,8 @@ def main() -> None:
     )
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)
+    if do_train:
+        metrics["train_steps"] = trainer.state.global_step  # fewer than max_steps when a time budget or early stopping ended it
     predictions = None
     if do_predict:
         trainer.compute_metrics = metrics_for("test")

@@ -150,6 +150,7 @@ def test_pinyin_to_hanzi_from_scratch(pinyin_dir):
     results = json.loads((pinyin_dir / "all_results.json").read_text())
     check_scores(results, "eval", char_accuracy=True)
     check_scores(results, "test", char_accuracy=True)
+    assert results["train_steps"] == 4  # --max_steps
     lines = (pinyin_dir / "generated_predictions.txt").read_text(encoding="utf-8").split("\n")
     assert len(lines) == 17 and lines[-1] == ""  # one line per test example
     records = [json.loads(line) for line in (pinyin_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -163,7 +164,8 @@ def test_pinyin_to_hanzi_from_scratch(pinyin_dir):
     assert generation["max_length"] == 33 and generation["decoder_start_token_id"] == 2
 
 
-@pytest.mark.parametrize("task", ["tatoeba_en_zh", "tatoeba_zh_en"])
+# pinyin_to_hanzi (the fixture above) and tatoeba_en_zh run by default; the other direction is the same code path
+@pytest.mark.parametrize("task", ["tatoeba_en_zh", pytest.param("tatoeba_zh_en", marks=pytest.mark.slow)])
 def test_tatoeba_from_scratch(task, tmp_path, caplog):
     out = tmp_path / task
     with caplog.at_level(logging.WARNING, logger="finetune_seq2seq"):
@@ -182,6 +184,19 @@ def test_tatoeba_from_scratch(task, tmp_path, caplog):
     assert f"{longer} of 64 train sources are longer than 5 tokens" in caplog.text
     # the sample printout: source / reference / prediction
     assert "source:" in stdout and "reference:" in stdout and "prediction:" in stdout
+
+
+def test_max_train_minutes_ends_training_early(tmp_path, caplog):
+    out = tmp_path / "budget"
+    with caplog.at_level(logging.WARNING, logger="finetune_seq2seq"):
+        # a budget of 6 ms runs out during the first step: training ends after it, not after 50
+        code, _, stderr = run(["--task_name", "tatoeba_zh_en", "--config_overrides", TINY, "--output_dir", str(out), *QUICK,
+                               "--max_steps", "50", "--max_train_minutes", "0.0001", "--do_train", "--max_target_length", "16"])
+    assert code == 0, stderr[-2000:]
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["train_steps"] == 1
+    assert "--max_train_minutes=0.0001: training stops after step 1 of 50" in caplog.text
+    assert (out / "model.safetensors").is_file()
 
 
 # ---- local files, LSTM with additive attention -----------------------------------------------------------------
@@ -281,6 +296,7 @@ def pairs_file(tmp_path) -> Path:
     (["--source_column", "src", "--target_column", "tgt", "--max_target_length", "500"],
      "--max_target_length=500 is larger than the model's max_position_embeddings=128"),
     (["--source_lang", "en"], "--source_lang and --target_lang go together"),
+    (["--source_column", "src", "--target_column", "tgt", "--max_train_minutes", "0"], "--max_train_minutes=0.0 must be > 0"),
     (["--source_lang", "en", "--target_lang", "zh"], "read a 'translation' column"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(extra, needle, pairs_file, tmp_path):
