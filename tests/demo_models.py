@@ -1,7 +1,8 @@
 """Small models that have learnt a handful of sentences by heart, for the demo-page tests: what the page must
 show for those sentences is known (北京 is a location, 我们/在/北京/工作 are the words, 很好 is positive).
 
-    make_demo_models(root) -> {"generation": dir, "ner": dir, "segmentation": dir, "sentiment": dir, "translation": dir}
+    make_demo_models(root) -> {"generation": dir, "ner": dir, "segmentation": dir, "sentiment": dir, "translation": dir,
+                               "correction": dir}
 
 Trained here with a plain loop (60 steps each, a few seconds in all); the models are ordinary saved hf_charlm folders.
 """
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from hf_charlm import (CharLMConfig, CharLMForCausalLM, CharLMForConditionalGeneration, CharLMForSequenceClassification,
-                       CharLMForTokenClassification, train_char_tokenizer)
+from hf_charlm import (CharLMConfig, CharLMForCausalLM, CharLMForConditionalGeneration, CharLMForMaskedLM,
+                       CharLMForSequenceClassification, CharLMForTokenClassification, train_char_tokenizer)
 
 LM_TEXT = "北京欢迎你。北京欢迎你。"
 NER = [("我在北京工作。", [(2, 4, "LOC")]), ("张三去上海。", [(0, 2, "PER"), (3, 5, "LOC")]),
@@ -23,8 +24,11 @@ CWS = [["我们", "在", "北京", "工作", "。"], ["今天", "天气", "很",
 SENTIMENT = [("这本书很好。", "positive"), ("这本书很差。", "negative"), ("服务很好。", "positive"),
              ("服务很差。", "negative")]
 TRANSLATION = [("你好", "hello"), ("谢谢", "thanks")]
+# same-length correction (a masked LM that predicts the right character at every position): 做 -> 作 after 工
+CORRECTION = [("我在北京工做。", "我在北京工作。"), ("今天天气很好。", "今天天气很好。")]
 CORPUS = [LM_TEXT, *(t for t, _ in NER), *("".join(w) for w in CWS), *(t for t, _ in SENTIMENT),
-          *(s for pair in TRANSLATION for s in pair), "0123456789abcdefghijklmnopqrstuvwxyz"]
+          *(s for pair in TRANSLATION for s in pair), *(s for pair in CORRECTION for s in pair),
+          "0123456789abcdefghijklmnopqrstuvwxyz"]
 
 
 def _config(tokenizer, **fields) -> CharLMConfig:
@@ -118,4 +122,11 @@ def _make(root: Path) -> dict[str, str]:
     labels = torch.tensor([t + [tokenizer.eos_token_id] + [-100] * (width - len(t) - 1) for t in tgt])
     _fit(mt, {**src, "labels": labels})
     out["translation"] = _save(mt, tokenizer, root / "translation")
+
+    # what scripts/finetune_correction.py trains and records: labels are the target's ids at every position
+    corrector = CharLMForMaskedLM(_config(tokenizer, finetuning_task="text-correction"))
+    src = tokenizer([s for s, _ in CORRECTION], padding=True, return_tensors="pt")
+    tgt = tokenizer([t for _, t in CORRECTION], padding=True, return_tensors="pt")["input_ids"]
+    _fit(corrector, {**src, "labels": tgt.masked_fill(src["attention_mask"] == 0, -100)})
+    out["correction"] = _save(corrector, tokenizer, root / "correction")
     return out

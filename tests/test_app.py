@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("gradio") is None,
                                 reason="gradio is not installed (pip install -e '.[demo]')")
 
 # the tabs in the page's order (generation, NER, segmentation, sentiment, translation): elem_id prefixes
-GEN, NER, CWS, SENT, MT = "generation-0", "ner-1", "segmentation-2", "sentiment-3", "translation-4"
+GEN, NER, CWS, SENT, MT, FIX = "generation-0", "ner-1", "segmentation-2", "sentiment-3", "translation-4", "correction-5"
 
 
 def _free_port() -> int:
@@ -57,7 +57,7 @@ def app_url(models, tmp_path_factory):
     """app.py in its own process on 127.0.0.1, with the five models and one folder that does not exist."""
     port = _free_port()
     log = tmp_path_factory.mktemp("app_log") / "app.log"
-    specs = [a for name in ("generation", "ner", "segmentation", "sentiment", "translation") for a in ("--model", models[name])]
+    specs = [a for name in ("generation", "ner", "segmentation", "sentiment", "translation", "correction") for a in ("--model", models[name])]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
            "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}
     with log.open("w") as out:
@@ -135,7 +135,7 @@ def _wait_text(page, selector: str, predicate, timeout: float = 30) -> str:
 def test_tabs_from_configs_and_failed_model_named(page, tmp_path):
     tabs = page.get_by_role("tab")
     assert [tabs.nth(i).inner_text() for i in range(tabs.count())] == [
-        "Generation", "NER", "Word segmentation", "Sentiment", "Translation"]  # no correction model: no tab
+        "Generation", "NER", "Word segmentation", "Sentiment", "Translation", "Correction"]
     assert "Could not load /no/such/model: no such folder" in page.locator("#load-problems").inner_text()
     page.screenshot(path=str(tmp_path / "tabs.png"))
 
@@ -191,6 +191,18 @@ def test_translation(page, tmp_path):
     page.wait_for_function(f"document.querySelector('#{MT}-output textarea').value.length > 0")
     assert page.locator(f"#{MT}-output textarea").input_value() == "thanks"
     page.screenshot(path=str(tmp_path / "translation.png"))
+
+
+def test_correction_shows_the_edit_and_the_corrected_text(page, tmp_path):
+    _open(page, "Correction")
+    _run(page, FIX, "我在北京工做。")
+    page.wait_for_function(f"document.querySelector('#{FIX}-corrected textarea').value.length > 0")
+    assert page.locator(f"#{FIX}-corrected textarea").input_value() == "我在北京工作。"
+    highlighted = page.locator(f"#{FIX}-output .token.highlighted")
+    highlighted.first.wait_for()
+    assert [(highlighted.nth(i).locator(".text").inner_text(), highlighted.nth(i).locator(".label").inner_text())
+            for i in range(highlighted.count())] == [("做", "做→作")]
+    page.screenshot(path=str(tmp_path / "correction.png"))
 
 
 def test_empty_and_too_long_inputs_are_messages(page, tmp_path):
