@@ -1,0 +1,55 @@
+"""benchmarks/recipes.py: the validation curve read from trainer_state.json, and the table of a recipe run (the
+recipes themselves are run with `python benchmarks/recipes.py --budget ...`; their results are in
+benchmarks/results/recipes_<budget>.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def recipes(monkeypatch):
+    # benchmarks/ is a folder of scripts, not a package: import its module the way the scripts do
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import recipes
+
+    return recipes
+
+
+def test_curve_maps_steps_to_training_seconds(recipes, tmp_path):
+    history = [{"loss": 1.0, "step": 50}, {"eval_f1": 0.5, "step": 100}, {"eval_f1": 0.7, "step": 200},
+               {"train_runtime": 40.0, "step": 200}]
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 200, "log_history": history}))
+    # 40 s for 200 steps: an evaluation at step 100 is at 20 s of training
+    assert recipes.curve(tmp_path, "f1") == [(20.0, 0.5), (40.0, 0.7)]
+    assert recipes.curve(tmp_path, "accuracy") == []
+
+
+def test_every_recipe_names_known_tasks_and_a_budget(recipes):
+    for budget, recipe in recipes.RECIPES.items():
+        assert recipe["pretrain_seconds"] > 0 and recipe["finetune_seconds"] > 0, budget
+        for system, (tasks, args) in recipe["systems"].items():
+            assert set(tasks) <= set(recipes.BUILTIN), system
+            # a pretrained system starts from the shared run; a scratch one names its size
+            assert (recipes.PRETRAINED in args) != ("--preset" in args), system
+
+
+def test_table_puts_the_classical_rows_first_and_matches_runs(recipes, tmp_path):
+    reference = tmp_path / "chinese_tasks.json"
+    reference.write_text(json.dumps([
+        {"task": "cws", "system": "CRF", "metrics": {"f1": 0.968}, "cpu_seconds": {"train": 192.0}, "model_size_bytes": 34_200_000},
+    ]))
+    row = {"task": "cws", "system": "hf_charlm tiny (2 CPU cores recipe)", "metrics": {"f1": 0.95},
+           "validation_metrics": {"f1": 0.94}, "model_size_bytes": 5_600_000,
+           "command": "python scripts/finetune_token_classification.py --output_dir w/cws--tiny --overwrite_output_dir true"}
+    report = {"where": "2 CPU cores", "started": "s", "finished": "f", "command": "c", "cpu_count": 2,
+              "load_average_start": [0.5, 0.5, 0.5], "rows": [row], "runs": {"cws--tiny": {"steps": 10, "wall_s": 60.0, "cpu_s": 100.0}}}
+    recipes.write_table(report, tmp_path / "t.md", reference)
+    lines = [line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("| cws")]
+    assert lines == ["| cws | CRF | f1 0.9680 | - | - | - | 192 (train) | 34.2 MB |",
+                     "| cws | hf_charlm tiny (2 CPU cores recipe) | f1 0.9500 | 0.9400 | 10 | 60 | 100 | 5.6 MB |"]
