@@ -122,7 +122,12 @@ def chart_variants(rows: list[dict], title: str, out: Path) -> Path | None:
     right.set_title("CPU seconds (as recorded; the machine was shared)", fontsize=10)
     if cpu_keys:
         right.legend(fontsize=8)
-    for ax in (left, right):
+    return _save_bar_figure(fig, (left, right), title, out)
+
+
+def _save_bar_figure(fig, axes, title: str, out: Path) -> Path:
+    """The common end of the bar charts: light y grid, small x labels, the title, saved as PNG and closed."""
+    for ax in axes:
         ax.grid(alpha=0.3, axis="y")
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title, fontsize=11)
@@ -160,14 +165,7 @@ def chart_ratios(rows: list[dict], title: str, out: Path) -> Path | None:
         ax.set_ylabel("per second")
         ax.legend(fontsize=8)
         ax.set_title("throughput", fontsize=9)
-    for ax in axes.flat:
-        ax.grid(alpha=0.3, axis="y")
-        ax.tick_params(axis="x", labelsize=8)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save_bar_figure(fig, axes.flat, title, out)
 
 
 def draw(path: Path, out_dir: Path) -> tuple[Path | None, str]:
