@@ -4,6 +4,8 @@ This file ships with every checkpoint (the modeling file imports it), so it may 
 `transformers` names.
 """
 
+import inspect
+
 import torch
 from transformers.generation.logits_process import LogitsProcessor
 
@@ -86,5 +88,8 @@ class CharLMUTF8LogitsProcessor(LogitsProcessor):
                 blocked[b, self.start + low : self.start + high + 1] = False
         return scores.masked_fill(blocked, -float("inf"))
 
+
+# LogitsProcessorList asks each processor for its `__call__` signature at every generated token: computed once
+CharLMUTF8LogitsProcessor.__call__.__signature__ = inspect.signature(CharLMUTF8LogitsProcessor.__call__)
 
 __all__ = ["CharLMUTF8LogitsProcessor"]

@@ -6,6 +6,7 @@ Read top to bottom: leaf layers and helpers, attention / MLP / block / recurrent
 the backbone model, then the heads.
 """
 
+import inspect
 import itertools
 import math
 import os
@@ -20,7 +21,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import Concatenate, WeightConverter
 from transformers.generation import GenerationMixin
@@ -33,6 +34,7 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward as _SDPA_FORWARD
 from transformers.utils import ModelOutput, can_return_tuple, logging
 from transformers.utils.deprecation import deprecate_kwarg
 
@@ -54,14 +56,16 @@ class CharLMRMSNorm(nn.Module):
         self.variance_epsilon = eps
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if hidden_states.dtype == self.weight.dtype:
-            # one fused kernel instead of pow / mean / add / rsqrt / mul / mul (the same arithmetic, in float32
-            # accumulation); a norm is called twice per block, so on a small model the op count is the cost
+        if hidden_states.is_cuda and hidden_states.dtype == self.weight.dtype:
+            # one fused kernel on the GPU (the same arithmetic, in float32 accumulation)
             return F.rms_norm(hidden_states, self.weight.shape, self.weight, self.variance_epsilon)
+        # on the CPU F.rms_norm is these same operations plus two dtype copies: the explicit chain is faster both at
+        # a generation step and in a training step (forward and backward), with identical results in float32
         dtype = hidden_states.dtype
-        x = hidden_states.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
-        return self.weight * x.to(dtype)
+        # (the dtype tests in Python: a no-op `.to()` still costs a dispatch, ~2 us, at every norm of a step)
+        x = hidden_states if dtype == torch.float32 else hidden_states.float()
+        x = x * torch.rsqrt(torch.mean(x * x, -1, keepdim=True) + self.variance_epsilon)
+        return self.weight * (x if dtype == torch.float32 else x.to(dtype))
 
 
 class CharLMRotaryEmbedding(nn.Module):
@@ -114,13 +118,23 @@ class CharLMRotaryEmbedding(nn.Module):
             cos, sin = self._cos_sin(position_ids, self.inv_freq)  # past the table (a caller that skips the check)
         else:
             cos, sin = self.cos_cached[position_ids], self.sin_cached[position_ids]  # (B, T, D)
-        return cos[:, :, None, None].to(x.dtype), sin[:, :, None, None].to(x.dtype)  # (B, T, 1, 1, D)
+        cos, sin = cos[:, :, None, None], sin[:, :, None, None]  # (B, T, 1, 1, D)
+        if cos.dtype != x.dtype:
+            cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        return cos, sin
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotates the last dimension of `x` by the angles of `cos` / `sin` (from `CharLMRotaryEmbedding`, `sin`
     sign-folded), broadcasting them over the dimensions in between."""
-    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
+    if x.shape[1] == 1:
+        # a generation step (one position per row): the halves swapped as one flip of a (2, head_dim / 2) view,
+        # where roll's CPU kernel (two slices and a concatenation) costs three times as much; on the strided
+        # (B, T, 2, nh, hd) slice of a training batch roll is the faster of the two. Both are exact.
+        swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
+    else:
+        swapped = x.roll(x.shape[-1] // 2, dims=-1)
+    return torch.addcmul(x * cos, swapped, sin)
 
 
 def eager_attention_forward(
@@ -212,9 +226,19 @@ class CharLMAttention(nn.Module):
         """Attention of (B, nh, T, hd) queries over (B, nh, S, hd) keys / values through the configured
         implementation, then the output projection; shared with the decoder's cross-attention."""
         B, _, T, _ = q.shape
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        implementation = self.config._attn_implementation
+        if implementation == "sdpa" and not kwargs and ALL_ATTENTION_FUNCTIONS.get("sdpa") is _SDPA_FORWARD:
+            # the interface's sdpa_attention_forward with nothing to adapt (no grouped heads, no extra arguments):
+            # torch's kernel directly, the same call, without a wrapper's ~10 us per layer and generated token
+            is_causal = T > 1 and attention_mask is None and is_causal
+            if is_causal and k.shape[2] > T:  # (as the wrapper does: a prefill into a preallocated cache)
+                k, v = k[:, :, :T], v[:, :, :T]
+            attn_output = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attention_mask, dropout_p=self.config.attention_dropout if self.training else 0.0,
+                scale=self.scaling, is_causal=is_causal,
+            ).transpose(1, 2)
+            return self.o_proj(attn_output.reshape(B, T, -1)), None
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         attn_output, attn_weights = attention_interface(
             self,
             q,
@@ -293,6 +317,71 @@ class CharLMBlock(GradientCheckpointingLayer):
         if self.training:
             mlp_out = self.dropout(mlp_out)
         return hidden_states + mlp_out, attn_weights
+
+
+class CharLMGrowingLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values live in a buffer with room for `growth` more positions: a generation
+    step writes its new position in place instead of concatenating (copying) the whole cache, which at batch 1 is
+    the largest cost of a step after the matmuls (and grows with the context).
+
+    `keys` / `values` stay views of the filled part, so whatever reads or replaces them as for a `DynamicLayer`
+    (beam reordering, cropping, batch selection, offloading) works unchanged: a tensor put there from outside is
+    taken as the content of a new buffer at the next `update`. Inputs that require grad take `DynamicLayer`'s
+    concatenation (an in-place write would overwrite values saved for backward).
+    """
+
+    growth = 256
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self._buffers, self._views = None, None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        if key_states.requires_grad or value_states.requires_grad:
+            self._buffers = None
+            return super().update(key_states, value_states, *args, **kwargs)
+        length = self.keys.shape[-2] if self.keys.ndim == 4 else 0
+        needed = length + key_states.shape[-2]
+        buffers = self._buffers
+        if (
+            buffers is None
+            or self._views is None
+            or self.keys is not self._views[0]
+            or self.values is not self._views[1]
+            or needed > buffers[0].shape[-2]
+            or buffers[0].shape[:2] != key_states.shape[:2]
+        ):
+            buffers = tuple(
+                new.new_empty((*new.shape[:-2], needed + self.growth, new.shape[-1]))
+                for new in (key_states, value_states)
+            )
+            if length:
+                buffers[0][:, :, :length].copy_(self.keys)
+                buffers[1][:, :, :length].copy_(self.values)
+            self._buffers = buffers
+        buffers[0][:, :, length:needed].copy_(key_states)
+        buffers[1][:, :, length:needed].copy_(value_states)
+        self.keys, self.values = buffers[0][:, :, :needed], buffers[1][:, :, :needed]
+        self._views = (self.keys, self.values)
+        return self.keys, self.values
+
+
+def use_growing_layers(cache: Cache | None) -> Cache | None:
+    """Gives a fresh `DynamicCache` made for this model (or the self-attention half of an `EncoderDecoderCache`)
+    `CharLMGrowingLayer`s; any other cache, one that holds data or one that offloads, is left as it is."""
+    if isinstance(cache, EncoderDecoderCache):
+        use_growing_layers(cache.self_attention_cache)
+    elif (
+        type(cache) is DynamicCache
+        and not getattr(cache, "offloading", False)
+        and all(type(layer) is DynamicLayer and not layer.is_initialized for layer in cache.layers)
+    ):
+        cache.layers = [CharLMGrowingLayer() for _ in cache.layers]
+        if getattr(cache, "layer_class_to_replicate", None) is DynamicLayer:
+            cache.layer_class_to_replicate = CharLMGrowingLayer
+    return cache
 
 
 class CharLMRecurrentCache:
@@ -582,6 +671,20 @@ class CharLMPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_compile_fullgraph = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # generate() inspects `forward`'s signature at every step of a model registered for the Auto classes (its
+        # remote-code `cache_position` check), about 0.1 ms a token at batch 1: computed once here instead
+        forward = cls.__dict__.get("forward")
+        if forward is not None and getattr(forward, "__signature__", None) is None:
+            forward.__signature__ = inspect.signature(forward)
+
+    def _prepare_cache_for_generation(self, generation_config, model_kwargs: dict, *args, **kwargs):
+        # generate()'s own DynamicCache (not one the caller passed) writes each step in place (CharLMGrowingLayer)
+        super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
+        if not getattr(model_kwargs.get("cache"), "_is_user_defined", False):
+            use_growing_layers(model_kwargs.get("cache"))
+
     def _supports_default_dynamic_cache(self) -> bool:
         # Recurrent backbones carry their own state object (CharLMRecurrentCache) instead of a KV cache.
         return not self.config.is_recurrent
@@ -736,7 +839,7 @@ class CharLMModel(CharLMPreTrainedModel):
         if not is_causal:
             cache, use_cache = None, False
         if use_cache and cache is None:
-            cache = DynamicCache(config=self.config)
+            cache = use_growing_layers(DynamicCache(config=self.config))
         past = cache.get_seq_length() if cache is not None else 0
         # the limit is on positions, not on the row: a padding-free row packs several sequences, each from 0
         needed = int(position_ids.max()) + 1 if position_ids is not None and position_ids.numel() else past + T
@@ -756,7 +859,11 @@ class CharLMModel(CharLMPreTrainedModel):
         elif position_ids.shape[0] != B:
             position_ids = position_ids.expand(B, -1)
 
-        if is_causal:
+        if T == 1 and (attention_mask is None or (attention_mask.ndim == 2 and bool(attention_mask.all()))):
+            # one new token (a generation step) and no padding anywhere: it sees every cached key, no mask to
+            # build (create_causal_mask would answer None too, after ~50 us of checks per generated token)
+            mask = None
+        elif is_causal:
             mask = create_causal_mask(
                 config=self.config,
                 inputs_embeds=hidden_states,

@@ -49,6 +49,7 @@ from .modeling_charlm import (
     CharLMRMSNorm,
     CharLMRotaryEmbedding,
     _token_cross_entropy,
+    use_growing_layers,
 )
 
 logger = logging.get_logger(__name__)
@@ -343,6 +344,7 @@ class CharLMDecoder(CharLMPreTrainedModel):
             raise TypeError(f"The transformer decoder takes an EncoderDecoderCache, got {type(cache).__name__}.")
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+            use_growing_layers(cache)
         past = cache.get_seq_length() if cache is not None else 0
         if past + T > self.config.max_position_embeddings:
             raise ValueError(

@@ -235,3 +235,98 @@ def test_training_step_gradients_reach_every_fused_row():
     grad = model.model.layers[0].self_attn.qkv_proj.weight.grad
     H = model.config.hidden_size
     assert all(grad[j * H : (j + 1) * H].abs().sum() > 0 for j in range(3))  # q, k and v rows all learn
+
+
+def test_rms_norm_on_the_cpu_is_exactly_the_reference_in_float32():
+    # the explicit chain (faster than F.rms_norm's CPU composite) is the reference's arithmetic, bit for bit
+    torch.manual_seed(1)
+    norm = CharLMRMSNorm(40, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(4, 9, 40) * 3
+    assert torch.equal(norm(x), reference_rms_norm(x, norm.weight, 1e-5))
+    x.requires_grad_(True)
+    norm(x).square().sum().backward()  # and it trains: gradients reach the input and the weight
+    assert x.grad.abs().sum() > 0 and norm.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("positions", [1, 3], ids=["generation-step", "batch"])
+def test_rotary_half_swap_equals_roll(positions):
+    x = torch.randn(2, positions, 3, 4, 16)[:, :, :2]  # the strided q / k slice of the fused projection
+    cos, sin = torch.randn(2, positions, 1, 1, 16), torch.randn(2, positions, 1, 1, 16)
+    assert torch.equal(apply_rotary(x, cos, sin), torch.addcmul(x * cos, x.roll(8, dims=-1), sin))
+
+
+GENERATION_SETTINGS = [
+    dict(do_sample=False),
+    dict(do_sample=False, num_beams=3),
+    dict(do_sample=True, top_k=8, num_return_sequences=2),
+]
+
+
+@pytest.mark.parametrize("settings", GENERATION_SETTINGS, ids=["greedy", "beam", "sample"])
+def test_growing_cache_generates_what_a_plain_dynamic_cache_does(settings, monkeypatch):
+    from transformers import DynamicCache
+
+    from hf_charlm.modeling_charlm import CharLMGrowingLayer
+
+    monkeypatch.setattr(CharLMGrowingLayer, "growth", 5)  # a reallocation every few steps, beams reordered between
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    ids = torch.randint(4, 64, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # a left-padded row: the masked path of every step
+    kwargs = dict(attention_mask=mask, max_new_tokens=20, eos_token_id=None, pad_token_id=0, **settings)
+    torch.manual_seed(1)
+    out = model.generate(ids, return_dict_in_generate=True, **kwargs)
+    torch.manual_seed(1)
+    plain = model.generate(ids, cache=DynamicCache(config=model.config), **kwargs)  # the caller's cache is kept as is
+    assert torch.equal(out.sequences, plain)
+    assert type(out.cache) is DynamicCache  # still transformers' class to everything that reads it
+    assert {type(layer) for layer in out.cache.layers} == {CharLMGrowingLayer}
+    assert out.cache.get_seq_length() == out.sequences.shape[1] - 1  # the last token is never fed back
+
+
+def test_growing_layer_adopts_tensors_put_in_from_outside():
+    from hf_charlm.modeling_charlm import CharLMGrowingLayer
+
+    layer, plain = CharLMGrowingLayer(), __import__("transformers").cache_utils.DynamicLayer()
+    steps = [torch.randn(3, 2, n, 4) for n in (4, 1, 1, 2)]
+    for i, new in enumerate(steps):
+        for target in (layer, plain):
+            keys, values = target.update(new, -new)
+        assert torch.equal(keys, plain.keys) and torch.equal(layer.values, plain.values)
+        if i == 1:  # what beam search and cropping do between steps: replace keys / values with new tensors
+            for target in (layer, plain):
+                target.reorder_cache(torch.tensor([2, 0, 1]))
+                target.crop(-1)
+    assert layer.get_seq_length() == plain.get_seq_length() == 4 + 1 + 1 - 1 + 2
+    # an earlier view handed out is never overwritten by a later step
+    first = layer.keys.clone()
+    held = layer.keys
+    layer.update(torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4))
+    assert torch.equal(held, first)
+
+
+def test_growing_layer_concatenates_inputs_that_require_grad():
+    from hf_charlm.modeling_charlm import CharLMGrowingLayer
+
+    layer = CharLMGrowingLayer()
+    k = torch.randn(1, 2, 3, 4, requires_grad=True)
+    layer.update(k.detach(), k.detach())
+    keys, _ = layer.update(k * 2, k * 2)
+    keys.sum().backward()  # an in-place write into a buffer would have broken the graph
+    assert torch.equal(k.grad, torch.full_like(k, 2.0))
+
+
+def test_generation_signatures_are_computed_once():
+    # generate() inspects these at every step; the cached signature must be the real one
+    import inspect
+
+    from hf_charlm import CharLMForConditionalGeneration
+
+    for cls in (CharLMForCausalLM, CharLMForMaskedLM, CharLMForConditionalGeneration):
+        cached = cls.forward.__signature__
+        assert cached == inspect.signature(inspect.unwrap(cls.forward))
+        assert "cache" in inspect.signature(cls(tiny_config(vocab_size=64)).forward).parameters or cls is CharLMForMaskedLM
+    assert list(inspect.signature(CharLMUTF8LogitsProcessor(10).__call__).parameters) == ["input_ids", "scores"]
