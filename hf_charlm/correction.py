@@ -137,6 +137,14 @@ def merge_predictions(
     return edits
 
 
+def gate_by_detection(best_id: torch.Tensor, detection_logits: torch.Tensor | None, threshold: float = 0.5) -> torch.Tensor:
+    """The predicted ids of a same-length corrector, with -1 (no edit) wherever its detection head (if it has one)
+    gives the input character a probability of being wrong below `threshold`."""
+    if detection_logits is None:
+        return best_id
+    return best_id.masked_fill(detection_logits.float().sigmoid() < threshold, -1)
+
+
 def _batches(columns: dict[str, list[list[int]]], batch_size: int, pad_id: int):
     for start in range(0, len(columns["input_ids"]), batch_size):
         rows = columns["input_ids"][start : start + batch_size]
@@ -156,15 +164,17 @@ def predict_same_length(
 ) -> list[list[dict]]:
     """Edits of a same-length corrector (`CharLMForMaskedLM` fine-tuned by `scripts/finetune_correction.py`) for
     each text: the most likely character at every position, kept where it differs from the input and its
-    probability is at least `min_score`. Long texts are read in overlapping windows."""
+    probability is at least `min_score` (and, with a detection head, where it finds the input character wrong with
+    probability >= 0.5). Long texts are read in overlapping windows."""
     model.eval()
     max_length = max_length or _model_limit(model)
     columns, plan = encode_correction_examples(tokenizer, texts, None, max_length, stride)
     predicted, scores = [], []
     device = next(model.parameters()).device
     for _, ids, mask in _batches(columns, batch_size, tokenizer.pad_token_id):
-        probs = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().softmax(-1)
-        best, best_id = probs.max(-1)
+        outputs = model(input_ids=ids.to(device), attention_mask=mask.to(device))
+        best, best_id = outputs.logits.float().softmax(-1).max(-1)
+        best_id = gate_by_detection(best_id, getattr(outputs, "detection_logits", None))
         predicted.extend(best_id.cpu().tolist())
         scores.extend(best.cpu().tolist())
     return merge_predictions(texts, plan, predicted, scores, char_vocabulary(tokenizer), min_score)

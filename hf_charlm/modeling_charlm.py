@@ -1121,6 +1121,16 @@ class CharLMRecurrentForCausalLM(CharLMForCausalLM):
     _saved_as_parent = True
 
 
+@dataclass
+class CharLMMaskedLMOutput(MaskedLMOutput):
+    """
+    detection_logits: (B, T) with `config.detection_loss_weight`: the logit of "this character is wrong" at each
+        position (sigmoid for the probability); `None` without the detection head.
+    """
+
+    detection_logits: torch.Tensor | None = None
+
+
 class CharLMForMaskedLM(CharLMPreTrainedModel):
     """Masked character model: predicts the characters at `<mask>` (and any labelled) positions from both sides.
 
@@ -1135,6 +1145,10 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
       masked character cannot leak into its own prediction, and the objective is the bidirectional LM of ELMo
       evaluated at the masked positions. A unidirectional recurrent backbone (`bidirectional=False`) has no right
       context and is refused.
+
+    With `config.detection_loss_weight` (same-length correction, MacBERT4CSC's recipe) a detection layer reads the
+    same states and scores each position as wrong or right (`detection_logits`); trained on `detection_labels`
+    (1 where the input character differs from its label), which default to `labels != input_ids`.
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -1147,6 +1161,11 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
         super().__init__(config)
         self.model = CharLMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.detection_loss_weight is not None:
+            if config.is_recurrent:
+                raise ValueError("The detection head (detection_loss_weight) needs the transformer backbone: a recurrent "
+                                 "masked LM never reads the character at the position it scores.")
+            self.detector = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -1166,9 +1185,13 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         **kwargs,
-    ) -> MaskedLMOutput:
-        r"""labels: (B, T) the original character ids at the positions to predict, -100 elsewhere (not shifted)."""
+    ) -> CharLMMaskedLMOutput:
+        r"""labels: (B, T) the original character ids at the positions to predict, -100 elsewhere (not shifted).
+        detection_labels: (B, T) with the detection head: 1 where the input character is wrong, 0 where it is right,
+            -100 ignored; by default `labels != input_ids` where the label is not -100. (A keyword argument, not in
+            the signature: the Trainer takes every parameter named like a label as one it must be given.)"""
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        detection_labels = kwargs.pop("detection_labels", None)
         recurrent = self.config.is_recurrent
         outputs = self.model(
             input_ids=input_ids,
@@ -1190,11 +1213,31 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
             logits = F.pad(forward_lp[:, :-1], (0, 0, 1, 0)) + F.pad(backward_lp[:, 1:], (0, 0, 0, 1))
         else:
             logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+        detection_logits = None
+        if self.config.detection_loss_weight is not None:
+            detection_logits = self.detector(outputs.last_hidden_state).squeeze(-1)  # (B, T)
         loss = None
         if labels is not None:
             _check_labels_shape(labels, logits.shape[:2], "the masked LM (one label per input token)")
             loss = _token_cross_entropy(logits, labels, num_items_in_batch)
-        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        if detection_logits is not None and (labels is not None or detection_labels is not None):
+            if detection_labels is None:
+                if input_ids is None:
+                    raise ValueError("The detection head's default labels (labels != input_ids) need input_ids: pass "
+                                     "detection_labels with inputs_embeds.")
+                detection_labels = torch.where(labels == -100, -100, (labels != input_ids).long())
+            _check_labels_shape(detection_labels, detection_logits.shape, "the detection head (one label per input token)")
+            keep = detection_labels != -100
+            detection_loss = (
+                F.binary_cross_entropy_with_logits(detection_logits[keep].float(), detection_labels[keep].float())
+                if keep.any() else detection_logits.sum() * 0.0
+            )
+            w = self.config.detection_loss_weight
+            loss = detection_loss * w if loss is None else (1 - w) * loss + w * detection_loss
+        return CharLMMaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+            detection_logits=detection_logits,
+        )
 
 
 class CharLMForTokenClassification(CharLMPreTrainedModel):

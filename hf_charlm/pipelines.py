@@ -151,7 +151,8 @@ class CharLMTextCorrectionPipeline(Pipeline):
 
     With a same-length corrector (a masked char LM fine-tuned by `scripts/finetune_correction.py`) each character
     is replaced by the model's choice when that choice is another character with probability >= `min_score`
-    (default 0.5; the edit's score is that probability); a text longer than the model's positions is read in
+    (default 0.5; the edit's score is that probability), and, if the model has a detection head
+    (`detection_loss_weight`), only where that head finds the character wrong with probability >= 0.5; a text longer than the model's positions is read in
     overlapping windows, each character judged where it has context on both sides. With an encoder-decoder
     (`scripts/finetune_seq2seq.py`, e.g. on `english_typos`) the text is rewritten by `generate` in pieces of at
     most the model's positions, the edits are the alignment of input and output (`metrics.text_edits`), and
@@ -218,8 +219,11 @@ class CharLMTextCorrectionPipeline(Pipeline):
                                       return_dict_in_generate=True, output_scores=True, **generate_kwargs)
             scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
             return {**model_inputs, "output_ids": out.sequences, "token_logprobs": scores}
-        logits = self.model(input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"]).logits
-        best, best_id = logits.float().softmax(-1).max(-1)
+        from .correction import gate_by_detection
+
+        outputs = self.model(input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"])
+        best, best_id = outputs.logits.float().softmax(-1).max(-1)
+        best_id = gate_by_detection(best_id, getattr(outputs, "detection_logits", None))
         return {**model_inputs, "best": best, "best_id": best_id}
 
     def postprocess(self, model_outputs: dict, min_score: float = 0.5) -> dict:

@@ -34,7 +34,7 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy
 
 from hf_charlm import CharLMForMaskedLM
-from hf_charlm.correction import apply_edits, char_vocabulary, encode_correction_examples, merge_predictions
+from hf_charlm.correction import apply_edits, char_vocabulary, encode_correction_examples, gate_by_detection, merge_predictions
 from hf_charlm.correction_data import CORRECTION_DATASETS, EVALUATION_ONLY
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import correction_scores
@@ -42,7 +42,6 @@ from hf_charlm.training import (
     FINETUNE_DEFAULTS,
     ModelArguments,
     UsageError,
-    argmax_logits,
     card_hyperparameters,
     check_output_dir,
     hub_base_model,
@@ -85,6 +84,7 @@ class DataArguments:
     early_stopping_patience: int | None = field(default=2, metadata={"help": "Evaluations without improvement before stopping."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a model already in --output_dir."})
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card (default zh for the built-in tasks)."})
+    detection_loss_weight: float | None = field(default=None, metadata={"help": "Add an error-detection head (MacBERT4CSC): the loss is (1 - w) * correction + w * detection; characters the head finds right (p < 0.5) are left alone. E.g. 0.3."})
 
     def __post_init__(self) -> None:
         if self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file) and self.task_name not in TASKS:
@@ -96,6 +96,9 @@ class DataArguments:
             raise UsageError(f"--max_seq_length={self.max_seq_length} must be >= 3 (two special tokens and a character).")
         if self.stride is not None and self.stride < 0:
             raise UsageError(f"--stride={self.stride} must be 0 or more.")
+        weight = self.detection_loss_weight
+        if weight is not None and not 0.0 < weight < 1.0:
+            raise UsageError(f"--detection_loss_weight={weight} must be in (0, 1).")
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name}={getattr(self, name)} must be >= 1.")
@@ -131,6 +134,16 @@ def correction_compute_metrics(sources: list[str], targets: list[str], plan: lis
     return compute_metrics
 
 
+def corrected_ids(logits, labels):
+    """`preprocess_logits_for_metrics`: the predicted ids, -1 (no edit) where a detection head finds the input
+    character right; not the (B, T, V) logits."""
+    detection = None
+    if isinstance(logits, tuple):
+        logits, rest = logits[0], logits[1:]
+        detection = next((t for t in rest if t is not None and t.ndim == 2), None)  # (B, T): the detection logits
+    return gate_by_detection(logits.argmax(dim=-1), detection)
+
+
 def main() -> None:
     model_args, data_args, training_args, choices = parse_finetune_args(
         (ModelArguments, DataArguments, TrainingArguments),
@@ -161,9 +174,10 @@ def main() -> None:
     pairs = seq2seq_pairs(raw, origins, data_args.source_column, data_args.target_column)
     check_same_length(pairs, origins)
 
+    head = {"detection_loss_weight": data_args.detection_loss_weight} if data_args.detection_loss_weight is not None else {}
     model, tokenizer = load_classifier(
         model_args, CharLMForMaskedLM, AutoModelForMaskedLM,
-        lambda: list(pairs["train"]["source"]) + list(pairs["train"]["target"]), {},
+        lambda: list(pairs["train"]["source"]) + list(pairs["train"]["target"]), head,
     )
     if model.config.backbone != "transformer":
         raise UsageError(f"--backbone {model.config.backbone}: a recurrent masked LM never reads the character it predicts "
@@ -202,7 +216,7 @@ def main() -> None:
         processing_class=tokenizer,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         compute_metrics=metrics_for("validation") if "validation" in pairs else None,
-        preprocess_logits_for_metrics=argmax_logits,
+        preprocess_logits_for_metrics=corrected_ids,
         callbacks=callbacks,
     )
     push = take_push_flag(training_args) if do_train else False

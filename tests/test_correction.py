@@ -395,3 +395,94 @@ def test_pipeline_refuses_a_recurrent_masked_lm(tmp_path, tokenizer):
     tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="never reads the character it predicts"):
         pipeline("text-correction", model=str(tmp_path))("人民日报")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the optional detection head (MacBERT4CSC)
+
+
+def test_detection_head_loss_default_labels_and_load_report(tmp_path, caplog):
+    import torch.nn.functional as F
+    from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    torch.manual_seed(0)
+    config = CharLMConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                          max_position_embeddings=16)
+    plain = CharLMForMaskedLM(config)
+    plain.save_pretrained(tmp_path / "mlm")
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_propagation()
+    with caplog.at_level("WARNING"):
+        model = AutoModelForMaskedLM.from_pretrained(tmp_path / "mlm", detection_loss_weight=0.3)
+    hf_logging.disable_propagation()
+    report = caplog.text
+    assert "detector.weight" in report and "detector.bias" in report  # new: only the head
+    assert "embed_tokens" not in report and "lm_head" not in report and "layers.0" not in report
+    for name, weight in plain.state_dict().items():  # every backbone weight kept
+        assert torch.equal(model.state_dict()[name], weight)
+
+    ids = torch.randint(7, 40, (2, 6))
+    labels = ids.clone()
+    labels[0, 2] = (ids[0, 2] + 1 - 7) % 33 + 7  # one wrong character in the input
+    labels[1, 0] = -100
+    out = model(input_ids=ids, labels=labels)
+    assert out.detection_logits.shape == (2, 6)
+    correction = F.cross_entropy(out.logits.reshape(-1, 40), labels.reshape(-1), ignore_index=-100)
+    wrong = (labels != ids).float()
+    keep = labels != -100
+    detection = F.binary_cross_entropy_with_logits(out.detection_logits[keep], wrong[keep])
+    torch.testing.assert_close(out.loss, 0.7 * correction + 0.3 * detection)
+    # explicit detection labels win over the default
+    explicit = torch.ones_like(ids)
+    out2 = model(input_ids=ids, labels=labels, detection_labels=explicit)
+    torch.testing.assert_close(out2.loss, 0.7 * correction + 0.3 * F.binary_cross_entropy_with_logits(
+        out2.detection_logits, explicit.float()))
+    # saved and reloaded with its head; a bad weight or a recurrent backbone is refused by name
+    model.save_pretrained(tmp_path / "det")
+    again = CharLMForMaskedLM.from_pretrained(tmp_path / "det")
+    assert again.config.detection_loss_weight == 0.3 and torch.equal(again.detector.weight, model.detector.weight)
+    with pytest.raises(ValueError, match="detection_loss_weight"):
+        CharLMConfig(detection_loss_weight=1.5)
+    with pytest.raises(ValueError, match="transformer backbone"):
+        CharLMForMaskedLM(CharLMConfig(backbone="lstm", vocab_size=40, hidden_size=16, num_hidden_layers=1,
+                                       detection_loss_weight=0.3))
+
+
+def test_detection_head_gates_the_pipeline_edits(tmp_path):
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    from hf_charlm.correction import gate_by_detection, predict_same_length
+
+    folder, tokenizer = swap_model(tmp_path / "plain", {"效": "校"})
+    assert torch.equal(gate_by_detection(torch.tensor([[5, 6]]), torch.tensor([[-1.0, 1.0]])), torch.tensor([[-1, 6]]))
+    for bias, expected in ((-20.0, "我们去学效上课"), (20.0, "我们去学校上课")):
+        model = CharLMForMaskedLM.from_pretrained(folder, detection_loss_weight=0.3)
+        with torch.no_grad():  # a detector that finds every character right, then every character wrong
+            model.detector.weight.zero_()
+            model.detector.bias.fill_(bias)
+        model.save_pretrained(tmp_path / f"det{bias}")
+        tokenizer.save_pretrained(tmp_path / f"det{bias}")
+        correct = pipeline("text-correction", model=str(tmp_path / f"det{bias}"))
+        assert correct("我们去学效上课")["corrected_text"] == expected
+        edits = predict_same_length(model, tokenizer, ["我们去学效上课"])[0]
+        assert [e["replacement"] for e in edits] == ([] if bias < 0 else ["校"])
+
+
+def test_script_trains_a_detection_head(tmp_path, capsys):
+    train = write_jsonl(tmp_path / "train.jsonl", PAIRS)
+    dev = write_jsonl(tmp_path / "dev.jsonl", PAIRS[:3])
+    out = tmp_path / "out"
+    argv = ["--train_file", str(train), "--validation_file", str(dev), "--preset", "tiny", "--detection_loss_weight", "0.3",
+            "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2", "--max_steps", "3",
+            "--eval_strategy", "no", "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"]
+    code, _ = run_script_in_process(SCRIPT, argv, capsys)
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["detection_loss_weight"] == 0.3
+    model = CharLMForMaskedLM.from_pretrained(out)
+    assert model.detector.weight.shape == (1, 32)
+    results = json.loads((out / "all_results.json").read_text())
+    assert 0.0 <= results["eval_sentence_correction_f1"] <= 1.0
+    code, message = run_script_in_process(SCRIPT, argv[:-8] + ["--detection_loss_weight", "2", "--output_dir", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "--detection_loss_weight=2.0 must be in (0, 1)" in message and not (tmp_path / "bad").exists()
