@@ -146,8 +146,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=sorted(RECIPES), required=True)
     parser.add_argument("--tasks", default="ner,cws,sentiment")
-    parser.add_argument("--systems", default=None, help="comma-separated system names of the recipe (default: all)")
+    parser.add_argument("--systems", default=None,
+                        help="system names of the recipe separated by ';' (the names contain commas; default: all)")
     parser.add_argument("--pretrained", default=None, help="skip the pretraining run and start from this folder")
+    parser.add_argument("--where", default=None, help="describe the machine in the rows and the table (default: the recipe's own words)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.02 for a smoke run)")
     parser.add_argument("--probe_steps", type=int, default=40)
     parser.add_argument("--step_margin", type=float, default=0.85, help="share of the budget given to training steps")
@@ -161,7 +163,9 @@ def main() -> None:
     if args.redraw:
         finish(json.loads(Path(args.redraw).read_text()), Path(args.output_dir), args)
         return
-    recipe = RECIPES[args.budget]
+    recipe = dict(RECIPES[args.budget])
+    if args.where:
+        recipe["where"] = args.where
     workdir = Path(args.workdir) / args.budget
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,10 @@ def main() -> None:
         save()
 
     # 2. the fine-tuning runs
-    wanted = set(args.systems.split(",")) if args.systems else None
+    wanted = {name.strip() for name in args.systems.split(";")} if args.systems else None
+    if wanted is not None and wanted - set(recipe["systems"]):
+        parser.error(f"--systems: unknown {sorted(wanted - set(recipe['systems']))}; the {args.budget} recipe has "
+                     + "; ".join(recipe["systems"]))
     cmds: dict[str, tuple[list[str], Path]] = {}
     for system, (tasks, extra) in recipe["systems"].items():
         if wanted is not None and system not in wanted:
