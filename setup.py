@@ -26,7 +26,9 @@ extras = {
     "metrics": ["seqeval>=1.2.2", "sacrebleu>=2.4,<3"],
     # the baselines of benchmarks/chinese_tasks.py (tested with scikit-learn 1.9.1, sklearn-crfsuite 0.5.0) and the
     # input-method baseline of benchmarks/seq2seq_tasks.py (Pinyin2Hanzi: an sdist only, pure Python, MIT)
-    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5", "Pinyin2Hanzi>=0.1.1"],
+    # optuna: the fine-tuning scripts' --hp_search_trials (Trainer.hyperparameter_search)
+    "bench": ["jieba>=0.42.1", "snownlp>=0.12.3", "scikit-learn>=1.9", "sklearn-crfsuite>=0.5", "Pinyin2Hanzi>=0.1.1",
+              "optuna>=4.0"],
     # training curves as PNG (scripts/plot_training.py, drawn at the end of every training run; benchmarks/charts.py)
     "plots": ["matplotlib>=3.8"],
     # `--report_to tensorboard` / `--report_to trackio` (trackio logs to a local folder unless given a Space)

@@ -17,7 +17,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase, TrainingArguments
+from transformers import PreTrainedTokenizerBase, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
 from .configuration_charlm import BACKBONES, CharLMConfig
@@ -698,6 +698,22 @@ def load_classifier(
     return model_class(config), tokenizer
 
 
+def classifier_factory(model_args: ModelArguments, model_class, auto_class, tokenizer, label_fields: dict) -> Callable:
+    """Fresh models like `load_classifier`'s (same checkpoint or same from-scratch config, same tokenizer), with
+    extra config fields: `factory(classifier_dropout=0.1)`. The hyperparameter search builds one per trial."""
+
+    def build(**fields):
+        if model_args.model_name_or_path:
+            return auto_class.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code,
+                                              **label_fields, **{**model_args.overrides(), **fields})
+        config = build_config(model_args, len(tokenizer), tokenizer, **label_fields)
+        for key, value in fields.items():  # (over --config_overrides: the searched value wins)
+            setattr(config, key, value)
+        return model_class(config)
+
+    return build
+
+
 def hub_base_model(model_name_or_path: str | None) -> str | None:
     """The `base_model` of a card: a Hub id, never a local path."""
     if not model_name_or_path or Path(model_name_or_path).exists():
@@ -1134,6 +1150,118 @@ def train_then_evaluate(trainer, do_train: bool, resume: str | None, eval_datase
     if do_train:
         save_training_curves(trainer)
     return metrics
+
+
+def default_hp_space(trial) -> dict:
+    """The fine-tuning scripts' search space (`--hp_search_trials`): learning rate, batch size, weight decay and
+    the classifier's dropout (a config field, given to the model by `model_init`, not a TrainingArguments one)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [16, 32, 64]),
+        "weight_decay": trial.suggest_categorical("weight_decay", [0.0, 0.01, 0.1]),
+        "classifier_dropout": trial.suggest_categorical("classifier_dropout", [0.0, 0.1, 0.2]),
+    }
+
+
+class _FreshEarlyStopping:
+    """Every trial starts with a zero early-stopping count (EarlyStoppingCallback keeps its count across the
+    `train()` calls of one Trainer, and the search trains one Trainer once per trial)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def __getattr__(self, name: str):  # the TrainerCallback events this callback does not handle: nothing to do
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from transformers import EarlyStoppingCallback
+
+        for callback in self.trainer.callback_handler.callbacks:
+            if isinstance(callback, EarlyStoppingCallback):
+                callback.early_stopping_patience_counter = 0
+
+
+def search_hyperparameters(make_trainer: Callable, model_init: Callable, training_args, trials: int, metric: str,
+                           minutes: float | None = None) -> dict:
+    """`Trainer.hyperparameter_search` with optuna (TPE, seeded by `--seed`) over `default_hp_space`, each trial a
+    run of the script's own training arguments scored on the **validation** split (`eval_<metric>`, its last
+    evaluation), at most `trials` trials and, with `minutes`, no new trial after that many minutes. The best values
+    are written into `training_args` (the final run trains with them; config fields such as the dropout are the
+    caller's to give the final model: `model_init(trial)` reads them from `trial.params`), and the search is returned: `{"best_objective", "best_hyperparameters",
+    "trials": [{"number", "value", "params", "seconds"}]}`. Trials save nothing and report to nothing."""
+    import copy
+
+    import optuna
+
+    args = copy.deepcopy(training_args)
+    args.output_dir = str(Path(training_args.output_dir) / "hp_search")
+    args.save_strategy, args.load_best_model_at_end, args.push_to_hub, args.report_to = "no", False, False, []
+    trainer = make_trainer(args=args, model_init=model_init)
+    trainer.add_callback(_FreshEarlyStopping(trainer))
+    storage, name = optuna.storages.InMemoryStorage(), "hf_charlm-hp-search"
+    best = trainer.hyperparameter_search(
+        hp_space=default_hp_space, compute_objective=lambda m: m[f"eval_{metric}"], n_trials=trials,
+        direction="maximize", backend="optuna", study_name=name, storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=training_args.seed), timeout=None if minutes is None else minutes * 60,
+    )
+    study = optuna.load_study(study_name=name, storage=storage)
+    shutil.rmtree(args.output_dir, ignore_errors=True)  # the trials' folder: empty, nothing was saved
+    for key, value in best.hyperparameters.items():
+        if hasattr(training_args, key):
+            setattr(training_args, key, type(getattr(training_args, key))(value))
+    return {
+        "metric": f"eval_{metric}",
+        "best_objective": best.objective,
+        "best_hyperparameters": best.hyperparameters,
+        "trials": [{"number": t.number, "value": t.value, "params": t.params,
+                    "seconds": round((t.datetime_complete - t.datetime_start).total_seconds(), 1) if t.datetime_complete else None}
+                   for t in study.trials],
+    }
+
+
+@dataclass
+class HPSearchArguments:
+    """Fields of the fine-tuning scripts' data arguments (a base class) for `--hp_search_trials`."""
+
+    hp_search_trials: int = field(default=0, metadata={"help": "Before training, search learning rate, batch size, weight decay and classifier dropout with optuna (Trainer.hyperparameter_search) over this many trials of the same run, scored on the validation split; the final run trains with the best (hp_search.json lists every trial). 0: no search."})
+    hp_search_minutes: float | None = field(default=None, metadata={"help": "Start no new trial after this many minutes of search."})
+
+    def check_hp_search(self) -> None:
+        if self.hp_search_trials < 0:
+            raise UsageError(f"--hp_search_trials={self.hp_search_trials} must be 0 or more.")
+        if self.hp_search_minutes is not None and not self.hp_search_minutes > 0:
+            raise UsageError(f"--hp_search_minutes={self.hp_search_minutes} must be > 0.")
+
+
+# the searched fields that are config fields, given to the model, not to TrainingArguments
+CONFIG_SEARCH_FIELDS = ("classifier_dropout",)
+
+
+def hp_search_then_model(trials: int, minutes: float | None, make_trainer: Callable, factory: Callable, training_args):
+    """The fine-tuning scripts' `--hp_search_trials`: `search_hyperparameters` with models from `factory`
+    (`classifier_factory`), then the final run's model built with the best config fields (the best training
+    arguments are already in `training_args`). Writes `hp_search.json` (every trial) to the output folder and
+    returns `(model, search)`."""
+    metric = (training_args.metric_for_best_model or "loss").removeprefix("eval_")
+    if training_args.greater_is_better is False:
+        raise UsageError(f"--hp_search_trials maximises --metric_for_best_model, but {metric!r} is lower-is-better.")
+
+    def model_init(trial=None):
+        # (the Trainer builds the model before it asks the trial for the training arguments; optuna answers the
+        # same suggestion twice within a trial, so the space is asked here too)
+        params = default_hp_space(trial) if trial is not None else {}
+        return factory(**{k: v for k, v in params.items() if k in CONFIG_SEARCH_FIELDS})
+
+    search = search_hyperparameters(make_trainer, model_init, training_args, trials, metric, minutes)
+    set_seed(training_args.seed)
+    model = factory(**{k: v for k, v in search["best_hyperparameters"].items() if k in CONFIG_SEARCH_FIELDS})
+    out = Path(training_args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "hp_search.json").write_text(json.dumps(search, indent=2, default=str) + "\n")
+    logger.info("hyperparameter search: best %s %.4f with %s", search["metric"], search["best_objective"], search["best_hyperparameters"])
+    return model, search
 
 
 def save_training_curves(trainer) -> Path | None:

@@ -15,6 +15,7 @@ Evaluate or predict with a fine-tuned model, without training (writes prediction
         --test_file test.tsv --output_dir outputs/charlm-sentiment-test
 """
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -39,12 +40,15 @@ from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import sequence_classification_compute_metrics
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
+    HPSearchArguments,
     ModelArguments,
     UsageError,
     card_hyperparameters,
+    classifier_factory,
     check_columns,
     check_output_dir,
     count_cut,
+    hp_search_then_model,
     hub_base_model,
     limit_splits,
     load_classifier,
@@ -65,7 +69,7 @@ FILE_FORMATS = ("auto", "json", "csv", "parquet", "tsv")
 
 
 @dataclass
-class DataArguments:
+class DataArguments(HPSearchArguments):
     task_name: str = field(default="review_sentiment", metadata={"help": "Built-in task: review_sentiment."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset with text and label columns."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's config."})
@@ -87,6 +91,7 @@ class DataArguments:
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card."})
 
     def __post_init__(self) -> None:
+        self.check_hp_search()
         if self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file) and self.task_name != "review_sentiment":
             raise UsageError(f"--task_name {self.task_name!r} is unknown: the built-in task is review_sentiment.")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
@@ -277,9 +282,7 @@ def main() -> None:
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
-    trainer = Trainer(
-        model=model,
-        args=training_args,
+    trainer_kwargs = dict(
         train_dataset=encoded.get("train"),
         eval_dataset=encoded.get("validation"),
         processing_class=tokenizer,
@@ -287,8 +290,18 @@ def main() -> None:
         compute_metrics=sequence_classification_compute_metrics(problem, id2label=id2label, num_labels=len(names)),
         callbacks=callbacks,
     )
+    search = None
+    if data_args.hp_search_trials and do_train:
+        if "validation" not in encoded:
+            raise UsageError("--hp_search_trials scores each trial on the validation split, and there is none.")
+        factory = classifier_factory(model_args, CharLMForSequenceClassification, AutoModelForSequenceClassification, tokenizer, label_fields)
+        model, search = hp_search_then_model(data_args.hp_search_trials, data_args.hp_search_minutes,
+                                             functools.partial(Trainer, **trainer_kwargs), factory, training_args)
+    trainer = Trainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)
+    if search is not None:  # (every trial in hp_search.json)
+        metrics.update({"hp_search_trials": len(search["trials"]), f"hp_search_best_{search['metric']}": search["best_objective"]})
     output = None
     if do_predict:
         if not test_labelled:

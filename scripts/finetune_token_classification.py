@@ -17,6 +17,7 @@ Evaluate or predict with a fine-tuned model, without training (writes prediction
         --test_file test.conll --output_dir outputs/charlm-ner-test
 """
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -48,15 +49,18 @@ from hf_charlm.metrics import (
 )
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
+    HPSearchArguments,
     ModelArguments,
     UsageError,
     argmax_logits,
     card_hyperparameters,
+    classifier_factory,
     check_columns,
     check_output_dir,
     count_cut,
     encode_token_windows,
     predict_windows,
+    hp_search_then_model,
     hub_base_model,
     limit_splits,
     load_classifier,
@@ -77,7 +81,7 @@ FILE_FORMATS = ("auto", "json", "csv", "parquet", "conll", "segmented", "tsv")
 
 
 @dataclass
-class DataArguments:
+class DataArguments(HPSearchArguments):
     task_name: str = field(default="peoples_daily_ner", metadata={"help": f"Built-in task: {', '.join(TASKS)}."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset with token and tag columns."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's config."})
@@ -118,6 +122,7 @@ class DataArguments:
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card."})
 
     def __post_init__(self) -> None:
+        self.check_hp_search()
         if self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file) and self.task_name not in TASKS:
             raise UsageError(f"--task_name {self.task_name!r} is unknown: choose one of {', '.join(TASKS)}.")
         if self.word_separator not in ("auto", "space", "none"):
@@ -309,9 +314,7 @@ def main() -> None:
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
-    trainer = Trainer(
-        model=model,
-        args=training_args,
+    trainer_kwargs = dict(
         train_dataset=train,
         eval_dataset=windows["validation"][0] if "validation" in windows else None,
         processing_class=tokenizer,
@@ -320,8 +323,18 @@ def main() -> None:
         preprocess_logits_for_metrics=argmax_logits,
         callbacks=callbacks,
     )
+    search = None
+    if data_args.hp_search_trials and do_train:
+        if "validation" not in windows:
+            raise UsageError("--hp_search_trials scores each trial on the validation split, and there is none.")
+        factory = classifier_factory(model_args, CharLMForTokenClassification, AutoModelForTokenClassification, tokenizer, label_fields)
+        model, search = hp_search_then_model(data_args.hp_search_trials, data_args.hp_search_minutes,
+                                             functools.partial(Trainer, **trainer_kwargs), factory, training_args)
+    trainer = Trainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, windows["validation"][0] if do_eval else None)
+    if search is not None:  # (every trial in hp_search.json)
+        metrics.update({"hp_search_trials": len(search["trials"]), f"hp_search_best_{search['metric']}": search["best_objective"]})
     predicted = None
     if do_predict:
         test_windows, test_plan, _ = windows["test"]

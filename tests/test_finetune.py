@@ -489,3 +489,37 @@ def test_crf_model_trains_without_test_split_and_predicts_untagged_text(tmp_path
         tags = [names.index(t) for t in record["tags"]]
         assert start[tags[0]] and end[tags[-1]] and all(allowed[a, b] for a, b in zip(tags, tags[1:]))
     assert not any(k.startswith("test_loss") for k in json.loads((pred / "all_results.json").read_text()))
+
+
+def test_hyperparameter_search_on_validation_then_the_best_run(tmp_path):
+    # optuna through Trainer.hyperparameter_search: every trial scored on validation, the final run trains with the best
+    out = tmp_path / "cws-search"
+    run(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--config_overrides", TINY, "--output_dir", str(out),
+                       "--max_train_samples", "120", "--max_eval_samples", "40", "--max_test_samples", "40", *QUICK,
+                       "--hp_search_trials", "3", "--eval_strategy", "no", "--seed", "7"])
+    search = json.loads((out / "hp_search.json").read_text())
+    assert search["metric"] == "eval_f1" and len(search["trials"]) == 3
+    values = [t["value"] for t in search["trials"]]
+    assert all(0 <= v <= 1 for v in values) and search["best_objective"] == max(values)
+    best = search["best_hyperparameters"]
+    assert set(best) == {"learning_rate", "per_device_train_batch_size", "weight_decay", "classifier_dropout"}
+    assert 1e-4 <= best["learning_rate"] <= 3e-3
+    # the final model and run use the best values, not the command line's --learning_rate 5e-3
+    assert json.loads((out / "config.json").read_text())["classifier_dropout"] == best["classifier_dropout"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"| learning_rate | {best['learning_rate']:.6g} |" in card
+    assert f"| per_device_train_batch_size | {best['per_device_train_batch_size']} |" in card
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["hp_search_trials"] == 3 and results["hp_search_best_eval_f1"] == search["best_objective"]
+    assert 0 < results["test_f1"] <= 1
+    assert not (out / "hp_search").exists()  # trials save nothing
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--hp_search_trials", "-1"], "--hp_search_trials=-1 must be 0 or more"),
+    (["--hp_search_trials", "2", "--hp_search_minutes", "0"], "--hp_search_minutes=0.0 must be > 0"),
+])
+def test_hyperparameter_search_bad_flags_exit_2(extra, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, message = run_script_in_process(SEQ_SCRIPT, ["--task_name", "review_sentiment", "--output_dir", str(out), *extra], capsys)
+    assert code == 2 and needle in message and not out.exists()
