@@ -1239,6 +1239,23 @@ class HPSearchArguments:
 CONFIG_SEARCH_FIELDS = ("classifier_dropout",)
 
 
+def model_after_search(search_args: HPSearchArguments, do_train: bool, model, model_args: ModelArguments, model_class,
+                       auto_class, tokenizer, label_fields: dict, trainer_kwargs: dict, training_args):
+    """The classification scripts' step before their Trainer: `model` as it is without `--hp_search_trials` (or
+    without training), else the search (`hp_search_then_model`) and its best model. Returns `(model, search)`."""
+    if not (search_args.hp_search_trials and do_train):
+        return model, None
+    if trainer_kwargs.get("eval_dataset") is None:
+        raise UsageError("--hp_search_trials scores each trial on the validation split, and there is none.")
+    import functools
+
+    from transformers import Trainer
+
+    factory = classifier_factory(model_args, model_class, auto_class, tokenizer, label_fields)
+    return hp_search_then_model(search_args.hp_search_trials, search_args.hp_search_minutes,
+                                functools.partial(Trainer, **trainer_kwargs), factory, training_args)
+
+
 def hp_search_then_model(trials: int, minutes: float | None, make_trainer: Callable, factory: Callable, training_args):
     """The fine-tuning scripts' `--hp_search_trials`: `search_hyperparameters` with models from `factory`
     (`classifier_factory`), then the final run's model built with the best config fields (the best training

@@ -15,7 +15,6 @@ Evaluate or predict with a fine-tuned model, without training (writes prediction
         --test_file test.tsv --output_dir outputs/charlm-sentiment-test
 """
 
-import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -44,15 +43,14 @@ from hf_charlm.training import (
     ModelArguments,
     UsageError,
     card_hyperparameters,
-    classifier_factory,
     check_columns,
     check_output_dir,
     count_cut,
-    hp_search_then_model,
     hub_base_model,
     limit_splits,
     load_classifier,
     load_finetune_splits,
+    model_after_search,
     parse_finetune_args,
     push_output,
     resolve_resume,
@@ -290,13 +288,8 @@ def main() -> None:
         compute_metrics=sequence_classification_compute_metrics(problem, id2label=id2label, num_labels=len(names)),
         callbacks=callbacks,
     )
-    search = None
-    if data_args.hp_search_trials and do_train:
-        if "validation" not in encoded:
-            raise UsageError("--hp_search_trials scores each trial on the validation split, and there is none.")
-        factory = classifier_factory(model_args, CharLMForSequenceClassification, AutoModelForSequenceClassification, tokenizer, label_fields)
-        model, search = hp_search_then_model(data_args.hp_search_trials, data_args.hp_search_minutes,
-                                             functools.partial(Trainer, **trainer_kwargs), factory, training_args)
+    model, search = model_after_search(data_args, do_train, model, model_args, CharLMForSequenceClassification, AutoModelForSequenceClassification, tokenizer,
+                                       label_fields, trainer_kwargs, training_args)
     trainer = Trainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)

@@ -17,7 +17,6 @@ Evaluate or predict with a fine-tuned model, without training (writes prediction
         --test_file test.conll --output_dir outputs/charlm-ner-test
 """
 
-import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -54,19 +53,18 @@ from hf_charlm.training import (
     UsageError,
     argmax_logits,
     card_hyperparameters,
-    classifier_factory,
     check_columns,
     check_output_dir,
     count_cut,
     encode_token_windows,
-    predict_windows,
-    hp_search_then_model,
     hub_base_model,
     limit_splits,
     load_classifier,
     load_finetune_splits,
+    model_after_search,
     name_example_in_error,
     parse_finetune_args,
+    predict_windows,
     push_output,
     resolve_resume,
     run_main,
@@ -323,13 +321,8 @@ def main() -> None:
         preprocess_logits_for_metrics=argmax_logits,
         callbacks=callbacks,
     )
-    search = None
-    if data_args.hp_search_trials and do_train:
-        if "validation" not in windows:
-            raise UsageError("--hp_search_trials scores each trial on the validation split, and there is none.")
-        factory = classifier_factory(model_args, CharLMForTokenClassification, AutoModelForTokenClassification, tokenizer, label_fields)
-        model, search = hp_search_then_model(data_args.hp_search_trials, data_args.hp_search_minutes,
-                                             functools.partial(Trainer, **trainer_kwargs), factory, training_args)
+    model, search = model_after_search(data_args, do_train, model, model_args, CharLMForTokenClassification, AutoModelForTokenClassification, tokenizer,
+                                       label_fields, trainer_kwargs, training_args)
     trainer = Trainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, windows["validation"][0] if do_eval else None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ from hf_charlm import CharLMForCausalLM, CharLMForMaskedLM
 from hf_charlm.generation_charlm import CharLMUTF8LogitsProcessor
 from hf_charlm.modeling_charlm import CharLMRMSNorm, CharLMRotaryEmbedding, apply_rotary
 from tests.conftest import tiny_config
-from tests.fast_path_golden import GOLDEN, LOGIT_COLUMNS, inputs, old_layout_checkpoint, outputs
+from tests.fast_path_golden import GOLDEN, old_layout_checkpoint, outputs
 
 CASES = ["transformer/eager", "transformer/sdpa", "lstm/sdpa", "gru/sdpa"]
 
