@@ -320,10 +320,11 @@ def plot(report: dict, path: Path) -> None:
                 xs, ys = zip(*row["curve"])
                 label = row["system"].removeprefix("hf_charlm ").split(" (")[0]
                 ax.plot(xs, ys, marker="o", ms=3, label=label)
-        ax.set_title(f"{task}: validation {MAIN[task]} ({report['where']})")
+        ax.set_title(f"{task}: validation {MAIN[task]}")
         ax.set_xlabel("training seconds")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.suptitle(report["where"], fontsize=9)  # (the machine once, above the panels: it can be a long phrase)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
