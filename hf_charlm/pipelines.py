@@ -152,8 +152,9 @@ class CharLMTextCorrectionPipeline(Pipeline):
     With a same-length corrector (a masked char LM fine-tuned by `scripts/finetune_correction.py`) each character
     is replaced by the model's choice when that choice is another character with probability >= `min_score`
     (default 0.5; the edit's score is that probability), and, if the model has a detection head
-    (`detection_loss_weight`), only where that head finds the character wrong with probability >= 0.5; a text longer than the model's positions is read in
-    overlapping windows, each character judged where it has context on both sides. With an encoder-decoder
+    (`detection_loss_weight`), only where that head finds the character wrong with probability >= 0.5; a text
+    longer than the model's positions is read in overlapping windows, each character judged where it has context
+    on both sides. With an encoder-decoder
     (`scripts/finetune_seq2seq.py`, e.g. on `english_typos`) the text is rewritten by `generate` in pieces of at
     most the model's positions, the edits are the alignment of input and output (`metrics.text_edits`), and
     each edit's score is the mean probability of the generated tokens. A list of texts gives a list of answers.
