@@ -17,7 +17,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase, TrainingArguments, set_seed
+from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
 from .configuration_charlm import BACKBONES, CharLMConfig
@@ -1163,17 +1163,12 @@ def default_hp_space(trial) -> dict:
     }
 
 
-class _FreshEarlyStopping:
+class _FreshEarlyStopping(TrainerCallback):
     """Every trial starts with a zero early-stopping count (EarlyStoppingCallback keeps its count across the
     `train()` calls of one Trainer, and the search trains one Trainer once per trial)."""
 
     def __init__(self, trainer):
         self.trainer = trainer
-
-    def __getattr__(self, name: str):  # the TrainerCallback events this callback does not handle: nothing to do
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
 
     def on_train_begin(self, args, state, control, **kwargs):
         from transformers import EarlyStoppingCallback
