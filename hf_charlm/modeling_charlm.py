@@ -69,6 +69,41 @@ class CharLMRMSNorm(nn.Module):
         return self.weight * (x if dtype == torch.float32 else x.to(dtype))
 
 
+class CharLMBigramEmbedding(nn.Module):
+    """Hashed character-bigram features (`config.bigram_buckets`): position t reads an embedding of the pair
+    (character t-1, character t), projected to the hidden size. The first character of a sequence pairs with a
+    boundary id, and so does a character after padding or at a packed sequence's start (position 0)."""
+
+    # a multiplicative hash (Knuth's constant): consecutive ids land far apart, and the products stay in int64
+    MULTIPLIER = 2654435761
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        self.num_buckets = config.bigram_buckets
+        self.embed = nn.Embedding(config.bigram_buckets, config.bigram_embedding_size)
+        self.proj = nn.Linear(config.bigram_embedding_size, config.hidden_size, bias=False)
+        self.proj.starts_at_zero = True
+
+    def bucket_ids(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, position_ids: torch.LongTensor | None = None
+    ) -> torch.LongTensor:
+        """(B, T) bucket of each position's (previous, current) pair; the previous id is 0 at a boundary."""
+        previous = torch.zeros_like(input_ids)
+        previous[:, 1:] = input_ids[:, :-1] + 1
+        if attention_mask is not None and attention_mask.ndim == 2:
+            starts = torch.zeros_like(input_ids, dtype=torch.bool)
+            starts[:, 1:] = ~attention_mask[:, -input_ids.shape[1]:-1].bool()  # after padding (left-padded rows)
+            previous = previous.masked_fill(starts, 0)
+        if position_ids is not None:
+            previous = previous.masked_fill(position_ids.expand_as(input_ids) == 0, 0)
+        return (previous * self.MULTIPLIER + input_ids) % self.num_buckets
+
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, position_ids: torch.LongTensor | None = None
+    ) -> torch.Tensor:
+        return self.proj(self.embed(self.bucket_ids(input_ids, attention_mask, position_ids)))  # (B, T, H)
+
+
 class CharLMRotaryEmbedding(nn.Module):
     """Rotary position embedding (RoFormer); returns `cos, sin` of shape (B, T, 1, 1, head_dim) for `apply_rotary`
     (broadcast over the q / k pair and the heads of the attention's (B, T, 3, nh, hd) projection).
@@ -730,7 +765,9 @@ class CharLMPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
+        if isinstance(module, nn.Linear) and getattr(module, "starts_at_zero", False):
+            init.zeros_(module.weight)  # the bigram projection: a backbone loaded without bigrams is unchanged
+        elif isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
             # GPT-2's depth scaling: the projections that write into the residual stream get std / sqrt(2 L).
             init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.config.num_hidden_layers))
         elif isinstance(module, CharLMRMSNorm):
@@ -762,6 +799,7 @@ class CharLMModel(CharLMPreTrainedModel):
     def __init__(self, config: CharLMConfig):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.embed_bigrams = CharLMBigramEmbedding(config) if config.bigram_buckets else None
         self.embed_dropout = nn.Dropout(config.embedding_dropout)
         if config.is_recurrent:
             self.forward_rnn = CharLMRecurrentStack(config)
@@ -809,6 +847,13 @@ class CharLMModel(CharLMPreTrainedModel):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
+        if self.embed_bigrams is not None:
+            if input_ids is None:
+                raise ValueError(
+                    "This model reads character-bigram features (config.bigram_buckets > 0), which are computed from "
+                    "input_ids: pass input_ids, not inputs_embeds."
+                )
+            inputs_embeds = inputs_embeds + self.embed_bigrams(input_ids, attention_mask, position_ids)
         B, T, _ = inputs_embeds.shape
         if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.shape[0] != B:
             raise ValueError(f"attention_mask has batch size {attention_mask.shape[0]}, the input has {B}.")
@@ -1023,6 +1068,12 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
         return super().__new__(cls)
 
     def __init__(self, config: CharLMConfig):
+        if config.bigram_buckets:
+            raise ValueError(
+                f"CharLMConfig.bigram_buckets={config.bigram_buckets}: bigram features are for the masked LM and the "
+                "classification heads; a causal LM's cached generation step does not see the previous character. "
+                "Set bigram_buckets=0."
+            )
         super().__init__(config)
         self.model = CharLMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
@@ -1211,7 +1262,20 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
             forward_lp = F.log_softmax(self.lm_head(outputs.last_hidden_state).float(), dim=-1)  # (B, T, V)
             backward_lp = F.log_softmax(self.lm_head(outputs.backward_hidden_state).float(), dim=-1)
             # position t: the forward stack after t-1 and the backward stack after t+1; an end has one side only
-            logits = F.pad(forward_lp[:, :-1], (0, 0, 1, 0)) + F.pad(backward_lp[:, 1:], (0, 0, 0, 1))
+            left, right = F.pad(forward_lp[:, :-1], (0, 0, 1, 0)), F.pad(backward_lp[:, 1:], (0, 0, 0, 1))
+            B, T = left.shape[:2]
+            starts = None  # (B, T) where a sequence starts: after padding, or at a packed sequence's position 0
+            if attention_mask is not None and attention_mask.ndim == 2 and not bool(attention_mask.all()):
+                real = attention_mask[:, -T:].bool().to(left.device)
+                starts = F.pad(~real[:, :-1], (1, 0))
+                ends = F.pad(~real[:, 1:], (0, 1))
+            if position_ids is not None and attention_mask is None:
+                first = position_ids.expand(B, T).to(left.device) == 0
+                starts, ends = first, F.pad(first[:, 1:], (0, 1))
+            if starts is not None:  # a neighbour outside the sequence contributes nothing, as at the row's ends
+                left = left.masked_fill(starts.unsqueeze(-1), 0.0)
+                right = right.masked_fill(ends.unsqueeze(-1), 0.0)
+            logits = left + right
         else:
             logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
         detection_logits = None

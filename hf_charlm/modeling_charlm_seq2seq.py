@@ -546,7 +546,17 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
             cls = CharLMRecurrentForConditionalGeneration
         return super().__new__(cls)
 
+    @staticmethod
+    def _check_no_bigrams(buckets: int) -> None:
+        if buckets:
+            raise ValueError(
+                f"CharLMConfig.bigram_buckets={buckets}: the encoder-decoder has no bigram features. To warm-start "
+                "from a checkpoint that has them, pass bigram_buckets=0 to from_pretrained (the bigram table is then "
+                "left out)."
+            )
+
     def __init__(self, config: CharLMConfig):
+        self._check_no_bigrams(getattr(config, "bigram_buckets", 0))
         # generate() reads is_encoder_decoder; only this head sets it (and the decoder start token, defaulting to
         # <s>), on its own copy: a config shared with a causal LM must keep it False there
         if not config.is_encoder_decoder:
@@ -666,6 +676,7 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
             hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
             config_dict, _ = CharLMConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
             if config_dict.get("model_type") == CharLMConfig.model_type and not config_dict.get("is_encoder_decoder"):
+                cls._check_no_bigrams(kwargs.get("bigram_buckets", config_dict.get("bigram_buckets", 0)))
                 return cls.from_causal_lm(pretrained_model_name_or_path, *model_args, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 

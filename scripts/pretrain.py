@@ -234,6 +234,9 @@ def main() -> None:
         config = build_config(model_args, len(tokenizer), tokenizer)
         if mlm and config.is_recurrent and not config.bidirectional:
             raise UsageError("--objective mlm needs right context: drop bidirectional=False from --config_overrides.")
+        if not mlm and config.bigram_buckets:
+            raise UsageError("Bigram features (bigram_buckets in --config_overrides) are for --objective mlm: a causal "
+                             "LM's cached generation step does not see the previous character.")
         model = (CharLMForMaskedLM if mlm else CharLMForCausalLM)(config)
     config = model.config
     check_vocab(tokenizer, config)

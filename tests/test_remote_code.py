@@ -40,7 +40,12 @@ def folders(request, tmp_path_factory):
     lm.save_pretrained(root / "lm")
     tokenizer.save_pretrained(root / "lm")
     labels = {"id2label": {0: "O", 1: "B-PER", 2: "I-PER"}, "label2id": {"O": 0, "B-PER": 1, "I-PER": 2}}
-    tc = CharLMForTokenClassification.from_pretrained(root / "lm", num_labels=3, **labels).eval()
+    # the token classifier also reads hashed bigram features, made non-zero so that the remote copy must compute them
+    tc = CharLMForTokenClassification.from_pretrained(
+        root / "lm", num_labels=3, bigram_buckets=97, bigram_embedding_size=8, **labels
+    ).eval()
+    with torch.no_grad():
+        tc.model.embed_bigrams.proj.weight.normal_(0.0, 0.5)
     tc.save_pretrained(root / "tc")
     tokenizer.save_pretrained(root / "tc")
     sc = CharLMForSequenceClassification.from_pretrained(
