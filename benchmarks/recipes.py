@@ -327,6 +327,10 @@ def write_table(report: dict, path: Path, reference: Path) -> None:
     print(f"wrote {path}")
 
 
+# the pretraining a merged row names, as its legend says it
+SHORT_SOURCES = {"People's Daily masked LM": "news MLM", "the recipe's masked LM with bigrams": "recipe MLM"}
+
+
 def plot(report: dict, path: Path) -> None:
     """Validation score against training seconds, one panel per task, one line per system."""
     try:
@@ -344,6 +348,9 @@ def plot(report: dict, path: Path) -> None:
             if row["task"] == task and row["curve"]:
                 xs, ys = zip(*row["curve"])
                 label = row["system"].removeprefix("hf_charlm ").split(" (")[0]
+                if "; pretrained: " in row["system"]:  # merged runs: which pretraining the system started from
+                    source = row["system"].split("; pretrained: ")[1].split(",")[0].rstrip(")")
+                    label += f" [{SHORT_SOURCES.get(source, source)}]"
                 ax.plot(xs, ys, marker="o", ms=3, label=label)
         ax.set_title(f"{task}: validation {MAIN[task]}")
         ax.set_xlabel("training seconds")
