@@ -69,6 +69,23 @@ class CharLMRMSNorm(nn.Module):
         return self.weight * (x if dtype == torch.float32 else x.to(dtype))
 
 
+def sequence_starts(
+    shape: tuple[int, int], attention_mask: torch.Tensor | None, position_ids: torch.LongTensor | None, device: torch.device
+) -> torch.Tensor | None:
+    """(B, T) True where position t does not continue the sequence of position t-1: the row's first position, a
+    change between padding and text (either side of it), a packed sequence's position 0. `None` when the rows are
+    plain single sequences (no padding, no packing): only the first position starts one."""
+    B, T = shape
+    starts = None
+    if attention_mask is not None and attention_mask.ndim == 2 and not bool(attention_mask.all()):
+        real = attention_mask[:, -T:].bool().to(device)
+        starts = F.pad(real[:, 1:] != real[:, :-1], (1, 0), value=True)
+    if position_ids is not None:
+        first = position_ids.expand(B, T).to(device) == 0
+        starts = first if starts is None else starts | first
+    return starts
+
+
 class CharLMBigramEmbedding(nn.Module):
     """Hashed character-bigram features (`config.bigram_buckets`): position t reads an embedding of the pair
     (character t-1, character t), projected to the hidden size. The first character of a sequence pairs with a
@@ -88,14 +105,10 @@ class CharLMBigramEmbedding(nn.Module):
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, position_ids: torch.LongTensor | None = None
     ) -> torch.LongTensor:
         """(B, T) bucket of each position's (previous, current) pair; the previous id is 0 at a boundary."""
-        previous = torch.zeros_like(input_ids)
-        previous[:, 1:] = input_ids[:, :-1] + 1
-        if attention_mask is not None and attention_mask.ndim == 2:
-            starts = torch.zeros_like(input_ids, dtype=torch.bool)
-            starts[:, 1:] = ~attention_mask[:, -input_ids.shape[1]:-1].bool()  # after padding (left-padded rows)
+        previous = F.pad(input_ids[:, :-1] + 1, (1, 0))
+        starts = sequence_starts(input_ids.shape, attention_mask, position_ids, input_ids.device)
+        if starts is not None:
             previous = previous.masked_fill(starts, 0)
-        if position_ids is not None:
-            previous = previous.masked_fill(position_ids.expand_as(input_ids) == 0, 0)
         return (previous * self.MULTIPLIER + input_ids) % self.num_buckets
 
     def forward(
@@ -1263,18 +1276,10 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
             backward_lp = F.log_softmax(self.lm_head(outputs.backward_hidden_state).float(), dim=-1)
             # position t: the forward stack after t-1 and the backward stack after t+1; an end has one side only
             left, right = F.pad(forward_lp[:, :-1], (0, 0, 1, 0)), F.pad(backward_lp[:, 1:], (0, 0, 0, 1))
-            B, T = left.shape[:2]
-            starts = None  # (B, T) where a sequence starts: after padding, or at a packed sequence's position 0
-            if attention_mask is not None and attention_mask.ndim == 2 and not bool(attention_mask.all()):
-                real = attention_mask[:, -T:].bool().to(left.device)
-                starts = F.pad(~real[:, :-1], (1, 0))
-                ends = F.pad(~real[:, 1:], (0, 1))
-            if position_ids is not None and attention_mask is None:
-                first = position_ids.expand(B, T).to(left.device) == 0
-                starts, ends = first, F.pad(first[:, 1:], (0, 1))
+            starts = sequence_starts(left.shape[:2], attention_mask, position_ids, left.device)
             if starts is not None:  # a neighbour outside the sequence contributes nothing, as at the row's ends
                 left = left.masked_fill(starts.unsqueeze(-1), 0.0)
-                right = right.masked_fill(ends.unsqueeze(-1), 0.0)
+                right = right.masked_fill(F.pad(starts[:, 1:], (0, 1), value=True).unsqueeze(-1), 0.0)
             logits = left + right
         else:
             logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
