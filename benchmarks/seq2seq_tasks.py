@@ -19,11 +19,20 @@ Systems (`--systems`):
   tokenizer are the checkpoint's;
 - `pinyin2hanzi` (pinyin_to_hanzi only): the `Pinyin2Hanzi` package's DAG engine, `dag(DefaultDagParams(),
   syllables, path_num=1)`, see `pinyin2hanzi_convert`.
+- `tagger` (pinyin_to_hanzi only): the task as token classification, which its data allows (exactly one pinyin
+  token per target character): hf_charlm's `CharLMForTokenClassification`, transformer of the same size, from
+  scratch, reads the pinyin characters with bidirectional attention and predicts at every character of a syllable
+  that syllable's Chinese character (one class per character of the training targets); a syllable's prediction is
+  the argmax of the log-probabilities summed over its characters (`tag_pinyin`). No decoder and no alignment to
+  learn; trained in this process by a `Trainer` with the flags of the other rows, at most 1,024 positions (longer
+  test sources are read in pieces cut at syllable boundaries).
 
 Budget: `--max_steps` for every trained system (the linear schedule runs to it), and `--budget_minutes`, a cap on
 each system's training wall time (the script's `--max_train_minutes`; the same callback for Marian): a capped run
 stops early and its row says how many steps it ran. Generation: greedy (`--num_beams`), at most
-`--max_target_length` tokens (`</s>` included) for every neural system.
+`--max_target_length` tokens (`</s>` included) for every neural system. `--group_by_length` batches examples of
+similar length for every trained system (the Trainer's `train_sampling_strategy="group_by_length"`: less padding
+on the long pinyin sources).
 
 Reported per row: BLEU and chrF (sacrebleu; BLEU with `tokenize="zh"` for Chinese targets, else `13a`), CER,
 exact match, character accuracy (pinyin_to_hanzi), the training steps run, wall and CPU seconds (training and
@@ -34,6 +43,10 @@ characters within the limit), while Pinyin2Hanzi reads the whole source.
 
     python benchmarks/seq2seq_tasks.py --tasks pinyin_to_hanzi,tatoeba_zh_en,tatoeba_en_zh \\
         --max_steps 2000 --budget_minutes 30 --max_test_samples 300 --output_dir benchmarks/results
+
+`--jobs N` runs up to N rows at once, each in its own process of this script pinned to its own core with one
+thread, and merges them into one report (the per-row reports and logs stay in `seq2seq_tasks[_TAG]_parts/`): on
+the 2-core machine, the hf_charlm row and Marian's train side by side with one core each.
 
 Writes `seq2seq_tasks.json` (settings, command, dates, load averages, `results`) and `seq2seq_tasks.md` (the
 table, also printed) to --output_dir (`--tag` adds a suffix to both names). May import hf_charlm, the HF
@@ -66,7 +79,9 @@ from hf_charlm.metrics import seq2seq_scores  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "finetune_seq2seq.py"
 TASKS = ("pinyin_to_hanzi", "tatoeba_zh_en", "tatoeba_en_zh")
-SYSTEMS = ("transformer", "lstm", "marian", "warm", "pinyin2hanzi")
+SYSTEMS = ("transformer", "lstm", "marian", "warm", "pinyin2hanzi", "tagger")
+# the tagger's position limit: longer test sources are read in pieces cut at syllable boundaries
+TAGGER_POSITIONS = 1024
 CHINESE_TARGET = {"pinyin_to_hanzi": True, "tatoeba_zh_en": False, "tatoeba_en_zh": True}
 # the metric of the "vs marian" column
 MAIN_METRIC = {"pinyin_to_hanzi": "char_accuracy", "tatoeba_zh_en": "chrf", "tatoeba_en_zh": "chrf"}
@@ -209,6 +224,7 @@ def training_flags(task: str, args: argparse.Namespace) -> dict[str, str]:
         "load_best_model_at_end": "false",
         "logging_steps": str(max(1, min(50, args.max_steps // 10))),
         "num_beams": str(args.num_beams),
+        "train_sampling_strategy": "group_by_length" if args.group_by_length else "random",
     }
 
 
@@ -375,6 +391,131 @@ def _typed(value: str) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# pinyin_to_hanzi as token classification
+
+
+def syllable_spans(source: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the space-separated tokens of a pinyin source: one per target character."""
+    spans, start = [], None
+    for i, c in enumerate(source + " "):
+        if c == " " and start is not None:
+            spans.append((start, i))
+            start = None
+        elif c != " " and start is None:
+            start = i
+    return spans
+
+
+def syllable_pieces(source: str, limit: int) -> list[str]:
+    """A source cut at spaces into pieces of at most `limit` characters (a token longer than that stays whole)."""
+    pieces, current = [], []
+    for token in source.split(" "):
+        if current and len(" ".join(current + [token])) > limit:
+            pieces.append(" ".join(current))
+            current = []
+        current.append(token)
+    return pieces + [" ".join(current)]
+
+
+def tag_pinyin(model, tokenizer, sources: list[str], id2char: dict[int, str], batch_size: int) -> list[str]:
+    """The character of each syllable: log-probabilities summed over the syllable's characters, argmax; sources
+    longer than the model's positions are read in pieces cut at syllable boundaries."""
+    import torch
+
+    limit = model.config.max_position_embeddings - 2  # <s> and </s>
+    pieces = [(n, piece) for n, source in enumerate(sources) for piece in syllable_pieces(source, limit)]
+    outputs = [[] for _ in sources]
+    model.eval()
+    for b in range(0, len(pieces), batch_size):
+        batch = pieces[b:b + batch_size]
+        enc = tokenizer([p for _, p in batch], return_offsets_mapping=True, padding=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping")
+        with torch.no_grad():
+            logp = model(**enc).logits.log_softmax(-1)
+        for row, (n, piece) in enumerate(batch):
+            starts = offsets[row, :, 0].tolist()
+            ends = offsets[row, :, 1].tolist()
+            for start, end in syllable_spans(piece):
+                positions = [t for t, (s, e) in enumerate(zip(starts, ends)) if e > s and start <= s and e <= end]
+                outputs[n].append(id2char[int(logp[row, positions].sum(0).argmax())])
+    return ["".join(chars) for chars in outputs]
+
+
+def run_tagger(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """pinyin_to_hanzi as token classification: each pinyin token becomes exactly one target character, so a
+    bidirectional hf_charlm transformer (`CharLMForTokenClassification`, the benchmark's size, from scratch) reads the
+    pinyin characters and predicts at every character of a syllable that syllable's Chinese character (classes: the
+    characters of the training targets); prediction sums the log-probabilities over the syllable's characters. No
+    decoder, no alignment to learn. Trained by a Trainer with the flags of the other rows."""
+    import torch
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+
+    from finetune_seq2seq import TrainingTimeBudget
+    from hf_charlm import CharLMConfig, CharLMForTokenClassification
+    from hf_charlm.tokenization_charlm import train_char_tokenizer
+    from hf_charlm.training import FINETUNE_DEFAULTS
+
+    cpu0, wall0 = time.process_time(), time.time()
+    data = load_builtin(task)
+    train = data["train"] if not args.max_train_samples else data["train"].select(range(min(args.max_train_samples, data["train"].num_rows)))
+    test = data["test"].select(range(args.max_test_samples))
+    tokenizer = train_char_tokenizer(list(train["source"]), min_frequency=1)
+    chars = sorted({c for target in train["target"] for c in target})
+    char_id = {c: i for i, c in enumerate(chars)}
+    positions = TAGGER_POSITIONS
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        enc = tokenizer(batch["source"], return_offsets_mapping=True, truncation=True, max_length=positions)
+        labels = []
+        for source, target, offsets in zip(batch["source"], batch["target"], enc.pop("offset_mapping")):
+            spans = syllable_spans(source)
+            if len(spans) != len(target):
+                raise ValueError(f"{len(spans)} pinyin tokens for {len(target)} characters: {source[:60]!r}")
+            owner = {i: char_id[target[k]] for k, (s, e) in enumerate(spans) for i in range(s, e)}
+            labels.append([owner.get(s, -100) if e > s else -100 for s, e in offsets])
+        enc["labels"] = labels
+        return enc
+
+    train_enc = train.select_columns(["source", "target"]).map(encode, batched=True, remove_columns=["source", "target"])
+    config = CharLMConfig(
+        backbone="transformer", vocab_size=len(tokenizer), hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads, intermediate_size=args.intermediate_size,
+        max_position_embeddings=positions, num_labels=len(chars), id2label=dict(enumerate(chars)), label2id=char_id,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(args.seed)
+    model = CharLMForTokenClassification(config)
+    flags = training_flags(task, args)
+    flags.pop("num_beams")
+    training_args = TrainingArguments(**{
+        **FINETUNE_DEFAULTS, **{k: _typed(v) for k, v in flags.items()},
+        "output_dir": str(Path(args.workdir) / f"{task}-tagger"), "disable_tqdm": True,
+    })
+    budget = [TrainingTimeBudget(args.budget_minutes)] if args.budget_minutes else []
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_enc, processing_class=tokenizer,
+                      data_collator=DataCollatorForTokenClassification(tokenizer), callbacks=budget)
+    train_metrics = trainer.train().metrics
+    test0 = time.time()
+    predictions = tag_pinyin(model, tokenizer, list(test["source"]), dict(enumerate(chars)), args.eval_batch_size)
+    test_wall = time.time() - test0
+    cpu, wall = time.process_time() - cpu0, time.time() - wall0
+    references = list(test["target"])
+    unseen = sum(c not in char_id for r in references for c in r) / sum(len(r) for r in references)
+    return row(
+        task, "hf_charlm transformer, one character per syllable (token classification)",
+        scores(task, references, predictions), args, steps=trainer.state.global_step, parameters=model.num_parameters(),
+        seconds={"train_wall": round(train_metrics["train_runtime"], 1), "test_wall": round(test_wall, 1),
+                 "total_wall": round(wall, 1), "total_cpu": round(cpu, 1)},
+        command=(f"run_tagger({task!r}) in this process: CharLMForTokenClassification, transformer, hidden "
+                 f"{args.hidden_size}, {args.num_layers} layers, {len(chars)} classes, positions {positions}, Trainer "
+                 f"with the flags of the script rows"),
+        notes=(f"encoder only, {args.num_layers} layers, {len(chars)} character classes, source vocab {len(tokenizer)}; "
+               f"{unseen:.4f} of the reference characters never occur in a training target; ceiling 1.000"),
+        samples=list(zip(test["source"], references, predictions))[:2],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # report
 
 
@@ -384,6 +525,10 @@ def markdown(report: dict[str, Any]) -> str:
              f"Load average before: `{' '.join(report['loadavg_before'] or [])}`, after: "
              f"`{' '.join(report['loadavg_after'] or [])}` "
              f"({report['cpu_count']} cores). Settings: {json.dumps(report['settings'])}", ""]
+    if report.get("placement"):
+        cores = ", ".join(f"{tag} on core {core}" for tag, core in report["placement"]["core_of_row"].items())
+        lines += [f"Rows ran {report['placement']['jobs']} at a time, each in its own process pinned to one core with "
+                  f"one thread ({cores}): every system had one core of the machine to itself.", ""]
     for task in dict.fromkeys(r["task"] for r in report["results"]):
         rows = [r for r in report["results"] if r["task"] == task]
         main = MAIN_METRIC[task]
@@ -402,6 +547,50 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{s['total_cpu']:.0f} | {r['parameters'] or '-'} | {r['notes']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def run_parallel(pairs: list[tuple[str, str]], args: argparse.Namespace, parts: Path) -> tuple[list[dict], dict]:
+    """Each (task, system) row in its own process of this script (`--jobs 1`, one task, one system), up to
+    `--jobs` at a time, each pinned to its own core of this process's affinity with one thread
+    (OMP_NUM_THREADS=MKL_NUM_THREADS=1): every row gets one core to itself, the same for all systems. Returns the rows
+    in the order of `pairs` and where each ran."""
+    cores = sorted(os.sched_getaffinity(0))[: args.jobs]
+    shared = []
+    for key, value in vars(args).items():
+        if key in ("tasks", "systems", "jobs", "output_dir", "tag") or value is None or value is False:
+            continue
+        shared += [f"--{key}"] if value is True else [f"--{key}", str(value)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    parts.mkdir(parents=True, exist_ok=True)
+    waiting, running, placement = list(pairs), {}, {}
+    while waiting or running:
+        free = [c for c in cores if c not in running]
+        while waiting and free:
+            (task, system), core = waiting.pop(0), free.pop(0)
+            tag = f"{task}-{system}"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--tasks", task, "--systems", system, "--jobs", "1",
+                   "--output_dir", str(parts), "--tag", tag, *shared]
+            log = open(parts / f"{tag}.log", "w")
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=functools.partial(os.sched_setaffinity, 0, {core}))
+            running[core] = (proc, tag, log)
+            placement[tag] = core
+            print(f"[{task}] {system} on core {core} (log {parts / (tag + '.log')})", flush=True)
+        time.sleep(2)
+        for core, (proc, tag, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[core]
+            if proc.returncode:
+                for other, _, _ in running.values():
+                    other.terminate()
+                sys.exit(f"error: {tag} failed (exit {proc.returncode}); see {parts / (tag + '.log')}")
+            print(f"[{tag}] done", flush=True)
+    rows = []
+    for task, system in pairs:
+        rows += json.loads((parts / f"seq2seq_tasks_{task}-{system}.json").read_text())["results"]
+    return rows, {"jobs": args.jobs, "threads_per_job": 1, "core_of_row": placement}
 
 
 def main() -> None:
@@ -424,11 +613,17 @@ def main() -> None:
     parser.add_argument("--max_source_length", type=int, default=None, help="default 512 (pinyin) / 128 (tatoeba)")
     parser.add_argument("--max_target_length", type=int, default=None, help="default 128 (pinyin) / 64 (tatoeba)")
     parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument("--group_by_length", action="store_true",
+                        help="batches of examples of similar length for every trained system "
+                             "(train_sampling_strategy=group_by_length)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--warm_start", default=None, help="a causal hf_charlm checkpoint, for the `warm` system")
     parser.add_argument("--workdir", default="outputs/seq2seq_tasks")
     parser.add_argument("--output_dir", default="benchmarks/results")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="run up to N (task, system) rows at once, each in its own process of this script pinned "
+                             "to one core with one thread (Linux), and merge their rows into one report")
     args = parser.parse_args()
 
     tasks = [t for t in args.tasks.split(",") if t]
@@ -439,11 +634,15 @@ def main() -> None:
             parser.error(f"{name}: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(valid)}")
     if "warm" in systems and not (args.warm_start and (Path(args.warm_start) / "config.json").is_file()):
         parser.error("--systems warm needs --warm_start, a folder with a causal hf_charlm checkpoint (config.json)")
-    for flag in ("max_steps", "max_test_samples", "batch_size", "num_beams"):
+    for flag in ("max_steps", "max_test_samples", "batch_size", "num_beams", "jobs"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1")
     if "pinyin2hanzi" in systems and "pinyin_to_hanzi" in tasks and importlib.util.find_spec("Pinyin2Hanzi") is None:
         parser.error('--systems pinyin2hanzi needs the Pinyin2Hanzi package: pip install Pinyin2Hanzi (or "hf_charlm[bench]")')
+    if args.jobs > 1 and not hasattr(os, "sched_setaffinity"):
+        parser.error("--jobs > 1 pins each process to a core, which needs Linux (os.sched_setaffinity)")
+    if args.jobs > 1 and args.jobs > len(os.sched_getaffinity(0)):
+        parser.error(f"--jobs {args.jobs}: this process may run on {len(os.sched_getaffinity(0))} cores only")
 
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -457,23 +656,29 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("output_dir", "tag")},
         "results": [],
     }
-    for task in tasks:
-        for system in systems:
-            if system == "pinyin2hanzi" and task != "pinyin_to_hanzi":
-                continue
-            print(f"[{task}] {system} ...", flush=True)
-            if system == "marian":
-                result = run_marian(task, args)
-            elif system == "pinyin2hanzi":
-                result = run_pinyin2hanzi(task, args)
-            else:
-                result = run_charlm(task, system, args)
-            report["results"].append(result)
-            print(f"[{task}] {result['system']}: {result['metrics']} steps {result['train_steps']} {result['seconds']}", flush=True)
-            report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
-            report["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
-            # partial results survive an interrupted run
-            (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    pairs = [(t, s) for t in tasks for s in systems if s not in ("pinyin2hanzi", "tagger") or t == "pinyin_to_hanzi"]
+    if args.jobs > 1:
+        report["results"], report["placement"] = run_parallel(pairs, args, out_dir / f"{stem}_parts")
+        report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        report["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        pairs = []
+    for task, system in pairs:
+        print(f"[{task}] {system} ...", flush=True)
+        if system == "marian":
+            result = run_marian(task, args)
+        elif system == "pinyin2hanzi":
+            result = run_pinyin2hanzi(task, args)
+        elif system == "tagger":
+            result = run_tagger(task, args)
+        else:
+            result = run_charlm(task, system, args)
+        report["results"].append(result)
+        print(f"[{task}] {result['system']}: {result['metrics']} steps {result['train_steps']} {result['seconds']}", flush=True)
+        report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        report["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
+        # partial results survive an interrupted run
+        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     text = markdown(report)
     (out_dir / f"{stem}.md").write_text(text + "\n")
     print(text)

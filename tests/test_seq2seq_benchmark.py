@@ -50,11 +50,53 @@ def test_pinyin2hanzi_reading_and_its_score():
     assert result["char_accuracy"] == pytest.approx(5 / 6, abs=1e-4) and result["cer"] == pytest.approx(1 / 6, abs=1e-4)
 
 
+def test_syllable_spans_and_pieces():
+    source = "zai １ ９ nian ， wo"
+    assert seq2seq_tasks.syllable_spans(source) == [(0, 3), (4, 5), (6, 7), (8, 12), (13, 14), (15, 17)]
+    assert seq2seq_tasks.syllable_spans(" a  bc ") == [(1, 2), (4, 6)]
+    # cut at spaces, each piece within the limit, nothing lost; a token longer than the limit stays whole
+    pieces = seq2seq_tasks.syllable_pieces(source, 8)
+    assert pieces == ["zai １ ９", "nian ，", "wo"] and " ".join(pieces) == source
+    assert seq2seq_tasks.syllable_pieces("zhuang a", 3) == ["zhuang", "a"]
+
+
+def test_tagger_reads_each_syllable_by_its_summed_log_probabilities_also_in_pieces():
+    import torch
+
+    from hf_charlm import CharLMConfig, CharLMForTokenClassification
+    from hf_charlm.tokenization_charlm import train_char_tokenizer
+
+    tokenizer = train_char_tokenizer(["abcdefghijklmnopqrstuvwxyz ，"])
+    names = dict(enumerate("我们爱北京，"))
+    config = CharLMConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=13, num_labels=len(names),
+                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    model = CharLMForTokenClassification(config).eval()
+    short = "wo men ai"
+    enc = tokenizer(short, return_tensors="pt")
+    with torch.no_grad():
+        logp = model(**enc).logits.log_softmax(-1)[0]
+    # <s> at 0: "wo" is tokens 1-2, "men" 4-6, "ai" 8-9
+    expected = "".join(names[int(logp[list(span)].sum(0).argmax())] for span in (range(1, 3), range(4, 7), range(8, 10)))
+    assert seq2seq_tasks.tag_pinyin(model, tokenizer, [short], names, batch_size=2) == [expected]
+    # longer than the 11 characters the positions leave: read in pieces, one character per syllable, and the
+    # first piece is the short source alone
+    long = "wo men ai bei jing ， wo men ai bei jing"
+    pieces = seq2seq_tasks.syllable_pieces(long, 11)
+    assert len(pieces) > 2 and pieces[0] == short
+    tagged = seq2seq_tasks.tag_pinyin(model, tokenizer, [long, short], names, batch_size=3)
+    assert len(tagged[0]) == 11 and tagged[0].startswith(expected) and tagged[1] == expected
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--tasks", "pinyin"], "--tasks: unknown pinyin"),
     (["--systems", "gpt"], "--systems: unknown gpt"),
     (["--systems", "warm"], "--systems warm needs --warm_start"),
     (["--max_steps", "0"], "--max_steps must be >= 1"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--jobs", "4097"], "--jobs 4097: this process may run on"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(argv, needle, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [str(BENCH), *argv, "--output_dir", str(tmp_path / "out")])
@@ -68,7 +110,7 @@ def test_bad_arguments_exit_2_and_write_nothing(argv, needle, tmp_path, monkeypa
 @pytest.mark.slow
 def test_tiny_run_of_every_system(tmp_path):
     pytest.importorskip("Pinyin2Hanzi")
-    proc = bench(["--tasks", "pinyin_to_hanzi,tatoeba_en_zh", "--systems", "transformer,lstm,marian,pinyin2hanzi",
+    proc = bench(["--tasks", "pinyin_to_hanzi,tatoeba_en_zh", "--systems", "transformer,lstm,marian,pinyin2hanzi,tagger",
                   "--max_steps", "3", "--batch_size", "4", "--max_train_samples", "64", "--max_test_samples", "4",
                   "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64",
                   "--max_source_length", "64", "--max_target_length", "16"], tmp_path)
@@ -78,6 +120,7 @@ def test_tiny_run_of_every_system(tmp_path):
     assert systems == [
         ("pinyin_to_hanzi", "hf_charlm transformer"), ("pinyin_to_hanzi", "hf_charlm LSTM + additive attention"),
         ("pinyin_to_hanzi", "transformers MarianMTModel (scratch)"), ("pinyin_to_hanzi", "Pinyin2Hanzi DAG (path_num=1)"),
+        ("pinyin_to_hanzi", "hf_charlm transformer, one character per syllable (token classification)"),
         ("tatoeba_en_zh", "hf_charlm transformer"), ("tatoeba_en_zh", "hf_charlm LSTM + additive attention"),
         ("tatoeba_en_zh", "transformers MarianMTModel (scratch)"),
     ]
@@ -96,5 +139,34 @@ def test_tiny_run_of_every_system(tmp_path):
     expected = seq2seq_tasks.scores("pinyin_to_hanzi", test["target"],
                                     [seq2seq_tasks.pinyin2hanzi_convert(s) for s in test["source"]])
     assert report["results"][3]["metrics"] == expected
+    # the tagger writes exactly one character per pinyin token
+    tagged = report["results"][4]["samples"]
+    assert [len(t["prediction"]) for t in tagged] == [len(t["reference"]) for t in tagged]
     table = (tmp_path / "out" / "seq2seq_tasks.md").read_text()
     assert "## pinyin_to_hanzi (test, first 4)" in table and "python benchmarks/seq2seq_tasks.py" in table
+
+
+@pytest.mark.slow
+def test_jobs_run_each_row_on_its_own_core_and_merge_them_in_order(tmp_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    proc = bench(["--tasks", "tatoeba_en_zh", "--systems", "transformer,marian,lstm", "--jobs", "2",
+                  "--max_steps", "3", "--batch_size", "4", "--max_train_samples", "64", "--max_test_samples", "4",
+                  "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64",
+                  "--max_source_length", "64", "--max_target_length", "16", "--tag", "par"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "seq2seq_tasks_par.json").read_text())
+    assert [r["system"] for r in report["results"]] == [
+        "hf_charlm transformer", "transformers MarianMTModel (scratch)", "hf_charlm LSTM + additive attention"]
+    assert all(r["train_steps"] == 3 and r["num_examples"] == 4 for r in report["results"])
+    placement = report["placement"]["core_of_row"]
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    # the first two rows started at once on the two cores; the third took the core that came free
+    assert placement["tatoeba_en_zh-transformer"] != placement["tatoeba_en_zh-marian"]
+    assert set(placement.values()) <= set(cores) and len(placement) == 3
+    # each row's own report (one task, one system, --jobs 1) is the row that was merged
+    for key, merged in zip(placement, report["results"]):
+        part = json.loads((tmp_path / "out" / "seq2seq_tasks_par_parts" / f"seq2seq_tasks_{key}.json").read_text())
+        assert part["settings"]["jobs"] == 1 and part["results"] == [merged]
+    table = (tmp_path / "out" / "seq2seq_tasks_par.md").read_text()
+    assert "Rows ran 2 at a time" in table and "tatoeba_en_zh-marian on core" in table
