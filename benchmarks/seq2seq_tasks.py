@@ -433,10 +433,9 @@ def tag_pinyin(model, tokenizer, sources: list[str], id2char: dict[int, str], ba
         with torch.no_grad():
             logp = model(**enc).logits.log_softmax(-1)
         for row, (n, piece) in enumerate(batch):
-            starts = offsets[row, :, 0].tolist()
-            ends = offsets[row, :, 1].tolist()
+            token_at = {s: t for t, (s, e) in enumerate(offsets[row].tolist()) if e > s}  # one token per character
             for start, end in syllable_spans(piece):
-                positions = [t for t, (s, e) in enumerate(zip(starts, ends)) if e > s and start <= s and e <= end]
+                positions = [token_at[i] for i in range(start, end) if i in token_at]
                 outputs[n].append(id2char[int(logp[row, positions].sum(0).argmax())])
     return ["".join(chars) for chars in outputs]
 
