@@ -175,6 +175,12 @@ def _after_pipelines(module: ModuleType) -> None:
     importlib.import_module(f"{__name__}.pipelines")  # registers the text2text-generation / translation pipelines
 
 
+def _after_pipeline_file(module: ModuleType) -> None:
+    pipelines = sys.modules.get(f"{__name__}.pipelines")
+    if pipelines is not None and hasattr(pipelines, "register_correction_pipeline"):
+        pipelines.register_correction_pipeline()  # (see there: only when importing this file brought it in)
+
+
 def _mark_for_auto_classes(module: ModuleType) -> None:
     """`register_for_auto_class` for the classes of a just-imported configuration / modeling module."""
     for name, module_name in _PUBLIC.items():
@@ -230,6 +236,7 @@ def _install_hooks() -> None:
         "transformers.models.auto.configuration_auto": _after_configuration_auto,
         "transformers.models.auto.modeling_auto": _after_modeling_auto,
         "transformers.pipelines": _after_pipelines,
+        f"{__name__}.pipeline_charlm": _after_pipeline_file,
         **{f"{__name__}.{m}": _mark_for_auto_classes
            for m in ("configuration_charlm", "modeling_charlm", "modeling_charlm_seq2seq")},
     }

@@ -20,6 +20,19 @@ AUTO_MAP = {
     "AutoModelForSequenceClassification": "modeling_charlm.CharLMForSequenceClassification",
     "AutoModelForSeq2SeqLM": "modeling_charlm_seq2seq.CharLMForConditionalGeneration",
 }
+# A text corrector (finetuning_task "text-correction") also ships its pipeline, these files, declared in config.json's
+# `custom_pipelines` under this task. Not "text-correction": transformers loads a task named in `custom_pipelines`
+# as remote code, so that name would need trust_remote_code=True even where hf_charlm registers the pipeline.
+CORRECTION_PIPELINE_FILES = ("pipeline_charlm.py", "spans_charlm.py")
+CORRECTION_PIPELINE_TASK = "charlm-text-correction"
+
+
+def correction_pipelines(is_encoder_decoder: bool) -> dict[str, dict]:
+    """The `custom_pipelines` entry of a corrector's config.json: the shipped pipeline, its model loaded by the Auto
+    class of its kind (an encoder-decoder or a same-length masked LM)."""
+    auto = "AutoModelForSeq2SeqLM" if is_encoder_decoder else "AutoModelForMaskedLM"
+    return {CORRECTION_PIPELINE_TASK: {"impl": "pipeline_charlm.CharLMTextCorrectionPipeline", "pt": [auto], "type": "text"}}
+
 
 
 class CharLMConfig(PretrainedConfig):

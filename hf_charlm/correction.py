@@ -1,23 +1,30 @@
 """Text correction with char models: the same-length corrector (a masked char LM that predicts the right character
 at every position, MacBERT4CSC style), the zero-shot corrector (a pretrained masked char LM scores each
-character in context and swaps in the confusion-set candidate it prefers), and the helpers both share: reading a
-text of any length in overlapping windows of characters, and the training examples of `scripts/finetune_correction.py`.
+character in context and swaps in the confusion-set candidate it prefers), and the training examples of
+`scripts/finetune_correction.py`. The helpers they share with the `text-correction` pipeline (windows of
+characters, predictions to edits, applying edits) live in the shipped `spans_charlm.py` and are re-exported here.
 
 An edit is `{"start", "end", "original", "replacement", "score"}` with character offsets into the input text,
-as the `text-correction` pipeline (`hf_charlm.pipelines`) returns it. May import the package, `torch` and
-public `transformers` names; the confusion sets come from `hf_charlm.correction_data` (the `correction` extra).
+as the `text-correction` pipeline returns it. May import the package, `torch` and public `transformers` names;
+the confusion sets come from `hf_charlm.correction_data` (the `correction` extra).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from .metrics import correction_scores
-from .training import plan_windows
+from .spans_charlm import (  # noqa: F401  (re-exported: the scripts and benchmarks import them from here)
+    _encode_window,
+    apply_edits,
+    char_vocabulary,
+    gate_by_detection,
+    merge_predictions,
+    plan_char_windows,
+)
 
 __all__ = [
     "char_vocabulary",
@@ -26,55 +33,8 @@ __all__ = [
     "apply_edits",
     "predict_same_length",
     "ZeroShotCorrector",
+    "ConfusionSetCorrector",
 ]
-
-
-def char_vocabulary(tokenizer: Any) -> dict[int, str]:
-    """Token id -> character for the tokens that are one ordinary character (no special token, no `<0xNN>` byte
-    token): the characters a same-length corrector can write."""
-    return _char_vocabulary(tokenizer.backend_tokenizer.to_str(), tuple(tokenizer.all_special_ids))
-
-
-@functools.lru_cache(maxsize=8)
-def _char_vocabulary(serialized: str, special: tuple[int, ...]) -> dict[int, str]:
-    import json
-
-    vocab = json.loads(serialized)["model"]["vocab"]
-    return {i: t for t, i in vocab.items() if len(t) == 1 and i not in special}
-
-
-def _char_costs(tokenizer: Any, text: str) -> list[int]:
-    """Tokens per character of `text` (1 for a vocabulary character, its UTF-8 byte count for one outside)."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True, verbose=False)
-    costs = [0] * len(text)
-    for start, end in enc["offset_mapping"]:
-        if end > start:
-            costs[start] += 1
-    return costs
-
-
-def plan_char_windows(tokenizer: Any, text: str, max_length: int, stride: int | None = None) -> list[tuple[int, int, int, int]]:
-    """Windows `(start, end, own_start, own_end)` of characters that each fit `max_length` tokens with the special
-    tokens; consecutive windows overlap by about `stride` tokens (default a quarter), and each character is judged
-    by the one window that owns it (where it has context on both sides), as `training.plan_windows` plans them."""
-    capacity = max(1, max_length - tokenizer.num_special_tokens_to_add())
-    costs = _char_costs(tokenizer, text)
-    if sum(costs) <= capacity:
-        return [(0, len(text), 0, len(text))]
-    stride = capacity // 4 if stride is None else stride
-    return plan_windows(costs, capacity, min(stride, capacity // 2))
-
-
-def _encode_window(tokenizer: Any, text: str, start: int, end: int) -> tuple[list[int], list[int]]:
-    """Token ids of `text[start:end]` with the special tokens, and for each token the absolute index of its
-    character when that character is exactly one token (else -1: specials and byte-token characters)."""
-    enc = tokenizer(text[start:end], return_offsets_mapping=True, split_special_tokens=True, verbose=False)
-    per_char: dict[int, int] = {}
-    for s, e in enc["offset_mapping"]:
-        if e > s:
-            per_char[s] = per_char.get(s, 0) + 1
-    positions = [start + s if e > s and per_char[s] == 1 else -1 for s, e in enc["offset_mapping"]]
-    return enc["input_ids"], positions
 
 
 def encode_correction_examples(
@@ -105,44 +65,6 @@ def encode_correction_examples(
             columns["labels"].append(labels)
             plan.append((n, positions, own_start, own_end))
     return columns, plan
-
-
-def apply_edits(text: str, edits: Sequence[dict]) -> str:
-    """`text` with `edits` (non-overlapping, character offsets into `text`) applied."""
-    out, last = [], 0
-    for edit in sorted(edits, key=lambda e: (e["start"], e["end"])):
-        out.append(text[last : edit["start"]])
-        out.append(edit["replacement"])
-        last = edit["end"]
-    out.append(text[last:])
-    return "".join(out)
-
-
-def merge_predictions(
-    sources: Sequence[str], plan: Sequence[tuple[int, list[int], int, int]], predicted: Sequence[Sequence[int]],
-    scores: Sequence[Sequence[float]] | None, vocabulary: dict[int, str], min_score: float = 0.0,
-) -> list[list[dict]]:
-    """Edits per source from per-window predicted ids (and their probabilities): a character owned by the window
-    is replaced when the predicted token is another ordinary character and scores at least `min_score`."""
-    edits: list[list[dict]] = [[] for _ in sources]
-    for w, (n, positions, own_start, own_end) in enumerate(plan):
-        source = sources[n]
-        for k, p in enumerate(positions):
-            if p < own_start or p >= own_end:  # -1 (specials, byte tokens) or another window's character
-                continue
-            char = vocabulary.get(int(predicted[w][k]))
-            score = float(scores[w][k]) if scores is not None else 1.0
-            if char is not None and char != source[p] and score >= min_score:
-                edits[n].append({"start": p, "end": p + 1, "original": source[p], "replacement": char, "score": score})
-    return edits
-
-
-def gate_by_detection(best_id: torch.Tensor, detection_logits: torch.Tensor | None, threshold: float = 0.5) -> torch.Tensor:
-    """The predicted ids of a same-length corrector, with -1 (no edit) wherever its detection head (if it has one)
-    gives the input character a probability of being wrong below `threshold`."""
-    if detection_logits is None:
-        return best_id
-    return best_id.masked_fill(detection_logits.float().sigmoid() < threshold, -1)
 
 
 def _batches(columns: dict[str, list[list[int]]], batch_size: int, pad_id: int):
@@ -185,7 +107,40 @@ def _model_limit(model: Any) -> int:
     return config.max_position_embeddings if getattr(config, "backbone", "transformer") == "transformer" else 512
 
 
-class ZeroShotCorrector:
+def _candidate_ids(candidates: Callable[[str], frozenset[str]], ids: dict[str, int], char: str) -> list[str]:
+    """The confusable characters of `char` that are one vocabulary token, sorted; none for a character outside."""
+    return [c for c in sorted(candidates(char)) if c in ids] if char in ids else []
+
+
+class _MarginCorrector:
+    """What the confusion-set correctors share: `proposals` gives, per text, each confusable character with its best
+    candidate and the log-probability gain of that candidate over the character; an edit is a proposal whose gain
+    exceeds `margin`, which `tune` picks on validation pairs."""
+
+    margin: float
+
+    def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
+        raise NotImplementedError
+
+    def correct(self, texts: Sequence[str], proposals: list[list[dict]] | None = None) -> list[list[dict]]:
+        """The edits whose gain exceeds the margin, per text."""
+        proposals = self.proposals(texts) if proposals is None else proposals
+        return [[e for e in edits if e["score"] > self.margin] for edits in proposals]
+
+    def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)) -> dict[str, float]:
+        """Sets `margin` to the value of `margins` with the best sentence-level correction F1 on these (validation)
+        pairs; returns that F1 per margin."""
+        proposals = self.proposals(sources)
+        results = {}
+        for margin in margins:
+            self.margin = margin
+            outputs = [apply_edits(s, e) for s, e in zip(sources, self.correct(sources, proposals))]
+            results[margin] = correction_scores(sources, targets, outputs)["sentence_correction_f1"]
+        self.margin = max(results, key=lambda m: (results[m], m))  # ties: the larger margin, fewer false alarms
+        return results
+
+
+class ZeroShotCorrector(_MarginCorrector):
     """Correction with a pretrained masked char LM and no fine-tuning.
 
     Each character that has confusion-set candidates is masked in turn (read with `context` characters on either
@@ -216,7 +171,7 @@ class ZeroShotCorrector:
         rows, where = [], []  # one masked copy of a window per candidate position
         for n, text in enumerate(texts):
             for p, char in enumerate(text):
-                options = [c for c in sorted(self.candidates(char)) if c in self._ids] if char in self._ids else []
+                options = _candidate_ids(self.candidates, self._ids, char)
                 if not options:
                     continue
                 # the masked character in `context` characters either side: one masked copy per position costs
@@ -255,19 +210,45 @@ class ZeroShotCorrector:
             return self.model.lm_head(hidden[rows, ks])
         return self.model(input_ids=ids, attention_mask=mask).logits[rows, ks]
 
-    def correct(self, texts: Sequence[str], proposals: list[list[dict]] | None = None) -> list[list[dict]]:
-        """The edits whose gain exceeds the margin, per text."""
-        proposals = self.proposals(texts) if proposals is None else proposals
-        return [[e for e in edits if e["score"] > self.margin] for edits in proposals]
+class ConfusionSetCorrector(_MarginCorrector):
+    """A same-length corrector (`scripts/finetune_correction.py`) held to the confusion sets: the model reads each
+    text once, unmasked, and at every character that has candidates the best candidate replaces it when its
+    log-probability beats the character's own by more than `margin` nats (`tune` picks the margin on validation
+    pairs). The model's free choice over the whole vocabulary (`predict_same_length`) may write any character; this
+    one writes only the confusable characters a spelling error is made of, as the zero-shot corrector does, at one
+    forward pass per window instead of one per character.
+    """
 
-    def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)) -> dict[str, float]:
-        """Sets `margin` to the value of `margins` with the best sentence-level correction F1 on these (validation)
-        pairs; returns that F1 per margin."""
-        proposals = self.proposals(sources)
-        results = {}
-        for margin in margins:
-            self.margin = margin
-            outputs = [apply_edits(s, e) for s, e in zip(sources, self.correct(sources, proposals))]
-            results[margin] = correction_scores(sources, targets, outputs)["sentence_correction_f1"]
-        self.margin = max(results, key=lambda m: (results[m], m))  # ties: the larger margin, fewer false alarms
-        return results
+    def __init__(self, model: Any, tokenizer: Any, candidates: Callable[[str], frozenset[str]] | None = None,
+                 margin: float = 0.0, max_length: int | None = None, stride: int | None = None, batch_size: int = 32):
+        if candidates is None:
+            from .correction_data import candidates as default_candidates
+
+            candidates = default_candidates
+        self.model, self.tokenizer, self.candidates = model.eval(), tokenizer, candidates
+        self.margin, self.stride, self.batch_size = margin, stride, batch_size
+        self.max_length = max_length or _model_limit(model)
+        self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()}
+
+    @torch.no_grad()
+    def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
+        columns, plan = encode_correction_examples(self.tokenizer, texts, None, self.max_length, self.stride)
+        out: list[list[dict]] = [[] for _ in texts]
+        device = next(self.model.parameters()).device
+        for start, ids, mask in _batches(columns, self.batch_size, self.tokenizer.pad_token_id):
+            outputs = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
+            logp = outputs.logits.float().log_softmax(-1).cpu()  # (B, T, V)
+            for b in range(ids.shape[0]):
+                n, positions, own_start, own_end = plan[start + b]
+                text = texts[n]
+                for k, p in enumerate(positions):
+                    if p < own_start or p >= own_end:  # specials, byte tokens, another window's character
+                        continue
+                    options = _candidate_ids(self.candidates, self._ids, text[p])
+                    if not options:
+                        continue
+                    scores = logp[b, k, [self._ids[c] for c in options]]
+                    best = int(scores.argmax())
+                    gain = float(scores[best] - logp[b, k, self._ids[text[p]]])
+                    out[n].append({"start": p, "end": p + 1, "original": text[p], "replacement": options[best], "score": gain})
+        return out

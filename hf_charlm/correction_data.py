@@ -36,6 +36,7 @@ __all__ = [
     "confusion_sets",
     "candidates",
     "add_chinese_errors",
+    "fresh_errors",
     "add_typos",
     "keyboard_neighbours",
     "build",
@@ -169,6 +170,19 @@ def add_chinese_errors(text: str, key: str) -> tuple[str, list[int], list[str]]:
         chars[i] = rng.choice(sorted(options[kind]))
         kinds.append(kind)
     return "".join(chars), chosen, kinds
+
+
+def fresh_errors(texts: list[str], copies: int, seed: str = "fresh") -> list[tuple[int, str]]:
+    """`copies` erroneous versions of each correct text, drawn afresh as `add_chinese_errors` draws them:
+    `(index of the text, erroneous text)`, copy by copy in the order of `texts`.
+
+    Each draw is keyed by `seed`, the copy number and the text itself, so its errors are new (the built-in sets key
+    their sentences by index) and differ from copy to copy, while the same call always returns the same copies. A
+    corrector trained on a fixed set of sources sees each error again at every epoch; fresh copies give it new ones.
+    """
+    if copies < 0:
+        raise ValueError(f"copies={copies} must be 0 or more.")
+    return [(i, add_chinese_errors(text, f"{seed}:{k}:{text}")[0]) for k in range(copies) for i, text in enumerate(texts)]
 
 
 # ----------------------------------------------------------------------------------------------------------

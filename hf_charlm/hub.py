@@ -38,8 +38,10 @@ a charlm `config.json` and `*.safetensors` weights. What is uploaded:
   SCAN_MAX_BYTES except weights; Hugging Face, AWS, GitHub, OpenAI-style, Slack and Google keys and tokens, private
   key blocks, `api_key`/`secret`/`password`/`*_token` names given a real value; the message names file, kind and
   line, never the secret) and symlinks that leave the folder (or dangle);
-- fixed on the way up, the folder itself untouched: `config.json` gets the full five-class `auto_map`, and
-  `configuration_charlm.py` / `modeling_charlm.py` are added from the installed package when missing;
+- fixed on the way up, the folder itself untouched: `config.json` gets the full `auto_map`, and
+  `configuration_charlm.py` / `modeling_charlm.py` are added from the installed package when missing; a text
+  corrector (`finetuning_task` "text-correction") also gets its `custom_pipelines` entry and `pipeline_charlm.py` /
+  `spans_charlm.py`, so that `pipeline(model=repo, trust_remote_code=True)` runs without hf_charlm;
 - remote `*.safetensors` / `*.safetensors.index.json` that the new upload does not contain are deleted in the
   same commit, so an old shard index cannot shadow the new weights.
 The token is `token` or, when None, huggingface_hub's usual lookup (HF_TOKEN, then the saved login);
@@ -83,7 +85,7 @@ from huggingface_hub import (
 from huggingface_hub.errors import HfHubHTTPError
 from transformers.utils import logging
 
-from .configuration_charlm import AUTO_MAP
+from .configuration_charlm import AUTO_MAP, CORRECTION_PIPELINE_FILES, correction_pipelines
 from .metrics import bits_per_char, perplexity
 
 logger = logging.get_logger(__name__)
@@ -486,13 +488,18 @@ def plan_upload(output_dir: str | Path) -> UploadPlan:
         raise ValueError(f"{root}/config.json has model_type={config.get('model_type')!r}, expected 'charlm'.")
     if not any(p.endswith(".safetensors") for p in plan.files):
         raise ValueError(f"{root} has no *.safetensors weights (save with `model.save_pretrained(dir)`).")
-    auto_map = {**(config.get("auto_map") or {}), **AUTO_MAP}
-    if auto_map != config.get("auto_map"):
-        plan.files["config.json"] = (json.dumps({**config, "auto_map": auto_map}, indent=2, sort_keys=True,
+    fixed = {"auto_map": {**(config.get("auto_map") or {}), **AUTO_MAP}}
+    code = list(REMOTE_CODE)
+    if config.get("finetuning_task") == "text-correction":  # a corrector ships its pipeline (older folders lack it)
+        fixed["custom_pipelines"] = {**(config.get("custom_pipelines") or {}),
+                                     **correction_pipelines(bool(config.get("is_encoder_decoder")))}
+        code += CORRECTION_PIPELINE_FILES
+    if any(value != config.get(key) for key, value in fixed.items()):
+        plan.files["config.json"] = (json.dumps({**config, **fixed}, indent=2, sort_keys=True,
                                                 ensure_ascii=False) + "\n").encode("utf-8")
         plan.fixed.append("config.json")
     package_dir = Path(__file__).resolve().parent
-    for name in REMOTE_CODE:
+    for name in code:
         if name not in plan.files:
             plan.files[name] = package_dir / name
             plan.fixed.append(name)

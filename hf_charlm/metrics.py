@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .spans_charlm import text_edits
+
 if TYPE_CHECKING:
     import evaluate
 
@@ -617,26 +619,6 @@ def load_metric(name: str, config_name: str | None = None, **kwargs: Any) -> "ev
 
 # ----------------------------------------------------------------------------------------------------
 # text correction (spelling / typo correction): SIGHAN-style scores
-
-
-def text_edits(source: str, output: str) -> list[tuple[int, int, str]]:
-    """The edits that turn `source` into `output`, as `(start, end, replacement)` with character offsets into
-    `source` (an insertion has start == end, a deletion an empty replacement), in order. Texts of the same length
-    are compared position by position, one edit per changed character (spelling correction never shifts text);
-    otherwise difflib's alignment gives the edits, a replaced span of the same length again split per character."""
-    if len(source) == len(output):
-        return [(i, i + 1, b) for i, (a, b) in enumerate(zip(source, output)) if a != b]
-    import difflib
-
-    edits = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, source, output, autojunk=False).get_opcodes():
-        if op == "equal":
-            continue
-        if op == "replace" and i2 - i1 == j2 - j1:
-            edits.extend((i1 + k, i1 + k + 1, output[j1 + k]) for k in range(i2 - i1) if source[i1 + k] != output[j1 + k])
-        else:
-            edits.append((i1, i2, output[j1:j2]))
-    return edits
 
 
 def _prf(tp: int, predicted: int, gold: int) -> tuple[float, float, float]:

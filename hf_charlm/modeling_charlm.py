@@ -38,7 +38,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.utils import ModelOutput, can_return_tuple, logging
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .configuration_charlm import CharLMConfig
+from .configuration_charlm import CORRECTION_PIPELINE_FILES, CharLMConfig, correction_pipelines
 from .generation_charlm import CharLMUTF8LogitsProcessor
 
 logger = logging.get_logger(__name__)
@@ -749,6 +749,9 @@ class CharLMPreTrainedModel(PreTrainedModel):
         return processors
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        # a corrector ships its pipeline: `pipeline(model=dir, trust_remote_code=True)` runs it without hf_charlm
+        shipped = list(CORRECTION_PIPELINE_FILES) if self._declares_correction_pipeline(here) else []
         cls = type(self)
         if cls.__dict__.get("_saved_as_parent", False):
             # a backbone-specific subclass (CharLMRecurrentForCausalLM) is saved as the public class it stands for,
@@ -761,9 +764,8 @@ class CharLMPreTrainedModel(PreTrainedModel):
         # every file the config's auto_map names ships, whichever head was saved: a causal folder must also load as
         # AutoModelForSeq2SeqLM (warm start) with trust_remote_code (transformers copies only the saved class's
         # module and its imports). Where the package files are not beside this one (remote code), none is added.
-        here = os.path.dirname(os.path.abspath(__file__))
-        for reference in (getattr(self.config, "auto_map", None) or {}).values():
-            name = reference.split(".")[0] + ".py"
+        names = [reference.split(".")[0] + ".py" for reference in (getattr(self.config, "auto_map", None) or {}).values()]
+        for name in names + shipped:
             source, target = os.path.join(here, name), os.path.join(save_directory, name)
             if os.path.isfile(source) and not os.path.exists(target):
                 shutil.copyfile(source, target)
@@ -775,6 +777,17 @@ class CharLMPreTrainedModel(PreTrainedModel):
             path = os.path.join(save_directory, name)
             if name.endswith((".safetensors", ".safetensors.index.json")) and os.path.isfile(path):
                 os.chmod(path, 0o666 & ~umask)
+
+    def _declares_correction_pipeline(self, here: str) -> bool:
+        """For a text corrector (`finetuning_task` "text-correction", what the correction scripts record) whose
+        pipeline file is at hand (the package, or a remote copy that came with it): write `custom_pipelines` into
+        the config, the pipeline loading the model through the Auto class of its kind."""
+        if getattr(self.config, "finetuning_task", None) != "text-correction":
+            return False
+        if not all(os.path.isfile(os.path.join(here, name)) for name in CORRECTION_PIPELINE_FILES):
+            return bool(getattr(self.config, "custom_pipelines", None))
+        self.config.custom_pipelines = correction_pipelines(self.config.is_encoder_decoder)
+        return True
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range

@@ -106,7 +106,11 @@ __all__ = ["CharLMText2TextGenerationPipeline", "CharLMTranslationPipeline", "TA
 # ---------------------------------------------------------------------------------------------------------------
 # text correction
 
-import torch  # noqa: E402  (only the correction pipeline below works on tensors itself)
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
+_SHIPPED = f"{__package__}.pipeline_charlm"  # the pipeline's own file, shipped with correctors (also remote code)
+_correction_registered = False
 
 
 class CharLMCorrectionModel:
@@ -124,134 +128,28 @@ class CharLMCorrectionModel:
         return auto.from_pretrained(name_or_path, **kwargs)
 
 
-def _pieces(tokenizer: Any, text: str, max_length: int) -> list[str]:
-    """`text` cut into consecutive pieces of at most `max_length` tokens with the special tokens, at whitespace
-    where it can be (a word longer than a piece is cut between characters): what an encoder-decoder rewrites."""
-    import re
-
-    from .correction import _char_costs
-
-    capacity = max(1, max_length - tokenizer.num_special_tokens_to_add())
-    costs = _char_costs(tokenizer, text)
-    pieces, start, used = [], 0, 0
-    for match in re.finditer(r"\S+\s*|\s+", text):
-        for i in range(match.start(), match.end()):
-            word_cost = sum(costs[i : match.end()]) if i == match.start() else costs[i]
-            if used and (used + word_cost > capacity if i == match.start() else used + costs[i] > capacity):
-                pieces.append(text[start:i])
-                start, used = i, 0
-            used += costs[i]
-    pieces.append(text[start:])
-    return pieces
+def register_correction_pipeline() -> None:
+    """Registers `pipeline("text-correction")` once `pipeline_charlm` is complete: from here, or, when importing
+    that module is what brought this one in (its `from transformers import Pipeline` imports transformers.pipelines,
+    after which hf_charlm imports this module), from hf_charlm's post-import hook once it has finished."""
+    global _correction_registered
+    shipped = sys.modules.get(_SHIPPED)
+    if _correction_registered or shipped is None or not hasattr(shipped, "CharLMTextCorrectionPipeline"):
+        return
+    PIPELINE_REGISTRY.register_pipeline("text-correction", pipeline_class=shipped.CharLMTextCorrectionPipeline,
+                                        pt_model=CharLMCorrectionModel)
+    _correction_registered = True
 
 
-class CharLMTextCorrectionPipeline(Pipeline):
-    """`pipe("我们去学效上课")` -> `{"corrected_text": "我们去学校上课", "edits": [{"start": 5, "end": 6,
-    "original": "效", "replacement": "校", "score": 0.93}]}` (character offsets into the input).
-
-    With a same-length corrector (a masked char LM fine-tuned by `scripts/finetune_correction.py`) each character
-    is replaced by the model's choice when that choice is another character with probability >= `min_score`
-    (default 0.5; the edit's score is that probability), and, if the model has a detection head
-    (`detection_loss_weight`), only where that head finds the character wrong with probability >= 0.5; a text
-    longer than the model's positions is read in overlapping windows, each character judged where it has context
-    on both sides. With an encoder-decoder
-    (`scripts/finetune_seq2seq.py`, e.g. on `english_typos`) the text is rewritten by `generate` in pieces of at
-    most the model's positions, the edits are the alignment of input and output (`metrics.text_edits`), and
-    each edit's score is the mean probability of the generated tokens. A list of texts gives a list of answers.
-    """
-
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = True
-
-    def _sanitize_parameters(self, min_score: float | None = None, max_length: int | None = None,
-                             stride: int | None = None, **generate_kwargs: Any):
-        preprocess: dict[str, Any] = {}
-        if max_length is not None:
-            preprocess["max_length"] = max_length
-        if stride is not None:
-            preprocess["stride"] = stride
-        postprocess = {"min_score": min_score} if min_score is not None else {}
-        return preprocess, generate_kwargs, postprocess
-
-    @property
-    def _is_seq2seq(self) -> bool:
-        return bool(getattr(self.model.config, "is_encoder_decoder", False))
-
-    def _limit(self, max_length: int | None) -> int:
-        config = self.model.config
-        limit = config.max_position_embeddings if config.backbone == "transformer" else 512
-        return min(max_length or limit, limit)
-
-    def preprocess(self, text: str, max_length: int | None = None, stride: int | None = None) -> dict:
-        from .correction import _encode_window, plan_char_windows
-
-        if not isinstance(text, str):
-            raise TypeError(f"text-correction takes a text or a list of texts, got {type(text).__name__}.")
-        limit = self._limit(max_length)
-        if not self._is_seq2seq and self.model.config.backbone != "transformer":
-            raise ValueError(f"text-correction: a {self.model.config.backbone} masked LM never reads the character it "
-                             "predicts, so it cannot correct one; use a transformer or an encoder-decoder.")
-        if self._is_seq2seq:  # consecutive pieces, each short enough for the encoder and for the output
-            pieces = _pieces(self.tokenizer, text, limit)
-            enc = self.tokenizer(pieces, return_tensors="pt", padding=True, split_special_tokens=True)
-            return {"text": text, "pieces": pieces, "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-        rows, plan = [], []
-        for start, end, own_start, own_end in plan_char_windows(self.tokenizer, text, limit, stride):
-            ids, positions = _encode_window(self.tokenizer, text, start, end)
-            rows.append(ids)
-            plan.append((0, positions, own_start, own_end))
-        width = max(map(len, rows))
-        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            attention_mask[i, : len(row)] = 1
-        return {"text": text, "plan": plan, "input_ids": input_ids, "attention_mask": attention_mask}
-
-    def _forward(self, model_inputs: dict, **generate_kwargs: Any) -> dict:
-        if self._is_seq2seq:
-            # room for a few inserted characters, never past the decoder's positions
-            room = model_inputs["input_ids"].shape[1] + model_inputs["input_ids"].shape[1] // 2 + 8
-            if "max_new_tokens" not in generate_kwargs:  # max_length (decoder tokens, start included) overrides the
-                generate_kwargs.setdefault("max_length", min(room, self._limit(None)) + 1)  # saved one without a warning
-            out = self.model.generate(input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"],
-                                      return_dict_in_generate=True, output_scores=True, **generate_kwargs)
-            scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-            return {**model_inputs, "output_ids": out.sequences, "token_logprobs": scores}
-        from .correction import gate_by_detection
-
-        outputs = self.model(input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"])
-        best, best_id = outputs.logits.float().softmax(-1).max(-1)
-        best_id = gate_by_detection(best_id, getattr(outputs, "detection_logits", None))
-        return {**model_inputs, "best": best, "best_id": best_id}
-
-    def postprocess(self, model_outputs: dict, min_score: float = 0.5) -> dict:
-        from .correction import apply_edits, char_vocabulary, merge_predictions
-        from .metrics import text_edits
-
-        text = model_outputs["text"]
-        if self._is_seq2seq:
-            edits, offset = [], 0
-            special = set(self.tokenizer.all_special_ids)
-            for piece, ids, logprobs in zip(model_outputs["pieces"], model_outputs["output_ids"], model_outputs["token_logprobs"]):
-                generated = ids[-logprobs.shape[0]:]  # the decoder's start token is not scored
-                kept = [float(lp) for t, lp in zip(generated.tolist(), logprobs.tolist()) if t not in special and lp > float("-inf")]
-                score = float(torch.tensor(kept).exp().mean()) if kept else 0.0
-                output = self.tokenizer.decode(ids, skip_special_tokens=True)
-                for start, end, replacement in text_edits(piece, output):
-                    edits.append({"start": offset + start, "end": offset + end, "original": piece[start:end],
-                                  "replacement": replacement, "score": score})
-                offset += len(piece)
-            return {"corrected_text": apply_edits(text, edits), "edits": edits}
-        plan = model_outputs["plan"]
-        predicted = model_outputs["best_id"].tolist()
-        scores = model_outputs["best"].tolist()
-        edits = merge_predictions([text], plan, predicted, scores, char_vocabulary(self.tokenizer), min_score)[0]
-        edits.sort(key=lambda e: e["start"])
-        return {"corrected_text": apply_edits(text, edits), "edits": edits}
+if _SHIPPED not in sys.modules:
+    importlib.import_module(_SHIPPED)
+register_correction_pipeline()  # (a partly imported pipeline_charlm registers through the hook instead)
 
 
-PIPELINE_REGISTRY.register_pipeline("text-correction", pipeline_class=CharLMTextCorrectionPipeline, pt_model=CharLMCorrectionModel)
-__all__ += ["CharLMTextCorrectionPipeline", "CharLMCorrectionModel"]
+def __getattr__(name: str):
+    if name == "CharLMTextCorrectionPipeline":
+        return importlib.import_module(_SHIPPED).CharLMTextCorrectionPipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += ["CharLMCorrectionModel", "register_correction_pipeline"]  # and CharLMTextCorrectionPipeline

@@ -22,6 +22,7 @@ from transformers.trainer_utils import PredictionOutput
 
 from .configuration_charlm import BACKBONES, CharLMConfig
 from .presets import PRESETS
+from .spans_charlm import plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -967,37 +968,6 @@ def _word_costs(tokenizer: PreTrainedTokenizerBase, words_list: list[list[str]],
                 cost[owner[start]] += 1
         costs.append(cost)
     return costs
-
-
-def plan_windows(costs: list[int], capacity: int, stride: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping windows of whole words over one example: `(start, end, own_start, own_end)` word indices.
-    Each window holds at most `capacity` tokens (a single longer word gets a window of its own and is cut);
-    consecutive windows share about `stride` tokens of words (at least one word), and each shared word is scored by the window in
-    which it sits further from the edge (the owned ranges tile the example exactly once)."""
-    n = len(costs)
-    spans = []
-    start = 0
-    while True:
-        end, used = start, 0
-        while end < n and used + costs[end] <= capacity:
-            used += costs[end]
-            end += 1
-        end = max(end, start + 1)
-        spans.append((start, end))
-        if end >= n:
-            break
-        nxt, back = end, 0
-        # at least one word of context, then up to `stride` tokens, as long as the next window still reaches past `end`
-        while nxt > start + 1 and back + costs[nxt - 1] + costs[end] <= capacity and (nxt == end or back + costs[nxt - 1] <= stride):
-            back += costs[nxt - 1]
-            nxt -= 1
-        start = nxt
-    out = []
-    for k, (s, e) in enumerate(spans):
-        own_start = s if k == 0 else (s + spans[k - 1][1]) // 2
-        own_end = e if k == len(spans) - 1 else (spans[k + 1][0] + e) // 2
-        out.append((s, e, own_start, own_end))
-    return out
 
 
 def encode_token_windows(

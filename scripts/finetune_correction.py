@@ -84,6 +84,7 @@ class DataArguments:
     early_stopping_patience: int | None = field(default=2, metadata={"help": "Evaluations without improvement before stopping."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a model already in --output_dir."})
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card (default zh for the built-in tasks)."})
+    error_copies: int = field(default=0, metadata={"help": "Add this many copies of each training target with fresh synthetic errors (Chinese confusion sets, drawn as peoples_daily_csc's are: about half of the copies carry 1-3 substitutions): new errors at every pass instead of the same ones each epoch. Needs the correction extra. E.g. 4."})
     detection_loss_weight: float | None = field(default=None, metadata={"help": "Add an error-detection head (MacBERT4CSC): the loss is (1 - w) * correction + w * detection; characters the head finds right (p < 0.5) are left alone. E.g. 0.3."})
 
     def __post_init__(self) -> None:
@@ -96,6 +97,8 @@ class DataArguments:
             raise UsageError(f"--max_seq_length={self.max_seq_length} must be >= 3 (two special tokens and a character).")
         if self.stride is not None and self.stride < 0:
             raise UsageError(f"--stride={self.stride} must be 0 or more.")
+        if self.error_copies < 0:
+            raise UsageError(f"--error_copies={self.error_copies} must be 0 or more.")
         weight = self.detection_loss_weight
         if weight is not None and not 0.0 < weight < 1.0:
             raise UsageError(f"--detection_loss_weight={weight} must be in (0, 1).")
@@ -119,6 +122,23 @@ def check_same_length(pairs: datasets.DatasetDict, origins: dict) -> None:
                     "same-length correction replaces characters one for one (for insertions and deletions use "
                     "scripts/finetune_seq2seq.py)."
                 )
+
+
+def with_fresh_errors(train: datasets.Dataset, copies: int) -> datasets.Dataset:
+    """The training pairs followed by `copies` more of each, their sources drawn afresh from the targets
+    (`hf_charlm.correction_data.fresh_errors`); each copy keeps its original's row for messages."""
+    from hf_charlm.correction_data import fresh_errors
+    from hf_charlm.formats import SOURCE_COLUMN
+
+    try:
+        drawn = fresh_errors(train["target"], copies)
+    except (ImportError, FileNotFoundError) as err:
+        raise UsageError(f"--error_copies draws errors from the confusion sets: {err}") from None
+    columns = [SOURCE_COLUMN, "source", "target"]
+    train = train.select_columns(columns)
+    rows, targets = train[SOURCE_COLUMN], train["target"]
+    extra = {SOURCE_COLUMN: [rows[i] for i, _ in drawn], "source": [s for _, s in drawn], "target": [targets[i] for i, _ in drawn]}
+    return datasets.concatenate_datasets([train, datasets.Dataset.from_dict(extra, features=train.features)])
 
 
 def correction_compute_metrics(sources: list[str], targets: list[str], plan: list, vocabulary: dict[int, str]):
@@ -173,6 +193,10 @@ def main() -> None:
     raw = limit_splits(raw, limits, training_args.seed, sample=False)
     pairs = seq2seq_pairs(raw, origins, data_args.source_column, data_args.target_column)
     check_same_length(pairs, origins)
+    if do_train and data_args.error_copies:
+        before = pairs["train"].num_rows
+        pairs["train"] = with_fresh_errors(pairs["train"], data_args.error_copies)
+        logger.info(f"--error_copies {data_args.error_copies}: {before} training pairs -> {pairs['train'].num_rows}")
 
     head = {"detection_loss_weight": data_args.detection_loss_weight} if data_args.detection_loss_weight is not None else {}
     model, tokenizer = load_classifier(
@@ -221,6 +245,8 @@ def main() -> None:
     )
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)
+    if do_train:  # as transformers' run_*.py scripts record it (pairs, --error_copies included)
+        metrics["train_samples"] = pairs["train"].num_rows
     outputs = None
     if do_predict:
         test = pairs["test"]
@@ -256,7 +282,8 @@ def main() -> None:
                 model_name=Path(training_args.output_dir).name,
                 hyperparameters=card_hyperparameters(
                     trainer.model, training_args, task=data_args.task_name if builtin else data_name,
-                    max_seq_length=max_len, started_from=model_args.model_name_or_path or f"scratch ({model_args.preset} preset)",
+                    max_seq_length=max_len, **({"error_copies": data_args.error_copies} if data_args.error_copies else {}),
+                    started_from=model_args.model_name_or_path or f"scratch ({model_args.preset} preset)",
                     epochs_run=round(trainer.state.epoch or 0, 2),
                 ),
                 results={k: v for k, v in metrics.items() if k.startswith(("eval_", "test_"))},

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -114,6 +116,28 @@ def test_chinese_errors_are_deterministic_and_from_the_confusion_sets():
 
 
 @needs_pycorrector
+def test_fresh_errors_are_new_draws_from_the_confusion_sets():
+    from hf_charlm.correction_data import add_chinese_errors, candidates, fresh_errors
+
+    texts = ["我们要更好地坚持解放思想、实事求是的思想路线。", "今天的会议在北京举行，代表们讨论了经济发展问题。", "ABC 123"]
+    drawn = fresh_errors(texts, 40)
+    assert drawn == fresh_errors(texts, 40)  # the same call, the same copies
+    assert [i for i, _ in drawn] == [0, 1, 2] * 40  # copy by copy, in the order of the texts
+    assert all(source == "ABC 123" for i, source in drawn if i == 2)  # nothing confusable: never changed
+    for i, source in drawn:
+        assert len(source) == len(texts[i])
+        assert all(a in candidates(b) for a, b in zip(source, texts[i]) if a != b)
+    first = [source for i, source in drawn if i == 0]
+    changed = [s for s in first if s != texts[0]]
+    assert 0.3 < len(changed) / len(first) < 0.7  # the built-in set's share of sentences with errors
+    assert len(set(changed)) > len(changed) // 2  # copies differ from each other
+    assert first != [add_chinese_errors(texts[0], str(k))[0] for k in range(40)]  # not the built-in set's draws
+    assert fresh_errors(texts, 0) == []
+    with pytest.raises(ValueError, match="copies=-1"):
+        fresh_errors(texts, -1)
+
+
+@needs_pycorrector
 def test_peoples_daily_csc_splits_and_share():
     from hf_charlm.data import load_builtin
 
@@ -179,15 +203,17 @@ def test_english_typos_split_by_sentence():
 # correctors and the pipeline, on a model built by hand
 
 
-def swap_model(tmp_path: Path, swaps: dict[str, str], max_positions: int = 32) -> tuple[Path, object]:
+def swap_model(tmp_path: Path, swaps: dict[str, str], max_positions: int = 32, corrector: bool = False) -> tuple[Path, object]:
     """A masked char LM whose answer is known: one-hot character embeddings, blocks that add nothing, and an
     output layer that maps each character to itself, except `swaps` (wrong -> right), and the mask to the right
-    characters. Saved with its tokenizer in `tmp_path`."""
+    characters. Saved with its tokenizer in `tmp_path` (`corrector`: recorded as a text corrector, as the
+    correction script saves one)."""
     tokenizer = train_char_tokenizer(["我们去学校效上课。今天天气很好，abc"])
     vocab = len(tokenizer)
     hidden = vocab + vocab % 2  # rotary embeddings need an even width
     config = CharLMConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=1, num_attention_heads=1,
-                          intermediate_size=8, max_position_embeddings=max_positions, tie_word_embeddings=False)
+                          intermediate_size=8, max_position_embeddings=max_positions, tie_word_embeddings=False,
+                          finetuning_task="text-correction" if corrector else None)
     model = CharLMForMaskedLM(config)
     with torch.no_grad():
         eye = torch.eye(vocab, hidden)
@@ -244,6 +270,32 @@ def test_zero_shot_corrector_and_margin_tuning(tmp_path):
     assert results[0.0] == 1.0 and results[100.0] == 0.0 and corrector.margin == 0.0
 
 
+def test_confusion_set_corrector_writes_only_candidates(tmp_path):
+    """The fine-tuned corrector held to the confusion sets: its gain is the log-probability of the best candidate
+    minus the character's own, read once from the unmasked text (windows for a long one); a choice of the model
+    outside the candidates is never written, where the free argmax (`predict_same_length`) writes it."""
+    from hf_charlm.correction import ConfusionSetCorrector, apply_edits, predict_same_length
+
+    folder, tokenizer = swap_model(tmp_path, {"效": "校", "天": "气"}, max_positions=16)
+    model = CharLMForMaskedLM.from_pretrained(folder)
+    confusions = {"校": frozenset("效"), "效": frozenset("校")}  # 天 has no candidates
+    corrector = ConfusionSetCorrector(model, tokenizer, candidates=lambda ch: confusions.get(ch, frozenset()), margin=0.5)
+    text = "今天学效"
+    ((proposal,),) = corrector.proposals([text])
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logp = model(input_ids=ids).logits.log_softmax(-1)[0, 4]  # <s> 今 天 学 效: position 4
+    gain = logp[tokenizer.convert_tokens_to_ids("校")] - logp[tokenizer.convert_tokens_to_ids("效")]
+    assert (proposal["start"], proposal["replacement"]) == (3, "校") and proposal["score"] == pytest.approx(float(gain), abs=1e-5)
+    assert apply_edits(text, corrector.correct([text])[0]) == "今天学校"
+    assert apply_edits(text, predict_same_length(model, tokenizer, [text])[0]) == "今气学校"  # the free choice
+    long = "今天学效，学校。" * 6  # 48 characters in windows of 16 positions
+    edits = corrector.correct([long])[0]
+    assert apply_edits(long, edits) == "今天学校，学校。" * 6 and all(e["score"] == pytest.approx(proposal["score"], abs=1e-5) for e in edits)
+    results = corrector.tune([text, "学校"], ["今天学校", "学校"], margins=(0.0, 100.0))
+    assert results[0.0] == 1.0 and results[100.0] == 0.0 and corrector.margin == 0.0
+
+
 def test_zero_shot_masked_logits_equal_the_full_forward(tokenizer):
     """The zero-shot corrector runs the output layer at the masked position only: the same logits as the model's
     own forward (bidirectional attention, padding masked)."""
@@ -284,9 +336,73 @@ def test_pipeline_with_an_encoder_decoder(tmp_path, tokenizer):
         assert all(0 <= e["start"] <= e["end"] <= len(text) and text[e["start"]:e["end"]] == e["original"] for e in out["edits"])
         assert all(0.0 <= e["score"] <= 1.0 for e in out["edits"])
     # 144 characters in pieces of at most 30 tokens (32 positions, <s> and </s>): several generate calls
-    from hf_charlm.pipelines import _pieces
+    from hf_charlm.pipeline_charlm import _pieces
 
     assert len(_pieces(correct.tokenizer, long, 32)) >= 5 and "".join(_pieces(correct.tokenizer, long, 32)) == long
+
+
+REMOTE_PIPELINE = """
+import json, sys
+sys.modules["hf_charlm"] = None  # as on a machine without the package
+from transformers import pipeline
+folder, texts, kwargs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+correct = pipeline(model=folder, trust_remote_code=True)  # the task comes from config.json's custom_pipelines
+print(json.dumps({"module": type(correct).__module__, "model": type(correct.model).__module__,
+                  "outputs": correct(texts, **kwargs)}, ensure_ascii=False))
+"""
+
+
+def test_a_saved_corrector_ships_its_pipeline_for_remote_code(tmp_path, tokenizer):
+    """A corrector's folder declares the pipeline in config.json and carries its file: on a machine without
+    hf_charlm, `pipeline(model=dir, trust_remote_code=True)` gives what `pipeline("text-correction")` gives with
+    it, for a same-length corrector (windows over a long text) and for an encoder-decoder."""
+    import subprocess
+
+    import hf_charlm  # noqa: F401
+    from transformers import pipeline
+
+    from hf_charlm import CharLMForConditionalGeneration
+
+    from .conftest import tiny_config
+
+    plain, _ = swap_model(tmp_path / "plain", {"效": "校"})
+    assert "custom_pipelines" not in json.loads((plain / "config.json").read_text())
+    assert not (plain / "pipeline_charlm.py").exists()  # a masked LM that is no corrector ships no pipeline
+
+    masked, _ = swap_model(tmp_path / "masked", {"效": "校"}, max_positions=16, corrector=True)
+    torch.manual_seed(0)
+    seq2seq = tmp_path / "seq2seq"
+    CharLMForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), max_position_embeddings=32,
+                                               finetuning_task="text-correction")).save_pretrained(seq2seq)
+    tokenizer.save_pretrained(seq2seq)
+    cases = [(masked, ["我们去学效上课", "我们去学效上课。" * 5], {}, "AutoModelForMaskedLM"),
+             (seq2seq, ["hello wrld", "hello world, this is a tiny corpus. " * 2], {"max_new_tokens": 12}, "AutoModelForSeq2SeqLM")]
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE_PIPELINE)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    for folder, texts, kwargs, auto in cases:
+        config = json.loads((folder / "config.json").read_text())
+        assert config["custom_pipelines"] == {"charlm-text-correction": {
+            "impl": "pipeline_charlm.CharLMTextCorrectionPipeline", "pt": [auto], "type": "text"}}
+        for name in ("pipeline_charlm.py", "spans_charlm.py"):
+            shipped = (folder / name).read_text()
+            assert not re.search(r"^\s*(from|import) hf_charlm", shipped, re.M)  # no import of the package
+        local = pipeline("text-correction", model=str(folder))(texts, **kwargs)
+        proc = subprocess.run([sys.executable, str(script), str(folder), json.dumps(texts), json.dumps(kwargs)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        remote = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert remote["module"].startswith("transformers_modules.") and remote["module"].endswith(".pipeline_charlm")
+        assert remote["model"].startswith("transformers_modules.")
+        assert len(remote["outputs"]) == len(local) == 2
+        for got, want in zip(remote["outputs"], local):
+            assert got["corrected_text"] == want["corrected_text"]
+            assert [{k: v for k, v in e.items() if k != "score"} for e in got["edits"]] == \
+                [{k: v for k, v in e.items() if k != "score"} for e in want["edits"]]
+            assert [e["score"] for e in got["edits"]] == pytest.approx([e["score"] for e in want["edits"]], abs=1e-5)
+    # the swap model fixes every 效 of the long text too, read in windows of 16 positions
+    masked_local = pipeline("text-correction", model=str(masked))("我们去学效上课。" * 5)
+    assert masked_local["corrected_text"] == "我们去学校上课。" * 5 and len(masked_local["edits"]) == 5
 
 
 def test_encode_correction_examples_labels(tokenizer):
@@ -324,6 +440,9 @@ def test_script_bad_input_exit_2_nothing_written(tmp_path, capsys):
     code, message = run_script_in_process(SCRIPT, ["--task_name", "english_typos", "--output_dir", str(out)], capsys)
     assert code == 2 and "finetune_seq2seq.py" in message
     assert not out.exists()
+    code, message = run_script_in_process(SCRIPT, ["--error_copies", "-1", "--preset", "tiny", "--output_dir", str(out)], capsys)
+    assert code == 2 and "--error_copies=-1 must be 0 or more" in message
+    assert not out.exists()
 
 
 @needs_pycorrector
@@ -344,10 +463,12 @@ def test_script_trains_predicts_and_the_pipeline_loads_it(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--train_file", str(train), "--validation_file", str(dev), "--test_file", str(test), "--preset", "tiny",
             "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2", "--max_steps", "3",
-            "--eval_strategy", "no", "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"]
+            "--eval_strategy", "no", "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none",
+            "--error_copies", "2"]
     code, _ = run_script_in_process(SCRIPT, argv, capsys)
     assert code == 0
     results = json.loads((out / "all_results.json").read_text())
+    assert results["train_samples"] == 3 * len(PAIRS)  # the pairs and two fresh copies of each
     for key in ("eval_sentence_correction_f1", "test_sentence_correction_f1", "test_char_detection_precision", "test_false_positive_rate"):
         assert 0.0 <= results[key] <= 1.0 and math.isfinite(results[key])
     lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()

@@ -80,6 +80,26 @@ def test_dry_run_lists_files_and_uploads_nothing(hub, tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
 
 
+def test_a_corrector_goes_up_with_its_pipeline(tmp_path):
+    """A text corrector saved before its folder carried the pipeline gets `custom_pipelines` and the two pipeline
+    files on the way up (the folder untouched); any other model gets neither."""
+    from hf_charlm.hub import plan_upload
+
+    folder = dummy_folder(tmp_path / "csc", finetuning_task="text-correction")
+    before = snapshot(folder)
+    plan = plan_upload(folder)
+    assert {"pipeline_charlm.py", "spans_charlm.py"} <= set(plan.fixed) and "config.json" in plan.fixed
+    assert plan.files["pipeline_charlm.py"] == PACKAGE_DIR / "pipeline_charlm.py"
+    config = json.loads(plan.files["config.json"])
+    assert config["custom_pipelines"] == {"charlm-text-correction": {
+        "impl": "pipeline_charlm.CharLMTextCorrectionPipeline", "pt": ["AutoModelForMaskedLM"], "type": "text"}}
+    seq2seq = plan_upload(dummy_folder(tmp_path / "typos", finetuning_task="text-correction", is_encoder_decoder=True))
+    assert json.loads(seq2seq.files["config.json"])["custom_pipelines"]["charlm-text-correction"]["pt"] == ["AutoModelForSeq2SeqLM"]
+    plain = plan_upload(dummy_folder(tmp_path / "ner", finetuning_task="ner"))
+    assert "pipeline_charlm.py" not in plain.files and "custom_pipelines" not in json.loads(plain.files["config.json"])
+    assert snapshot(folder) == before
+
+
 def test_cli_pushes_to_a_branch_and_reports_refusals(hub, tmp_path, capsys):
     folder = dummy_folder(tmp_path / "out")
     script = load_script("push_to_hub")
