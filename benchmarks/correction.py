@@ -12,7 +12,8 @@ Systems (each only where its input is given or its package installed):
 - `--mlm DIR`: the zero-shot corrector (`hf_charlm.correction.ZeroShotCorrector`) on a pretrained masked char LM,
   its margin chosen on `peoples_daily_csc` validation (`--tune_examples` sentences);
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
-  same validation sentences;
+  same validation sentences; and the same model held to the confusion sets (`ConfusionSetCorrector`: only a
+  confusable character may replace one, when it beats it by a margin chosen on those sentences);
 - `--seq2seq DIR`: an encoder-decoder trained on `english_typos` by `scripts/finetune_seq2seq.py`, through the
   `text-correction` pipeline.
 SIGHAN 2015 is only ever scored: nothing is chosen on it.
@@ -34,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hf_charlm.correction import ZeroShotCorrector, apply_edits, predict_same_length  # noqa: E402
+from hf_charlm.correction import ConfusionSetCorrector, ZeroShotCorrector, apply_edits, predict_same_length  # noqa: E402
 from hf_charlm.data import load_builtin  # noqa: E402
 from hf_charlm.metrics import character_error_rate, correction_scores, word_accuracy  # noqa: E402
 
@@ -123,7 +124,7 @@ def main() -> None:
               "models": {k: getattr(args, k) for k in ("mlm", "corrector", "seq2seq")}, "chosen": {}, "results": {}}
     have_pycorrector = importlib.util.find_spec("pycorrector") is not None and not args.skip_pycorrector
 
-    zero_shot = corrector = None
+    zero_shot = corrector = constrained = None
     if args.mlm:
         model, tokenizer = load_mlm(args.mlm)
         zero_shot = ZeroShotCorrector(model, tokenizer)
@@ -132,15 +133,19 @@ def main() -> None:
         print(f"zero-shot margin {zero_shot.margin} (validation F1 by margin: {tuning})", flush=True)
     if args.corrector:
         model, tokenizer = load_mlm(args.corrector)
-        corrector = (model, tokenizer)
         edits = predict_same_length(model, tokenizer, validation["source"])
         tuning = {}
         for m in MIN_SCORES:
             outputs = [apply_edits(s, [e for e in es if e["score"] >= m]) for s, es in zip(validation["source"], edits)]
             tuning[m] = correction_scores(validation["source"], validation["target"], outputs)["sentence_correction_f1"]
         min_score = max(tuning, key=lambda m: (tuning[m], m))
+        corrector = (model, tokenizer, min_score)  # the test sets get the min_score chosen here
         report["chosen"]["corrector_min_score"] = {"min_score": min_score, "validation_sentence_correction_f1": tuning}
         print(f"corrector min_score {min_score} (validation F1: {tuning})", flush=True)
+        constrained = ConfusionSetCorrector(model, tokenizer)
+        tuning = constrained.tune(validation["source"], validation["target"])
+        report["chosen"]["confusion_set_margin"] = {"margin": constrained.margin, "validation_sentence_correction_f1": tuning}
+        print(f"fine-tuned + confusion sets margin {constrained.margin} (validation F1 by margin: {tuning})", flush=True)
 
     for name, data in chinese.items():
         sources, targets = data["source"], data["target"]
@@ -152,8 +157,12 @@ def main() -> None:
             edits, seconds = timed(zero_shot.correct, sources)
             rows["zero-shot masked LM"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if corrector is not None:
-            edits, seconds = timed(predict_same_length, *corrector, sources)
+            model, tokenizer, min_score = corrector
+            edits, seconds = timed(lambda texts: predict_same_length(model, tokenizer, texts, min_score=min_score), sources)
             rows["fine-tuned same-length"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
+        if constrained is not None:
+            edits, seconds = timed(constrained.correct, sources)
+            rows["fine-tuned, confusion sets"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         report["results"][name] = {"examples": len(sources), "systems": rows}
         for system, row in rows.items():
             print(json.dumps({"set": name, "system": system, **{k: round(row[k], 4) for k in SHOWN}}), flush=True)

@@ -302,10 +302,11 @@ def run_marian(task: str, args: argparse.Namespace) -> dict[str, Any]:
     """MarianMTModel at hf_charlm's size on hf_charlm's char tokenizer and encoded examples, trained by a
     Seq2SeqTrainer with the script's arguments, and its greedy outputs on the same test examples."""
     import torch
-    from transformers import DataCollatorForSeq2Seq, MarianConfig, MarianMTModel, Seq2SeqTrainer, Seq2SeqTrainingArguments
+    from transformers import DataCollatorForSeq2Seq, MarianConfig, MarianMTModel, Seq2SeqTrainingArguments
 
     from finetune_seq2seq import TrainingTimeBudget
     from hf_charlm.tokenization_charlm import train_char_tokenizer
+    from hf_charlm.trainers import CharLMSeq2SeqTrainer
     from hf_charlm.training import FINETUNE_DEFAULTS, encode_seq2seq
 
     cpu0, wall0 = time.process_time(), time.time()
@@ -356,7 +357,8 @@ def run_marian(task: str, args: argparse.Namespace) -> dict[str, Any]:
         "disable_tqdm": True, "num_train_epochs": 3,
     })
     budget = [TrainingTimeBudget(args.budget_minutes)] if args.budget_minutes else []
-    trainer = Seq2SeqTrainer(
+    # (transformers' Seq2SeqTrainer with predictions in test order also under --group_by_length, as the script's)
+    trainer = CharLMSeq2SeqTrainer(
         model=model, args=training_args, train_dataset=train_enc, processing_class=tokenizer,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100), callbacks=budget,
     )

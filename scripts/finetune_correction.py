@@ -27,7 +27,6 @@ from transformers import (
     AutoModelForMaskedLM,
     DataCollatorForTokenClassification,
     EarlyStoppingCallback,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -38,6 +37,7 @@ from hf_charlm.correction import apply_edits, char_vocabulary, encode_correction
 from hf_charlm.correction_data import CORRECTION_DATASETS, EVALUATION_ONLY
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import correction_scores
+from hf_charlm.trainers import CharLMTrainer
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
     ModelArguments,
@@ -232,7 +232,7 @@ def main() -> None:
 
     if do_train:  # the saved config says what the model is for (the demo app's correction tab reads it)
         model.config.finetuning_task = "text-correction"
-    trainer = Trainer(
+    trainer = CharLMTrainer(
         model=model,
         args=training_args,
         train_dataset=encoded.get("train"),

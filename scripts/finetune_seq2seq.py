@@ -32,7 +32,6 @@ from transformers import (
     AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
     EarlyStoppingCallback,
-    Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     TrainerCallback,
     set_seed,
@@ -44,6 +43,7 @@ from hf_charlm.formats import SOURCE_COLUMN
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import bleu_tokenize_for, seq2seq_compute_metrics
 from hf_charlm.tokenization_charlm import train_char_tokenizer
+from hf_charlm.trainers import CharLMSeq2SeqTrainer
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
     ModelArguments,
@@ -330,7 +330,7 @@ def main() -> None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
     if do_train and data_args.max_train_minutes is not None:
         callbacks.append(TrainingTimeBudget(data_args.max_train_minutes))
-    trainer = Seq2SeqTrainer(
+    trainer = CharLMSeq2SeqTrainer(
         model=model,
         args=training_args,
         train_dataset=encoded.get("train"),

@@ -27,7 +27,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -37,6 +36,7 @@ from hf_charlm import CharLMForSequenceClassification
 from hf_charlm.formats import SOURCE_COLUMN
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import sequence_classification_compute_metrics
+from hf_charlm.trainers import CharLMTrainer
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
     HPSearchArguments,
@@ -290,7 +290,7 @@ def main() -> None:
     )
     model, search = model_after_search(data_args, do_train, model, model_args, CharLMForSequenceClassification, AutoModelForSequenceClassification, tokenizer,
                                        label_fields, trainer_kwargs, training_args)
-    trainer = Trainer(model=model, args=training_args, **trainer_kwargs)
+    trainer = CharLMTrainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)
     if search is not None:  # (every trial in hp_search.json)

@@ -28,7 +28,6 @@ from transformers import (
     AutoModelForTokenClassification,
     DataCollatorForTokenClassification,
     EarlyStoppingCallback,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -46,6 +45,7 @@ from hf_charlm.metrics import (
     tags_to_entities,
     token_classification_compute_metrics,
 )
+from hf_charlm.trainers import CharLMTrainer
 from hf_charlm.training import (
     FINETUNE_DEFAULTS,
     HPSearchArguments,
@@ -323,7 +323,7 @@ def main() -> None:
     )
     model, search = model_after_search(data_args, do_train, model, model_args, CharLMForTokenClassification, AutoModelForTokenClassification, tokenizer,
                                        label_fields, trainer_kwargs, training_args)
-    trainer = Trainer(model=model, args=training_args, **trainer_kwargs)
+    trainer = CharLMTrainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, windows["validation"][0] if do_eval else None)
     if search is not None:  # (every trial in hp_search.json)

@@ -184,7 +184,6 @@ def main() -> None:
         AutoModelForCausalLM,
         AutoModelForMaskedLM,
         EarlyStoppingCallback,
-        Trainer,
         default_data_collator,
         set_seed,
     )
@@ -194,6 +193,7 @@ def main() -> None:
     from hf_charlm.data import cws_lexicon, tokenize_and_pack
     from hf_charlm.hub import write_model_card
     from hf_charlm.lm_eval import evaluate_lm, evaluate_masked_lm
+    from hf_charlm.trainers import CharLMTrainer
     from hf_charlm.training import (
         argmax_logits,
         build_config,
@@ -288,7 +288,7 @@ def main() -> None:
         training_args.greater_is_better = False
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
 
-    trainer = Trainer(
+    trainer = CharLMTrainer(
         model=model,
         args=training_args,
         train_dataset=lm_data["train"],

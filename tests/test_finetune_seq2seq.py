@@ -342,3 +342,35 @@ def test_pipelines_give_what_generate_gives(pinyin_dir):
     assert pipeline("charlm-translation", model=str(pinyin_dir))(sources[1], **kwargs) == [{"translation_text": expected[1]}]
     two = text2text(sources[0], num_return_sequences=2, **kwargs)
     assert len(two) == 2 and two[0] == {"generated_text": expected[0]}
+
+
+def test_scripts_trainers_predict_in_dataset_order_with_grouped_training(tmp_path, tokenizer):
+    """transformers groups evaluation batches by length too when `train_sampling_strategy="group_by_length"`, so its
+    `predict()` returns rows out of order; the scripts' trainers keep evaluation in dataset order (the scripts pair
+    predictions with their sources, windows and references) while training stays grouped."""
+    import datasets
+    from transformers import DataCollatorWithPadding, Seq2SeqTrainingArguments, Trainer
+
+    from hf_charlm import CharLMForSequenceClassification
+    from hf_charlm.trainers import CharLMSeq2SeqTrainer, CharLMTrainer
+
+    from .conftest import tiny_config
+
+    texts = [("the cat sat " * (1 + (i * 7) % 9))[: 5 + (i * 13) % 55] for i in range(40)]
+    rows = datasets.Dataset.from_dict(dict(tokenizer(texts)))
+    torch.manual_seed(0)
+    model = CharLMForSequenceClassification(tiny_config(vocab_size=len(tokenizer), num_labels=3)).eval()
+
+    def predictions(trainer_class, strategy: str) -> np.ndarray:
+        args = Seq2SeqTrainingArguments(output_dir=str(tmp_path / strategy), per_device_eval_batch_size=4,
+                                        train_sampling_strategy=strategy, report_to="none", use_cpu=True)
+        trainer = trainer_class(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
+        return trainer.predict(rows).predictions
+
+    in_order = predictions(Trainer, "random")
+    assert not np.allclose(predictions(Trainer, "group_by_length"), in_order)  # transformers' own: another order
+    np.testing.assert_allclose(predictions(CharLMTrainer, "group_by_length"), in_order, atol=1e-5)
+    np.testing.assert_allclose(predictions(CharLMSeq2SeqTrainer, "group_by_length"), in_order, atol=1e-5)
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path / "train"), train_sampling_strategy="group_by_length", report_to="none")
+    trainer = CharLMTrainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer))
+    assert type(trainer._get_train_sampler()).__name__ == "LengthGroupedSampler"  # training is still grouped
