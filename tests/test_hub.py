@@ -421,12 +421,14 @@ def pull(hub, tmp_path, repo_id: str, revisions: list[str], offline: bool = Fals
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not snippets or "'label'" in proc.stdout  # the text-classification snippet printed its answer
+    assert not snippets or "'corrected_text'" in proc.stdout  # and the corrector's, through its shipped pipeline
     return [load_file(f"{out}.{i}") for i in range(len(revisions))]
 
 
 def test_pushed_model_loads_without_hf_charlm_online_then_offline(hub, tmp_path):
     from hf_charlm import (
         CharLMForCausalLM,
+        CharLMForMaskedLM,
         CharLMForSequenceClassification,
         CharLMForTokenClassification,
         config_from_preset,
@@ -463,6 +465,19 @@ def test_pushed_model_loads_without_hf_charlm_online_then_offline(hub, tmp_path)
             head_dir, task=task, model_name=f"charlm-{task}", hyperparameters={}, results={"eval_f1": 0.5},
             datasets=[], language=["zh"], base_model="tester/charlm-tiny", repo_id=f"tester/charlm-{task}")))
         push_folder(head_dir, f"tester/charlm-{task}")
+    # a corrector: its card's snippet runs the pipeline shipped in the repository (custom_pipelines), no package
+    corrector_dir = tmp_path / "text_correction"
+    CharLMForMaskedLM(config_from_preset("tiny", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=64,
+                                         finetuning_task="text-correction")).save_pretrained(corrector_dir)
+    tokenizer.save_pretrained(corrector_dir)
+    snippets.append(card_snippet(write_model_card(
+        corrector_dir, task="text_correction", model_name="charlm-csc", hyperparameters={},
+        results={"eval_sentence_correction_f1": 0.5}, datasets=[], language=["zh"], base_model="tester/charlm-tiny",
+        repo_id="tester/charlm-csc", extra={"example": "你好 world"})))
+    assert "trust_remote_code=True" in snippets[-1] and "hf_charlm" not in snippets[-1]
+    push_folder(corrector_dir, "tester/charlm-csc")
+    assert {"pipeline_charlm.py", "spans_charlm.py"} <= remote_files("tester/charlm-csc")
 
     ids = tokenizer(TEXT, return_tensors="pt")
     with torch.no_grad():
