@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -187,14 +188,23 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_output_dir(text_files, tmp
          str(out), "--max_steps", "100000", "--save_steps", "100000", "--eval_steps", "100000", *SMALL_RUN],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    # read both pipes as the run writes them: the signal goes once the training loop has logged a loss (a fixed
+    # wait after the folder appeared could land, on a loaded machine, in library set-up code that swallows it)
+    lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=lambda name=name, pipe=pipe: lines[name].extend(pipe), daemon=True)
+               for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
     deadline = time.time() + 300
-    while not out.is_dir():  # the Trainer makes it when it is built, just before training
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
+    while not (out.is_dir() and any("'loss'" in line for line in lines["stdout"] + lines["stderr"])):
+        assert proc.poll() is None, "".join(lines["stderr"])[-3000:]
         assert time.time() < deadline
         time.sleep(0.05)
-    time.sleep(2)  # into the training loop
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    for reader in readers:
+        reader.join(timeout=10)
+    stderr = "".join(lines["stderr"])
     assert proc.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr.splitlines()[-1]
     assert not out.exists()
