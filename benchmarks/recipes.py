@@ -351,6 +351,8 @@ def plot(report: dict, path: Path) -> None:
                 if "; pretrained: " in row["system"]:  # merged runs: which pretraining the system started from
                     source = row["system"].split("; pretrained: ")[1].split(",")[0].rstrip(")")
                     label += f" [{SHORT_SOURCES.get(source, source)}]"
+                if "2 threads" in row["system"]:  # a run that had both cores (the others: one core each)
+                    label += ", 2 threads"
                 ax.plot(xs, ys, marker="o", ms=3, label=label)
         ax.set_title(f"{task}: validation {MAIN[task]}")
         ax.set_xlabel("training seconds")

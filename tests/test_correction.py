@@ -270,6 +270,24 @@ def test_zero_shot_corrector_and_margin_tuning(tmp_path):
     assert results[0.0] == 1.0 and results[100.0] == 0.0 and corrector.margin == 0.0
 
 
+@pytest.mark.parametrize("first", ["hf_charlm.pipeline_charlm", "hf_charlm.correction", "hf_charlm"])
+def test_the_pipeline_is_registered_whatever_is_imported_first(first):
+    """Importing the shipped pipeline file first imports transformers.pipelines, which brings hf_charlm.pipelines in
+    while that file is still half done: the pipeline must be registered all the same, once."""
+    import subprocess
+
+    code = (f"import importlib, logging; importlib.import_module({first!r})\n"
+            "from transformers.pipelines import PIPELINE_REGISTRY\n"
+            "import hf_charlm.pipelines as p, hf_charlm.pipeline_charlm as f\n"
+            "print(PIPELINE_REGISTRY.supported_tasks['text-correction']['impl'] is f.CharLMTextCorrectionPipeline,"
+            " p.CharLMTextCorrectionPipeline is f.CharLMTextCorrectionPipeline)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "True"]
+    assert "already registered" not in proc.stderr
+
+
 def test_confusion_set_corrector_writes_only_candidates(tmp_path):
     """The fine-tuned corrector held to the confusion sets: its gain is the log-probability of the best candidate
     minus the character's own, read once from the unmasked text (windows for a long one); a choice of the model
