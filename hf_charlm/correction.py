@@ -123,7 +123,16 @@ class _MarginCorrector:
     candidate and the log-probability gain of that candidate over the character; an edit is a proposal whose gain
     exceeds `margin`, which `tune` picks on validation pairs."""
 
-    margin: float
+    def __init__(self, model: Any, tokenizer: Any, candidates: Callable[[str], frozenset[str]] | None, margin: float,
+                 max_length: int | None, batch_size: int):
+        if candidates is None:  # the pycorrector sound / shape sets widened by pypinyin
+            from .correction_data import candidates as default_candidates
+
+            candidates = default_candidates
+        self.model, self.tokenizer, self.candidates = model.eval(), tokenizer, candidates
+        self.margin, self.batch_size = margin, batch_size
+        self.max_length = max_length or _model_limit(model)
+        self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()}
 
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
         raise NotImplementedError
@@ -160,14 +169,8 @@ class ZeroShotCorrector(_MarginCorrector):
                  margin: float = 2.0, context: int = 24, max_length: int | None = None, batch_size: int = 64):
         if tokenizer.mask_token_id is None:
             raise ValueError("the zero-shot corrector masks characters: the tokenizer has no mask token")
-        if candidates is None:
-            from .correction_data import candidates as default_candidates
-
-            candidates = default_candidates
-        self.model, self.tokenizer, self.candidates = model.eval(), tokenizer, candidates
-        self.margin, self.batch_size, self.context = margin, batch_size, context
-        self.max_length = max_length or _model_limit(model)
-        self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()}
+        super().__init__(model, tokenizer, candidates, margin, max_length, batch_size)
+        self.context = context
 
     @torch.no_grad()
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
@@ -227,14 +230,8 @@ class ConfusionSetCorrector(_MarginCorrector):
 
     def __init__(self, model: Any, tokenizer: Any, candidates: Callable[[str], frozenset[str]] | None = None,
                  margin: float = 0.0, max_length: int | None = None, stride: int | None = None, batch_size: int = 32):
-        if candidates is None:
-            from .correction_data import candidates as default_candidates
-
-            candidates = default_candidates
-        self.model, self.tokenizer, self.candidates = model.eval(), tokenizer, candidates
-        self.margin, self.stride, self.batch_size = margin, stride, batch_size
-        self.max_length = max_length or _model_limit(model)
-        self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()}
+        super().__init__(model, tokenizer, candidates, margin, max_length, batch_size)
+        self.stride = stride
 
     @torch.no_grad()
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
