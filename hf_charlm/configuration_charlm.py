@@ -34,7 +34,6 @@ def correction_pipelines(is_encoder_decoder: bool) -> dict[str, dict]:
     return {CORRECTION_PIPELINE_TASK: {"impl": "pipeline_charlm.CharLMTextCorrectionPipeline", "pt": [auto], "type": "text"}}
 
 
-
 class CharLMConfig(PretrainedConfig):
     r"""
     Configuration of a character-level language model.
