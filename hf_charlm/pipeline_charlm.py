@@ -6,8 +6,8 @@
 This file ships with every text-correction checkpoint (the model's `save_pretrained` copies it and writes
 `custom_pipelines` into config.json, task `charlm-text-correction`), so that `pipeline(model=dir,
 trust_remote_code=True)` runs it on a machine without hf_charlm. It may import only `torch`, public `transformers`
-names and single-dot siblings that ship too.
-With the package installed, `hf_charlm.pipelines` registers the same class as `pipeline("text-correction")`.
+names and single-dot siblings that ship too. With the package installed, `hf_charlm.pipelines` registers the same
+class as `pipeline("text-correction")`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .spans_charlm import (
     plan_char_windows,
     text_edits,
 )
+
 
 def _pieces(tokenizer: Any, text: str, max_length: int) -> list[str]:
     """`text` cut into consecutive pieces of at most `max_length` tokens with the special tokens, at whitespace
