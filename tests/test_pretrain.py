@@ -178,6 +178,11 @@ def test_torchrun_two_gloo_ranks(text_files, tmp_path):
     assert json.loads((out / "eval_results.json").read_text())["eval_loss"] > 0
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # (Python installs its KeyboardInterrupt handler over SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_before_the_first_checkpoint_leaves_no_output_dir(text_files, tmp_path):
     """SIGINT (Ctrl-C) while training, before anything was saved: exit status 130 and the folder the run created is
     gone, so a later run does not find an empty leftover."""
@@ -187,6 +192,9 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_output_dir(text_files, tmp
         [sys.executable, str(PRETRAIN), "--train_file", str(train), "--validation_file", str(valid), "--output_dir",
          str(out), "--max_steps", "100000", "--save_steps", "100000", "--eval_steps", "100000", *SMALL_RUN],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as a terminal delivers it: a child inherits an ignored or blocked SIGINT from the process that
+        # starts it, and in the full suite the pytest process had one (the run then trained on, never interrupted)
+        preexec_fn=_default_sigint,
     )
     # read both pipes as the run writes them: the signal goes once the training loop has logged a loss (a fixed
     # wait after the folder appeared could land, on a loaded machine, in library set-up code that swallows it)
@@ -200,8 +208,14 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_output_dir(text_files, tmp
         assert proc.poll() is None, "".join(lines["stderr"])[-3000:]
         assert time.time() < deadline
         time.sleep(0.05)
+    status = Path(f"/proc/{proc.pid}/status")
+    masks = [line for line in status.read_text().splitlines() if line.startswith(("SigBlk", "SigIgn"))] if status.exists() else []
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"SIGINT did not stop the run; its signal masks before the signal: {masks}") from None
     for reader in readers:
         reader.join(timeout=10)
     stderr = "".join(lines["stderr"])
