@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .metrics import correction_scores
-from .spans_charlm import (  # noqa: F401  (re-exported: the scripts and benchmarks import them from here)
+from .spans_charlm import (  # (also what the scripts and benchmarks import from here)
     _encode_window,
     apply_edits,
     char_vocabulary,

@@ -6,6 +6,7 @@ not import the Trainer. May import the package, `torch` and public `transformers
 
 import torch
 from transformers import Seq2SeqTrainer, Trainer
+from transformers.trainer_utils import has_length
 
 
 class _EvaluatesInOrder:
@@ -20,7 +21,7 @@ class _EvaluatesInOrder:
     def _get_eval_sampler(self, eval_dataset):
         if getattr(self.args, "train_sampling_strategy", None) != "group_by_length":
             return super()._get_eval_sampler(eval_dataset)
-        if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
+        if eval_dataset is None or not has_length(eval_dataset):  # (as transformers' own: no sampler to give)
             return None
         return torch.utils.data.SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
