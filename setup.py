@@ -36,8 +36,8 @@ extras = {
     # the demo page app.py (tested with gradio 6.31.0)
     "demo": ["gradio>=6.31,<7"],
     # the text-correction sets read pycorrector's data files in place (its confusion sets, SIGHAN 2015 test);
-    # pyspellchecker is the English baseline of benchmarks/correction.py
-    "correction": ["pycorrector>=1.1.4,<1.2", "pypinyin>=0.55,<0.56", "pyspellchecker>=0.8,<1"],
+    # pyspellchecker and symspellpy are the English baselines of benchmarks/correction.py
+    "correction": ["pycorrector>=1.1.4,<1.2", "pypinyin>=0.55,<0.56", "pyspellchecker>=0.8,<1", "symspellpy>=6.9,<7"],
 }
 extras["train"] = sorted(set(extras["data"] + extras["pinyin"] + extras["metrics"] + extras["plots"]))
 # playwright drives Debian's chromium in tests/test_app.py (`apt-get install chromium`; never `playwright install`)

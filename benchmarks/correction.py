@@ -8,7 +8,9 @@ Systems (each only where its input is given or its package installed):
   (proper names and idioms, `proper_name.txt` + `stroke.txt`) for Chinese, `EnSpellCorrector` (Norvig, `en.json.gz`)
   for English. Its default `Corrector` needs the kenlm package and a 2.8 GB language model download, and the
   MacBERT / T5 / ERNIE correctors download their models: those are not run;
-- `pyspellchecker` (word frequency list shipped in the wheel) for English;
+- `pyspellchecker` (word frequency list shipped in the wheel) and `symspellpy` (SymSpell, its wheel's 82,765-word
+  frequency dictionary, edit distance up to 2) for English, both word by word (a known word is kept, an unknown one
+  replaced by the best candidate, its capital kept);
 - `--mlm DIR`: the zero-shot corrector (`hf_charlm.correction.ZeroShotCorrector`) on a pretrained masked char LM,
   its margin chosen on `peoples_daily_csc` validation (`--tune_examples` sentences);
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
@@ -79,6 +81,9 @@ def pycorrector_outputs(kind: str, texts: list[str]) -> list[str]:
     return [corrector.correct(t)["target"] for t in texts]
 
 
+WORD = r"[A-Za-z]+(?:'[a-z]+)?"  # a word for the dictionary correctors, its apostrophe ending included
+
+
 def spellchecker_outputs(texts: list[str]) -> list[str]:
     """pyspellchecker word by word: a word it does not know is replaced by its best candidate, case kept."""
     from spellchecker import SpellChecker
@@ -94,7 +99,32 @@ def spellchecker_outputs(texts: list[str]) -> list[str]:
             return word
         return best.capitalize() if word[0].isupper() else best
 
-    return [re.sub(r"[A-Za-z]+(?:'[a-z]+)?", fix, t) for t in texts]
+    return [re.sub(WORD, fix, t) for t in texts]
+
+
+def symspell_outputs(texts: list[str]) -> list[str]:
+    """SymSpell word by word (`lookup`, top suggestion within edit distance 2; a known word is kept)."""
+    import importlib.resources
+
+    from symspellpy import SymSpell, Verbosity
+
+    checker = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+    dictionary = importlib.resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+    with importlib.resources.as_file(dictionary) as path:
+        if not checker.load_dictionary(str(path), term_index=0, count_index=1, encoding="utf-8"):
+            raise RuntimeError(f"symspellpy could not read its dictionary {path}")
+
+    def fix(match: re.Match) -> str:
+        word = match.group(0)
+        if word.lower() in checker.words:
+            return word
+        found = checker.lookup(word.lower(), Verbosity.TOP, max_edit_distance=2)
+        if not found:
+            return word
+        best = found[0].term
+        return best.capitalize() if word[0].isupper() else best
+
+    return [re.sub(WORD, fix, t) for t in texts]
 
 
 def main() -> None:
@@ -173,6 +203,9 @@ def main() -> None:
     if importlib.util.find_spec("spellchecker") is not None:
         outputs, seconds = timed(spellchecker_outputs, sources)
         rows["pyspellchecker"] = score(sources, targets, outputs, seconds)
+    if importlib.util.find_spec("symspellpy") is not None:
+        outputs, seconds = timed(symspell_outputs, sources)
+        rows["symspellpy"] = score(sources, targets, outputs, seconds)
     if have_pycorrector:
         outputs, seconds = timed(pycorrector_outputs, "en", sources)
         rows["pycorrector EnSpellCorrector"] = score(sources, targets, outputs, seconds)

@@ -172,17 +172,24 @@ def add_chinese_errors(text: str, key: str) -> tuple[str, list[int], list[str]]:
     return "".join(chars), chosen, kinds
 
 
-def fresh_errors(texts: list[str], copies: int, seed: str = "fresh") -> list[tuple[int, str]]:
-    """`copies` erroneous versions of each correct text, drawn afresh as `add_chinese_errors` draws them:
-    `(index of the text, erroneous text)`, copy by copy in the order of `texts`.
+ERROR_LANGUAGES = ("zh", "en")
+
+
+def fresh_errors(texts: list[str], copies: int, seed: str = "fresh", language: str = "zh") -> list[tuple[int, str]]:
+    """`copies` erroneous versions of each correct text, drawn afresh as the built-in sets draw them (`language`
+    "zh": `add_chinese_errors`, `peoples_daily_csc`'s substitutions; "en": `add_typos`, `english_typos`' keyboard
+    typos): `(index of the text, erroneous text)`, copy by copy in the order of `texts`.
 
     Each draw is keyed by `seed`, the copy number and the text itself, so its errors are new (the built-in sets key
-    their sentences by index) and differ from copy to copy, while the same call always returns the same copies. A
+    their sentences otherwise) and differ from copy to copy, while the same call always returns the same copies. A
     corrector trained on a fixed set of sources sees each error again at every epoch; fresh copies give it new ones.
     """
     if copies < 0:
         raise ValueError(f"copies={copies} must be 0 or more.")
-    return [(i, add_chinese_errors(text, f"{seed}:{k}:{text}")[0]) for k in range(copies) for i, text in enumerate(texts)]
+    if language not in ERROR_LANGUAGES:
+        raise ValueError(f"language={language!r}: choose one of {', '.join(ERROR_LANGUAGES)}.")
+    draw = add_chinese_errors if language == "zh" else add_typos
+    return [(i, draw(text, f"{seed}:{k}:{text}")[0]) for k in range(copies) for i, text in enumerate(texts)]
 
 
 # ----------------------------------------------------------------------------------------------------------

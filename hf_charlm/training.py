@@ -1083,6 +1083,26 @@ def seq2seq_pairs(
     return datasets.DatasetDict(out)
 
 
+def with_fresh_errors(train: datasets.Dataset, copies: int, language: str) -> datasets.Dataset:
+    """The training pairs (from `seq2seq_pairs`) followed by `copies` more of each, their sources drawn afresh from
+    the targets (`hf_charlm.correction_data.fresh_errors`: "zh" confusion-set substitutions, "en" keyboard typos);
+    each copy keeps its original's row for messages. `--error_copies` of the correction scripts."""
+    from .formats import SOURCE_COLUMN
+
+    try:
+        from .correction_data import fresh_errors
+
+        drawn = fresh_errors(train["target"], copies, language=language)
+    except (ImportError, FileNotFoundError) as err:
+        what = "from the confusion sets" if language == "zh" else "as keyboard typos"
+        raise UsageError(f"--error_copies draws errors {what}: {err}") from None
+    columns = [SOURCE_COLUMN, "source", "target"]
+    train = train.select_columns(columns)
+    rows, targets = train[SOURCE_COLUMN], train["target"]
+    extra = {SOURCE_COLUMN: [rows[i] for i, _ in drawn], "source": [s for _, s in drawn], "target": [targets[i] for i, _ in drawn]}
+    return datasets.concatenate_datasets([train, datasets.Dataset.from_dict(extra, features=train.features)])
+
+
 def encode_seq2seq(
     batch: dict, tokenizer: PreTrainedTokenizerBase, max_source_length: int | None, max_target_length: int | None
 ) -> dict:

@@ -56,6 +56,7 @@ from hf_charlm.training import (
     setup_logging,
     take_push_flag,
     train_then_evaluate,
+    with_fresh_errors,
 )
 
 logger = logging.getLogger("finetune_correction")
@@ -124,23 +125,6 @@ def check_same_length(pairs: datasets.DatasetDict, origins: dict) -> None:
                 )
 
 
-def with_fresh_errors(train: datasets.Dataset, copies: int) -> datasets.Dataset:
-    """The training pairs followed by `copies` more of each, their sources drawn afresh from the targets
-    (`hf_charlm.correction_data.fresh_errors`); each copy keeps its original's row for messages."""
-    from hf_charlm.correction_data import fresh_errors
-    from hf_charlm.formats import SOURCE_COLUMN
-
-    try:
-        drawn = fresh_errors(train["target"], copies)
-    except (ImportError, FileNotFoundError) as err:
-        raise UsageError(f"--error_copies draws errors from the confusion sets: {err}") from None
-    columns = [SOURCE_COLUMN, "source", "target"]
-    train = train.select_columns(columns)
-    rows, targets = train[SOURCE_COLUMN], train["target"]
-    extra = {SOURCE_COLUMN: [rows[i] for i, _ in drawn], "source": [s for _, s in drawn], "target": [targets[i] for i, _ in drawn]}
-    return datasets.concatenate_datasets([train, datasets.Dataset.from_dict(extra, features=train.features)])
-
-
 def correction_compute_metrics(sources: list[str], targets: list[str], plan: list, vocabulary: dict[int, str]):
     """`compute_metrics` over the windows of one split: predicted ids back to texts, then `correction_scores`."""
 
@@ -195,7 +179,7 @@ def main() -> None:
     check_same_length(pairs, origins)
     if do_train and data_args.error_copies:
         before = pairs["train"].num_rows
-        pairs["train"] = with_fresh_errors(pairs["train"], data_args.error_copies)
+        pairs["train"] = with_fresh_errors(pairs["train"], data_args.error_copies, language="zh")
         logger.info(f"--error_copies {data_args.error_copies}: {before} training pairs -> {pairs['train'].num_rows}")
 
     head = {"detection_loss_weight": data_args.detection_loss_weight} if data_args.detection_loss_weight is not None else {}

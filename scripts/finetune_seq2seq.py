@@ -66,6 +66,7 @@ from hf_charlm.training import (
     setup_logging,
     take_push_flag,
     train_then_evaluate,
+    with_fresh_errors,
 )
 
 logger = logging.getLogger("finetune_seq2seq")
@@ -101,6 +102,7 @@ class DataArguments:
     early_stopping_patience: int | None = field(default=2, metadata={"help": "Evaluations without improvement before stopping."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a model already in --output_dir."})
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card."})
+    error_copies: int = field(default=0, metadata={"help": "Correction data (english_typos, or your own pairs of typed and correct English text): add this many copies of each training target with fresh keyboard typos, drawn as english_typos' are (about half of the copies carry 1-3): new typos at every pass instead of the same ones each epoch. E.g. 4."})
     max_train_minutes: float | None = field(default=None, metadata={"help": "Stop training once this many minutes of it have passed (wall clock, checked after each optimizer step); the learning-rate schedule is still that of --max_steps / --num_train_epochs. all_results.json records train_steps, the steps run."})
 
     def __post_init__(self) -> None:
@@ -124,6 +126,12 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name}={getattr(self, name)} must be >= 1.")
+        if self.error_copies < 0:
+            raise UsageError(f"--error_copies={self.error_copies} must be 0 or more.")
+        builtin = self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file)
+        if self.error_copies and builtin and self.task_name != "english_typos":
+            raise UsageError(f"--error_copies adds typed copies of the targets, for correction data: --task_name "
+                             f"{self.task_name} is not (use english_typos, or your own files of typed / correct text).")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise UsageError(f"--max_train_minutes={self.max_train_minutes} must be > 0.")
 
@@ -261,6 +269,10 @@ def main() -> None:
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
     raw = limit_splits(raw, limits, training_args.seed, sample=False)
     pairs = seq2seq_pairs(raw, origins, data_args.source_column, data_args.target_column, data_args.source_lang, data_args.target_lang)
+    if do_train and data_args.error_copies:
+        before = pairs["train"].num_rows
+        pairs["train"] = with_fresh_errors(pairs["train"], data_args.error_copies, language="en")
+        logger.info(f"--error_copies {data_args.error_copies}: {before} training pairs -> {pairs['train'].num_rows}")
 
     model, tokenizer, new_tensors = load_model(
         model_args, lambda: list(pairs["train"]["source"]) + list(pairs["train"]["target"]), needs_trained=not do_train
@@ -344,6 +356,7 @@ def main() -> None:
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, encoded["validation"] if do_eval else None)
     if do_train:
+        metrics["train_samples"] = pairs["train"].num_rows  # as transformers' run_*.py scripts record it (copies included)
         metrics["train_steps"] = trainer.state.global_step  # fewer than max_steps when a time budget or early stopping ended it
     predictions = None
     if do_predict:
@@ -383,6 +396,7 @@ def main() -> None:
                     trainer.model, training_args,
                     task=data_args.task_name if not (data_args.train_file or data_args.dataset_name) else data_name,
                     max_source_length=max_source or "no limit", max_target_length=max_target, num_beams=num_beams,
+                    **({"error_copies": data_args.error_copies} if data_args.error_copies else {}),
                     **({"attention_type": config.attention_type} if config.backbone != "transformer" else {}),
                     started_from=(f"{model_args.model_name_or_path} (warm start from a causal LM, {len(new_tensors)} new tensors)"
                                   if new_tensors is not None else model_args.model_name_or_path or f"scratch ({model_args.preset} preset)"),

@@ -463,6 +463,42 @@ def test_script_bad_input_exit_2_nothing_written(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_fresh_typos_are_new_keyboard_typos():
+    from hf_charlm.correction_data import add_typos, fresh_errors, keyboard_neighbours
+
+    texts = ["She sells sea shells by the sea shore.", "The quick brown fox jumps over the lazy dog.", "!? ** ##"]
+    drawn = fresh_errors(texts, 40, language="en")
+    assert drawn == fresh_errors(texts, 40, language="en")
+    assert [i for i, _ in drawn] == [0, 1, 2] * 40
+    assert all(source == "!? ** ##" for i, source in drawn if i == 2)  # no key with neighbours: never changed
+    near = keyboard_neighbours()
+    first = [source for i, source in drawn if i == 0]
+    changed = [s for s in first if s != texts[0]]
+    assert 0.3 < len(changed) / len(first) < 0.7
+    for source in changed:
+        assert abs(len(source) - len(texts[0])) <= 3
+        # every new letter is the original's letter or a key next to one of them
+        assert set(source.lower()) <= set(texts[0].lower()) | {k for ch in texts[0].lower() for k in near.get(ch, "")}
+    assert len(set(changed)) > len(changed) // 2
+    assert first != [add_typos(texts[0], str(k))[0] for k in range(40)]
+    with pytest.raises(ValueError, match="language='fr'"):
+        fresh_errors(texts, 1, language="fr")
+
+
+def test_english_dictionary_baselines_fix_typos_and_keep_known_words():
+    """benchmarks/correction.py's two English baselines, word by word: known words (contractions, capitals,
+    punctuation) stay, an unknown word becomes the dictionary's best candidate with its capital."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from correction import spellchecker_outputs, symspell_outputs
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    texts = ["Teh quick brwn fox didn't jmup.", "Mary said: \"It's fine, I'm here.\""]
+    for outputs in (symspell_outputs(texts), spellchecker_outputs(texts)):
+        assert outputs[1] == texts[1]
+        assert outputs[0] == "The quick brown fox didn't jump."
+
+
 @needs_pycorrector
 def test_script_refuses_training_on_sighan(tmp_path, capsys):
     out = tmp_path / "out"

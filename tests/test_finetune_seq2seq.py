@@ -298,6 +298,7 @@ def pairs_file(tmp_path) -> Path:
     (["--source_lang", "en"], "--source_lang and --target_lang go together"),
     (["--source_column", "src", "--target_column", "tgt", "--max_train_minutes", "0"], "--max_train_minutes=0.0 must be > 0"),
     (["--source_lang", "en", "--target_lang", "zh"], "read a 'translation' column"),
+    (["--source_column", "src", "--target_column", "tgt", "--error_copies", "-1"], "--error_copies=-1 must be 0 or more"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(extra, needle, pairs_file, tmp_path):
     out = tmp_path / "out"
@@ -305,6 +306,28 @@ def test_bad_input_exits_2_and_writes_nothing(extra, needle, pairs_file, tmp_pat
     last = stderr.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and needle in last, stderr[-1000:]
     assert not out.exists()
+
+
+def test_error_copies_add_fresh_typos_to_correction_data_only(tmp_path):
+    from hf_charlm.correction_data import add_typos
+
+    texts = [f"We walked to the station number {i} before breakfast." for i in range(24)]
+    path = tmp_path / "typos.jsonl"
+    path.write_text("".join(json.dumps({"source": add_typos(t, str(i))[0], "target": t}) + "\n" for i, t in enumerate(texts)),
+                    encoding="utf-8")
+    out = tmp_path / "out"
+    code, _, stderr = run(["--train_file", str(path), "--validation_file", str(path), "--config_overrides", TINY,
+                           "--output_dir", str(out), *QUICK, "--error_copies", "2", "--do_train"])
+    assert code == 0, stderr[-2000:]
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["train_samples"] == 3 * 24  # the pairs and two typed copies of each
+    assert "error_copies" in (out / "README.md").read_text(encoding="utf-8")
+    # a translation task has no typed targets to draw: refused before anything is written
+    other = tmp_path / "other"
+    code, _, stderr = run(["--task_name", "tatoeba_zh_en", "--config_overrides", TINY, "--output_dir", str(other), *QUICK,
+                           "--error_copies", "2"])
+    assert code == 2 and "--task_name tatoeba_zh_en is not" in stderr.strip().splitlines()[-1]
+    assert not other.exists()
 
 
 def test_empty_target_names_the_file_and_line(tmp_path):
