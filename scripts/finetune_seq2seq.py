@@ -102,7 +102,7 @@ class DataArguments:
     early_stopping_patience: int | None = field(default=2, metadata={"help": "Evaluations without improvement before stopping."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a model already in --output_dir."})
     language: str | None = field(default=None, metadata={"help": "Language code(s) for the model card."})
-    error_copies: int = field(default=0, metadata={"help": "Correction data (english_typos, or your own pairs of typed and correct English text): add this many copies of each training target with fresh keyboard typos, drawn as english_typos' are (about half of the copies carry 1-3): new typos at every pass instead of the same ones each epoch. E.g. 4."})
+    error_copies: int = field(default=0, metadata={"help": "Correction data (english_typos, or your own pairs of typed and correct English text): add this many copies of each training target with fresh keyboard typos, drawn as english_typos' are (about half of the copies carry 1-3): new typos at every pass instead of the same ones each epoch. E.g. 8."})
     max_train_minutes: float | None = field(default=None, metadata={"help": "Stop training once this many minutes of it have passed (wall clock, checked after each optimizer step); the learning-rate schedule is still that of --max_steps / --num_train_epochs. all_results.json records train_steps, the steps run."})
 
     def __post_init__(self) -> None:
