@@ -84,22 +84,28 @@ def pycorrector_outputs(kind: str, texts: list[str]) -> list[str]:
 WORD = r"[A-Za-z]+(?:'[a-z]+)?"  # a word for the dictionary correctors, its apostrophe ending included
 
 
+def word_by_word(texts: list[str], known, best) -> list[str]:
+    """A dictionary corrector applied word by word: a word `known(lower-cased word)` accepts stays, another becomes
+    `best(lower-cased word)` (None: unchanged), its capital kept."""
+
+    def fix(match: re.Match) -> str:
+        word = match.group(0)
+        if known(word.lower()):
+            return word
+        found = best(word.lower())
+        if not found:
+            return word
+        return found.capitalize() if word[0].isupper() else found
+
+    return [re.sub(WORD, fix, t) for t in texts]
+
+
 def spellchecker_outputs(texts: list[str]) -> list[str]:
     """pyspellchecker word by word: a word it does not know is replaced by its best candidate, case kept."""
     from spellchecker import SpellChecker
 
     checker = SpellChecker()
-
-    def fix(match: re.Match) -> str:
-        word = match.group(0)
-        if word.lower() in checker:
-            return word
-        best = checker.correction(word.lower())
-        if not best:
-            return word
-        return best.capitalize() if word[0].isupper() else best
-
-    return [re.sub(WORD, fix, t) for t in texts]
+    return word_by_word(texts, checker.__contains__, checker.correction)
 
 
 def symspell_outputs(texts: list[str]) -> list[str]:
@@ -114,17 +120,11 @@ def symspell_outputs(texts: list[str]) -> list[str]:
         if not checker.load_dictionary(str(path), term_index=0, count_index=1, encoding="utf-8"):
             raise RuntimeError(f"symspellpy could not read its dictionary {path}")
 
-    def fix(match: re.Match) -> str:
-        word = match.group(0)
-        if word.lower() in checker.words:
-            return word
-        found = checker.lookup(word.lower(), Verbosity.TOP, max_edit_distance=2)
-        if not found:
-            return word
-        best = found[0].term
-        return best.capitalize() if word[0].isupper() else best
+    def best(word: str) -> str | None:
+        found = checker.lookup(word, Verbosity.TOP, max_edit_distance=2)
+        return found[0].term if found else None
 
-    return [re.sub(WORD, fix, t) for t in texts]
+    return word_by_word(texts, checker.words.__contains__, best)
 
 
 def main() -> None:

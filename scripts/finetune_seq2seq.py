@@ -105,8 +105,13 @@ class DataArguments:
     error_copies: int = field(default=0, metadata={"help": "Correction data (english_typos, or your own pairs of typed and correct English text): add this many copies of each training target with fresh keyboard typos, drawn as english_typos' are (about half of the copies carry 1-3): new typos at every pass instead of the same ones each epoch. E.g. 8."})
     max_train_minutes: float | None = field(default=None, metadata={"help": "Stop training once this many minutes of it have passed (wall clock, checked after each optimizer step); the learning-rate schedule is still that of --max_steps / --num_train_epochs. all_results.json records train_steps, the steps run."})
 
+    @property
+    def builtin(self) -> bool:
+        """The data is the built-in `--task_name` (no files, no Hub dataset)."""
+        return self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file)
+
     def __post_init__(self) -> None:
-        if self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file) and self.task_name not in TASKS:
+        if self.builtin and self.task_name not in TASKS:
             raise UsageError(f"--task_name {self.task_name!r} is unknown: choose one of {', '.join(TASKS)}.")
         if self.file_format not in FILE_FORMATS:
             raise UsageError(f"--file_format {self.file_format!r}: choose one of {', '.join(FILE_FORMATS)}.")
@@ -128,8 +133,7 @@ class DataArguments:
                 raise UsageError(f"--{name}={getattr(self, name)} must be >= 1.")
         if self.error_copies < 0:
             raise UsageError(f"--error_copies={self.error_copies} must be 0 or more.")
-        builtin = self.dataset_name is None and not (self.train_file or self.validation_file or self.test_file)
-        if self.error_copies and builtin and self.task_name != "english_typos":
+        if self.error_copies and self.builtin and self.task_name != "english_typos":
             raise UsageError(f"--error_copies adds typed copies of the targets, for correction data: --task_name "
                              f"{self.task_name} is not (use english_typos, or your own files of typed / correct text).")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
@@ -307,9 +311,8 @@ def main() -> None:
         }
 
     if data_args.char_accuracy == "auto":
-        builtin = not (data_args.train_file or data_args.validation_file or data_args.test_file or data_args.dataset_name)
         scored = [d for s, d in pairs.items() if s != "train" and "target" in d.column_names]
-        char_accuracy = (builtin and data_args.task_name == "pinyin_to_hanzi") or (bool(scored) and all(same_length_pairs(d) for d in scored))
+        char_accuracy = (data_args.builtin and data_args.task_name == "pinyin_to_hanzi") or (bool(scored) and all(same_length_pairs(d) for d in scored))
     else:
         char_accuracy = data_args.char_accuracy == "true"
 
@@ -334,8 +337,7 @@ def main() -> None:
     if not do_train:  # the Trainer only evaluates and predicts: no evaluation schedule, no best model to load
         training_args.eval_strategy = IntervalStrategy.NO
         training_args.load_best_model_at_end = False
-    from_builtin = not (data_args.train_file or data_args.validation_file or data_args.test_file or data_args.dataset_name)
-    if do_train and from_builtin and data_args.task_name == "english_typos":  # a corrector, not a translator (the demo app's tab)
+    if do_train and data_args.builtin and data_args.task_name == "english_typos":  # a corrector, not a translator (the demo app's tab)
         model.config.finetuning_task = "text-correction"
     callbacks = []
     if evaluate_during_training and data_args.early_stopping_patience:
