@@ -2,7 +2,9 @@
 first: a linear-chain CRF (CRFsuite through sklearn-crfsuite) on character n-gram features for word
 segmentation (B/M/E/S) and NER (BIO), and TF-IDF over character 1-3-grams with a linear SVM or logistic
 regression (scikit-learn) for review sentiment. Each model trains on a train split only; its one
-regularisation knob is chosen on the validation split (`tune_crf`, `tune_linear`), never on test.
+regularisation knob is chosen on the validation split (`tune_crf`, `tune_linear`), never on test. For
+`pinyin_to_hanzi` (benchmarks/seq2seq_tasks.py), the classical input method: a Kneser-Ney character n-gram model
+(`hf_charlm.ngram`) over the syllable table of the train pairs, by beam search (`ngram_pinyin_decode`).
 
 Importable on its own (tests/test_baselines.py loads it by path). It may import numpy, safetensors,
 scikit-learn, sklearn-crfsuite and hf_charlm; scikit-learn and sklearn-crfsuite are imported where they are
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from hf_charlm.ngram import KneserNeyLM
 
 if TYPE_CHECKING:
     import sklearn_crfsuite
@@ -221,3 +225,35 @@ def save_linear_model(pipeline: Pipeline, directory: str | Path) -> tuple[int, i
     save_file(tensors, str(directory / "model.safetensors"))
     size = sum(path.stat().st_size for path in (directory / "vocabulary.json", directory / "model.safetensors"))
     return size, int(classifier.coef_.size + classifier.intercept_.size)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pinyin to characters: the classical input method, a character n-gram language model over a syllable table
+
+NGRAM_ORDERS: tuple[int, ...] = (2, 3, 4)
+NGRAM_EMISSION_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0)
+
+
+
+def ngram_pinyin_decode(lm: KneserNeyLM, table: dict[str, dict[str, int]], source: str, beam: int = 16,
+                        emission_weight: float = 0.0) -> str:
+    """Beam search over the characters the table lists for each token of `source`, scored by
+    log P_lm(character | previous characters) + emission_weight * log P(character | token) (the table's relative
+    frequency), the sentence closed by `</s>`. A token the table never saw stands for itself when it is one
+    character (punctuation, digits), else for `?`. Returns one character per token."""
+    import math
+
+    keep = lm.order - 1
+    beams: list[tuple[float, tuple[str, ...], str]] = [(0.0, (), "")]
+    for token in source.split(" "):
+        options = table.get(token)
+        if options:
+            total = sum(options.values())
+            choices = [(c, emission_weight * math.log(n / total)) for c, n in options.items()]
+        else:
+            choices = [(token if len(token) == 1 else "?", 0.0)]
+        grown = [(score + math.log(lm.prob(history, c)) + bonus, (history + (c,))[-keep:] if keep else (), text + c)
+                 for score, history, text in beams for c, bonus in choices]
+        grown.sort(key=lambda b: -b[0])
+        beams = grown[:beam]
+    return max(beams, key=lambda b: b[0] + math.log(lm.prob(b[1], EOS)))[2]

@@ -25,7 +25,20 @@ Systems (`--systems`):
   that syllable's Chinese character (one class per character of the training targets); a syllable's prediction is
   the argmax of the log-probabilities summed over its characters (`tag_pinyin`). No decoder and no alignment to
   learn; trained in this process by a `Trainer` with the flags of the other rows, at most 1,024 positions (longer
-  test sources are read in pieces cut at syllable boundaries).
+  test sources are read in pieces cut at syllable boundaries). Its model and train_results.json stay in
+  `--workdir` (`pinyin_to_hanzi-tagger`).
+- `ngram` (pinyin_to_hanzi only): the classical input method, trained here on the train split: an interpolated
+  Kneser-Ney character n-gram model of the train targets and the syllable table of the train pairs (`baselines.py`),
+  beam search; order and emission weight picked on validation.
+- `lm` (pinyin_to_hanzi only, with `--lm DIR`): the input method with hf_charlm models,
+  `hf_charlm.pinyin.PinyinDecoder`: a causal hf_charlm language model of People's Daily train text
+  (scripts/pretrain.py) ranks by beam search (`--decoder_beams`, default 16) the characters the train pairs'
+  syllable table allows. `--fuse` adds, each with a weight picked on the first `--tune_samples` validation pairs
+  from `FUSION_WEIGHTS` (every combination): `ngram`, the `ngram` row's Kneser-Ney model (order `--ngram_order`,
+  trained here on the train targets) inside the beam search; `backward`, a causal model of the reversed text
+  (`--backward DIR`) rescoring the beam's n-best; `tagger`, a saved `tagger` row (`--tagger DIR`) inside the beam
+  search. Train seconds are the models' own (`train_runtime` of their results files); the n-gram's counting is in
+  the total.
 
 Budget: `--max_steps` for every trained system (the linear schedule runs to it), and `--budget_minutes`, a cap on
 each system's training wall time (the script's `--max_train_minutes`; the same callback for Marian): a capped run
@@ -76,10 +89,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from hf_charlm.data import load_builtin  # noqa: E402
 from hf_charlm.metrics import seq2seq_scores  # noqa: E402
+from hf_charlm.pinyin import syllable_pieces, syllable_spans, syllable_table  # noqa: E402,F401 (tests read them here too)
 
 SCRIPT = ROOT / "scripts" / "finetune_seq2seq.py"
 TASKS = ("pinyin_to_hanzi", "tatoeba_zh_en", "tatoeba_en_zh")
-SYSTEMS = ("transformer", "lstm", "marian", "warm", "pinyin2hanzi", "tagger")
+SYSTEMS = ("transformer", "lstm", "marian", "warm", "pinyin2hanzi", "ngram", "tagger", "lm")
+PINYIN_ONLY = ("pinyin2hanzi", "ngram", "tagger", "lm")
+# the `lm` row's --fuse components and the weights tried for each on validation
+FUSION_WEIGHTS = {"ngram": (0.5, 1.0), "backward": (0.0, 0.5, 1.0), "tagger": (0.0, 0.25, 0.5)}
 # the tagger's position limit: longer test sources are read in pieces cut at syllable boundaries
 TAGGER_POSITIONS = 1024
 CHINESE_TARGET = {"pinyin_to_hanzi": True, "tatoeba_zh_en": False, "tatoeba_en_zh": True}
@@ -148,6 +165,49 @@ def run_pinyin2hanzi(task: str, args: argparse.Namespace) -> dict[str, Any]:
                  "total_cpu": round(load_cpu + test_cpu, 1)},
         command=f"pinyin2hanzi_convert(source) for the first {args.max_test_samples} test sources",
         notes=f"Pinyin2Hanzi {version('Pinyin2Hanzi')}, dictionary load {load_wall:.1f} s; no length limit",
+        samples=list(zip(test["source"], test["target"], predictions))[:2],
+    )
+
+
+def run_ngram(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The classical input method trained on this task's own train split (`baselines.py`): an interpolated
+    Kneser-Ney character n-gram model of the train targets and the token -> character table of the train pairs,
+    beam search (16) over the table's characters. Order and emission weight are picked on the first
+    `--max_test_samples` validation pairs (`baselines.NGRAM_ORDERS` x `NGRAM_EMISSION_WEIGHTS`), never on test."""
+    import baselines
+
+    cpu0, wall0 = time.process_time(), time.time()
+    data = load_builtin(task)
+    train = data["train"] if not args.max_train_samples else data["train"].select(range(min(args.max_train_samples, data["train"].num_rows)))
+    table = syllable_table(train["source"], train["target"])
+    validation = data["validation"].select(range(min(args.max_test_samples, data["validation"].num_rows)))
+    records, models = [], {}
+    for order in baselines.NGRAM_ORDERS:
+        models[order] = baselines.KneserNeyLM(train["target"], order=order)
+        for weight in baselines.NGRAM_EMISSION_WEIGHTS:
+            predictions = [baselines.ngram_pinyin_decode(models[order], table, s, emission_weight=weight)
+                           for s in validation["source"]]
+            value = scores(task, list(validation["target"]), predictions)["char_accuracy"]
+            records.append({"order": order, "emission_weight": weight, "validation_char_accuracy": value})
+            print(f"[{task}] ngram order {order} emission weight {weight}: validation char accuracy {value}", flush=True)
+    best = max(records, key=lambda r: r["validation_char_accuracy"])
+    lm = models[best["order"]]
+    tuned_cpu, tuned_wall = time.process_time() - cpu0, time.time() - wall0
+    test = data["test"].select(range(args.max_test_samples))
+    predictions = [baselines.ngram_pinyin_decode(lm, table, s, emission_weight=best["emission_weight"])
+                   for s in test["source"]]
+    test_cpu, test_wall = time.process_time() - cpu0 - tuned_cpu, time.time() - wall0 - tuned_wall
+    grams = sum(len(c) for c in lm.counts.values())
+    grid = "; ".join(f"{r['order']}/{r['emission_weight']}: {r['validation_char_accuracy']:.4f}" for r in records)
+    return row(
+        task, f"character {best['order']}-gram (Kneser-Ney) + syllable table, beam 16", scores(task, test["target"], predictions),
+        args, steps=None, parameters=grams,
+        seconds={"train_wall": round(tuned_wall, 1), "test_wall": round(test_wall, 1),
+                 "total_wall": round(tuned_wall + test_wall, 1), "total_cpu": round(tuned_cpu + test_cpu, 1)},
+        command=f"run_ngram({task!r}): baselines.KneserNeyLM + ngram_pinyin_decode, tuned on validation",
+        notes=(f"trained on the train split in this process; order {best['order']} and emission weight "
+               f"{best['emission_weight']} picked on the first {validation.num_rows} validation pairs ({grid}); "
+               "'parameters' = n-gram entries; train wall includes the tuning"),
         samples=list(zip(test["source"], test["target"], predictions))[:2],
     )
 
@@ -396,29 +456,6 @@ def _typed(value: str) -> Any:
 # pinyin_to_hanzi as token classification
 
 
-def syllable_spans(source: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the space-separated tokens of a pinyin source: one per target character."""
-    spans, start = [], None
-    for i, c in enumerate(source + " "):
-        if c == " " and start is not None:
-            spans.append((start, i))
-            start = None
-        elif c != " " and start is None:
-            start = i
-    return spans
-
-
-def syllable_pieces(source: str, limit: int) -> list[str]:
-    """A source cut at spaces into pieces of at most `limit` characters (a token longer than that stays whole)."""
-    pieces, current = [], []
-    for token in source.split(" "):
-        if current and len(" ".join(current + [token])) > limit:
-            pieces.append(" ".join(current))
-            current = []
-        current.append(token)
-    return pieces + [" ".join(current)]
-
-
 def tag_pinyin(model, tokenizer, sources: list[str], id2char: dict[int, str], batch_size: int) -> list[str]:
     """The character of each syllable: log-probabilities summed over the syllable's characters, argmax; sources
     longer than the model's positions are read in pieces cut at syllable boundaries."""
@@ -496,6 +533,9 @@ def run_tagger(task: str, args: argparse.Namespace) -> dict[str, Any]:
     trainer = Trainer(model=model, args=training_args, train_dataset=train_enc, processing_class=tokenizer,
                       data_collator=DataCollatorForTokenClassification(tokenizer), callbacks=budget)
     train_metrics = trainer.train().metrics
+    # the tagger stays in --workdir (`{task}-tagger`, with its train_results.json) for `lm --fuse tagger`
+    trainer.save_model()
+    trainer.save_metrics("train", train_metrics)
     test0 = time.time()
     predictions = tag_pinyin(model, tokenizer, list(test["source"]), dict(enumerate(chars)), args.eval_batch_size)
     test_wall = time.time() - test0
@@ -513,6 +553,70 @@ def run_tagger(task: str, args: argparse.Namespace) -> dict[str, Any]:
         notes=(f"encoder only, {args.num_layers} layers, {len(chars)} character classes, source vocab {len(tokenizer)}; "
                f"{unseen:.4f} of the reference characters never occur in a training target; ceiling 1.000"),
         samples=list(zip(test["source"], references, predictions))[:2],
+    )
+
+
+def _train_seconds(directory: str) -> float | None:
+    """train_runtime of a checkpoint folder's all_results.json / train_results.json (None if neither says)."""
+    for name in ("all_results.json", "train_results.json"):
+        path = Path(directory) / name
+        if path.is_file():
+            value = json.loads(path.read_text()).get("train_runtime")
+            if value is not None:
+                return float(value)
+    return None
+
+
+def run_decoder(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The input method with hf_charlm models (`hf_charlm.pinyin.PinyinDecoder`): the causal language model of
+    `--lm` ranks, by beam search, the characters the train pairs' syllable table allows for each token; the
+    components of `--fuse` join with weights picked on validation (see the module docstring)."""
+    import itertools
+
+    import torch
+
+    from hf_charlm.ngram import KneserNeyLM
+    from hf_charlm.pinyin import PinyinDecoder
+
+    cpu0, wall0 = time.process_time(), time.time()
+    data = load_builtin(task)
+    table = syllable_table(data["train"]["source"], data["train"]["target"])
+    fuse = [f for f in args.fuse.split(",") if f]
+    ngram = KneserNeyLM(data["train"]["target"], order=args.ngram_order) if "ngram" in fuse else None
+    decoder = PinyinDecoder.from_pretrained(
+        args.lm, table, tagger=args.tagger if "tagger" in fuse else None,
+        backward=args.backward if "backward" in fuse else None, ngram=ngram, num_beams=args.decoder_beams,
+        **{f"{f}_weight": 0.0 for f in ("ngram", "tagger", "backward") if f not in fuse})
+    tuned = None
+    if fuse:
+        validation = data["validation"].select(range(min(args.tune_samples, data["validation"].num_rows)))
+        grid = [dict(zip((f"{f}_weight" for f in fuse), values))
+                for values in itertools.product(*(FUSION_WEIGHTS[f] for f in fuse))]
+        tuned = decoder.tune(validation["source"], validation["target"], grid)
+        print(f"[{task}] lm tuning: {tuned['records']}", flush=True)
+    tune_wall = time.time() - wall0
+    test = data["test"].select(range(args.max_test_samples))
+    test0 = time.time()
+    predictions = decoder(list(test["source"]))
+    test_wall = time.time() - test0
+    trained = {"lm": args.lm, **{f: getattr(args, f) for f in ("tagger", "backward") if f in fuse}}
+    seconds = {name: _train_seconds(path) for name, path in trained.items()}
+    train_wall = None if None in seconds.values() else sum(seconds.values())
+    parameters = sum(m.num_parameters() for m in (decoder.model, decoder.tagger, decoder.backward) if m is not None)
+    grid_text = "; ".join(", ".join(f"{k} {v}" for k, v in r.items() if k != "char_accuracy") + f": {r['char_accuracy']:.4f}"
+                          for r in tuned["records"]) if tuned else ""
+    parts = {"ngram": f"char {args.ngram_order}-gram", "backward": "backward LM rescoring", "tagger": "tagger"}
+    name = " + ".join(["hf_charlm causal LM + syllable table", *(parts[f] for f in fuse)]) + f", beam {args.decoder_beams}"
+    return row(
+        task, name, scores(task, list(test["target"]), predictions), args, steps=None, parameters=parameters,
+        seconds={"train_wall": None if train_wall is None else round(train_wall, 1), "test_wall": round(test_wall, 1),
+                 "total_wall": round(time.time() - wall0, 1), "total_cpu": round(time.process_time() - cpu0, 1)},
+        command=f"run_decoder({task!r}): PinyinDecoder.from_pretrained({args.lm!r}, table, ...), --fuse {args.fuse or '-'}",
+        notes=("models' training seconds: " + ", ".join(f"{k} {Path(trained[k]).name} {v}" for k, v in seconds.items())
+               + (f"; weights {tuned['best']} picked on the first {len(validation)} validation pairs ({grid_text}), "
+                  f"tuning {tune_wall:.0f} s" if tuned else "")
+               + f"; 'parameters' = the neural models'; {torch.get_num_threads()} thread(s) decoding"),
+        samples=list(zip(test["source"], test["target"], predictions))[:2],
     )
 
 
@@ -619,6 +723,13 @@ def main() -> None:
                              "(train_sampling_strategy=group_by_length)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--warm_start", default=None, help="a causal hf_charlm checkpoint, for the `warm` system")
+    parser.add_argument("--lm", default=None, help="a causal hf_charlm checkpoint of Chinese text, for `lm`")
+    parser.add_argument("--fuse", default="", help="`lm` row: any of ngram, backward, tagger (comma-separated)")
+    parser.add_argument("--backward", default=None, help="a causal hf_charlm checkpoint of reversed text, for --fuse backward")
+    parser.add_argument("--tagger", default=None, help="a `tagger` row's saved model (WORKDIR/pinyin_to_hanzi-tagger), for --fuse tagger")
+    parser.add_argument("--ngram_order", type=int, default=4, help="order of the n-gram model of --fuse ngram")
+    parser.add_argument("--decoder_beams", type=int, default=16, help="beams of the `lm` row")
+    parser.add_argument("--tune_samples", type=int, default=100, help="validation pairs the `lm` row's weights are picked on")
     parser.add_argument("--workdir", default="outputs/seq2seq_tasks")
     parser.add_argument("--output_dir", default="benchmarks/results")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
@@ -635,7 +746,16 @@ def main() -> None:
             parser.error(f"{name}: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(valid)}")
     if "warm" in systems and not (args.warm_start and (Path(args.warm_start) / "config.json").is_file()):
         parser.error("--systems warm needs --warm_start, a folder with a causal hf_charlm checkpoint (config.json)")
-    for flag in ("max_steps", "max_test_samples", "batch_size", "num_beams", "jobs"):
+    if "lm" in systems and not (args.lm and (Path(args.lm) / "config.json").is_file()):
+        parser.error("--systems lm needs --lm, a folder with a causal hf_charlm checkpoint (config.json)")
+    fuse = [f for f in args.fuse.split(",") if f]
+    if set(fuse) - set(FUSION_WEIGHTS):
+        parser.error(f"--fuse: unknown {','.join(sorted(set(fuse) - set(FUSION_WEIGHTS)))}; choose from {', '.join(FUSION_WEIGHTS)}")
+    for part in ("backward", "tagger"):
+        folder = getattr(args, part)
+        if part in fuse and not (folder and (Path(folder) / "config.json").is_file()):
+            parser.error(f"--fuse {part} needs --{part}, a folder with a saved model (config.json)")
+    for flag in ("max_steps", "max_test_samples", "batch_size", "num_beams", "jobs", "decoder_beams", "tune_samples", "ngram_order"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1")
     if "pinyin2hanzi" in systems and "pinyin_to_hanzi" in tasks and importlib.util.find_spec("Pinyin2Hanzi") is None:
@@ -657,7 +777,7 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("output_dir", "tag")},
         "results": [],
     }
-    pairs = [(t, s) for t in tasks for s in systems if s not in ("pinyin2hanzi", "tagger") or t == "pinyin_to_hanzi"]
+    pairs = [(t, s) for t in tasks for s in systems if s not in PINYIN_ONLY or t == "pinyin_to_hanzi"]
     if args.jobs > 1:
         report["results"], report["placement"] = run_parallel(pairs, args, out_dir / f"{stem}_parts")
         report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
@@ -670,8 +790,12 @@ def main() -> None:
             result = run_marian(task, args)
         elif system == "pinyin2hanzi":
             result = run_pinyin2hanzi(task, args)
+        elif system == "ngram":
+            result = run_ngram(task, args)
         elif system == "tagger":
             result = run_tagger(task, args)
+        elif system == "lm":
+            result = run_decoder(task, args)
         else:
             result = run_charlm(task, system, args)
         report["results"].append(result)

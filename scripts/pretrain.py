@@ -81,6 +81,11 @@ class DataArguments:
                   "segmentation train split's lexicon."},
     )
     mlm_probability: float = field(default=0.15, metadata={"help": "--objective mlm: share of characters masked."})
+    reverse_text: bool = field(
+        default=False,
+        metadata={"help": "Read every text right to left (train and validation): with --objective clm, a backward "
+                  "model, e.g. the right-context rescorer of hf_charlm.pinyin.PinyinDecoder."},
+    )
     mean_span_length: float = field(default=3.0, metadata={"help": "--masking span: mean span length in characters."})
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs network)."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's config."})
@@ -152,6 +157,9 @@ def load_text(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
         {split: datasets.concatenate_datasets([p[split] for p in parts]) for split in ("train", "validation")}
     )
     name = " + ".join(names)
+    if data_args.reverse_text:
+        texts = texts.map(lambda batch: {"text": [t[::-1] for t in batch["text"]]}, batched=True)
+        name += ", reversed"
     return limit_splits(texts, {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}, seed, sample=False), name, ids
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from hf_charlm.data import load_builtin
 from hf_charlm.metrics import classification_scores, entity_scores, segmentation_scores
+from hf_charlm.ngram import KneserNeyLM
+from hf_charlm.pinyin import syllable_table
 
 from tests.conftest import run_script_in_process
 
@@ -223,3 +225,21 @@ def test_chinese_tasks_rejects_bad_numbers(monkeypatch, capsys, tmp_path):
         )
         assert code == 2 and expected in message, (argv, message)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# pinyin input method: a Kneser-Ney character n-gram model over a syllable table
+
+
+def test_ngram_input_method_picks_the_homophone_its_context_wants(baselines):
+    sources = ["wo shi xue sheng"] * 3 + ["gu shi hen hao"] * 3 + ["zhe ge gu shi"]
+    targets = ["我是学生"] * 3 + ["故事很好"] * 3 + ["这个故事"]
+    table = syllable_table(sources, targets)
+    assert table["shi"] == {"是": 3, "事": 4}
+    lm = KneserNeyLM(targets, order=3)
+    assert baselines.ngram_pinyin_decode(lm, table, "wo shi") == "我是"
+    assert baselines.ngram_pinyin_decode(lm, table, "gu shi") == "故事"
+    # unseen tokens: one character stays itself, a longer one becomes "?"
+    assert baselines.ngram_pinyin_decode(lm, table, "wo shi ！ zzz") == "我是！?"
+    with pytest.raises(ValueError, match="pair 0: 2 pinyin tokens for 3 characters"):
+        syllable_table(["wo shi"], ["我是的"])

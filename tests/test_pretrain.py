@@ -306,3 +306,15 @@ def test_mlm_bad_arguments_exit_2(tmp_path, capsys):
         code, message = run_script_in_process(PRETRAIN, ["--output_dir", str(tmp_path / "x"), *args], capsys)
         assert code == 2 and needle in message, (args, message)
         assert not (tmp_path / "x").exists()
+
+
+def test_reverse_text_reads_every_text_right_to_left(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import pretrain
+
+    forward, name, _ = pretrain.load_text(pretrain.DataArguments(max_train_samples=20, max_eval_samples=5), seed=0)
+    backward, backward_name, _ = pretrain.load_text(
+        pretrain.DataArguments(max_train_samples=20, max_eval_samples=5, reverse_text=True), seed=0)
+    for split in ("train", "validation"):
+        assert backward[split]["text"] == [t[::-1] for t in forward[split]["text"]] and forward[split].num_rows > 0
+    assert backward_name == name + ", reversed"

@@ -94,6 +94,10 @@ def test_tagger_reads_each_syllable_by_its_summed_log_probabilities_also_in_piec
     (["--tasks", "pinyin"], "--tasks: unknown pinyin"),
     (["--systems", "gpt"], "--systems: unknown gpt"),
     (["--systems", "warm"], "--systems warm needs --warm_start"),
+    (["--systems", "lm"], "--systems lm needs --lm"),
+    (["--fuse", "ngram,kenlm"], "--fuse: unknown kenlm; choose from ngram, backward, tagger"),
+    (["--fuse", "backward"], "--fuse backward needs --backward"),
+    (["--decoder_beams", "0"], "--decoder_beams must be >= 1"),
     (["--max_steps", "0"], "--max_steps must be >= 1"),
     (["--jobs", "0"], "--jobs must be >= 1"),
     (["--jobs", "4097"], "--jobs 4097: this process may run on"),
@@ -110,24 +114,27 @@ def test_bad_arguments_exit_2_and_write_nothing(argv, needle, tmp_path, monkeypa
 @pytest.mark.slow
 def test_tiny_run_of_every_system(tmp_path):
     pytest.importorskip("Pinyin2Hanzi")
-    proc = bench(["--tasks", "pinyin_to_hanzi,tatoeba_en_zh", "--systems", "transformer,lstm,marian,pinyin2hanzi,tagger",
+    proc = bench(["--tasks", "pinyin_to_hanzi,tatoeba_en_zh", "--systems", "transformer,lstm,marian,pinyin2hanzi,tagger,ngram",
                   "--max_steps", "3", "--batch_size", "4", "--max_train_samples", "64", "--max_test_samples", "4",
                   "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64",
                   "--max_source_length", "64", "--max_target_length", "16"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "seq2seq_tasks.json").read_text())
     systems = [(r["task"], r["system"]) for r in report["results"]]
+    # the n-gram row names the order it picked on validation
+    assert systems[5][1] in {f"character {n}-gram (Kneser-Ney) + syllable table, beam 16" for n in (2, 3, 4)}
     assert systems == [
         ("pinyin_to_hanzi", "hf_charlm transformer"), ("pinyin_to_hanzi", "hf_charlm LSTM + additive attention"),
         ("pinyin_to_hanzi", "transformers MarianMTModel (scratch)"), ("pinyin_to_hanzi", "Pinyin2Hanzi DAG (path_num=1)"),
         ("pinyin_to_hanzi", "hf_charlm transformer, one character per syllable (token classification)"),
+        ("pinyin_to_hanzi", systems[5][1]),
         ("tatoeba_en_zh", "hf_charlm transformer"), ("tatoeba_en_zh", "hf_charlm LSTM + additive attention"),
         ("tatoeba_en_zh", "transformers MarianMTModel (scratch)"),
     ]
     for r in report["results"]:
         assert r["num_examples"] == 4 and set(r["metrics"]) >= {"bleu", "chrf", "cer", "exact_match"}
         assert ("char_accuracy" in r["metrics"]) == (r["task"] == "pinyin_to_hanzi")
-        if "Pinyin2Hanzi" not in r["system"]:
+        if "Pinyin2Hanzi" not in r["system"] and "gram" not in r["system"]:
             assert r["train_steps"] == 3 and r["parameters"] > 0
     # the same size: Marian and the hf_charlm transformer within 10% of each other in parameters
     charlm, marian = report["results"][0]["parameters"], report["results"][2]["parameters"]
