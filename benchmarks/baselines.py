@@ -232,6 +232,7 @@ def save_linear_model(pipeline: Pipeline, directory: str | Path) -> tuple[int, i
 
 NGRAM_ORDERS: tuple[int, ...] = (2, 3, 4)
 NGRAM_EMISSION_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0)
+NGRAM_BEAMS: tuple[int, ...] = (16, 32, 64, 128)  # tried for the best order and weight
 
 
 

@@ -29,10 +29,10 @@ Systems (`--systems`):
   `--workdir` (`pinyin_to_hanzi-tagger`).
 - `ngram` (pinyin_to_hanzi only): the classical input method, trained here on the train split: an interpolated
   Kneser-Ney character n-gram model of the train targets and the syllable table of the train pairs (`baselines.py`),
-  beam search; order and emission weight picked on validation.
+  beam search; order and emission weight picked on validation at beam 16, then the beam (`baselines.NGRAM_BEAMS`).
 - `lm` (pinyin_to_hanzi only, with `--lm DIR`): the input method with hf_charlm models,
   `hf_charlm.pinyin.PinyinDecoder`: a causal hf_charlm language model of People's Daily train text
-  (scripts/pretrain.py) ranks by beam search (`--decoder_beams`, default 16) the characters the train pairs'
+  (scripts/pretrain.py) ranks by beam search (`--decoder_beams`, default 32) the characters the train pairs'
   syllable table allows. `--fuse` adds, each with a weight picked on the first `--tune_samples` validation pairs
   from `FUSION_WEIGHTS` (every combination): `ngram`, the `ngram` row's Kneser-Ney model (order `--ngram_order`,
   trained here on the train targets) inside the beam search; `backward`, a causal model of the reversed text
@@ -172,8 +172,9 @@ def run_pinyin2hanzi(task: str, args: argparse.Namespace) -> dict[str, Any]:
 def run_ngram(task: str, args: argparse.Namespace) -> dict[str, Any]:
     """The classical input method trained on this task's own train split (`baselines.py`): an interpolated
     Kneser-Ney character n-gram model of the train targets and the token -> character table of the train pairs,
-    beam search (16) over the table's characters. Order and emission weight are picked on the first
-    `--max_test_samples` validation pairs (`baselines.NGRAM_ORDERS` x `NGRAM_EMISSION_WEIGHTS`), never on test."""
+    beam search over the table's characters. Order and emission weight are picked at beam 16 on the first
+    `--max_test_samples` validation pairs (`baselines.NGRAM_ORDERS` x `NGRAM_EMISSION_WEIGHTS`), then the beam
+    (`NGRAM_BEAMS`), never on test."""
     import baselines
 
     cpu0, wall0 = time.process_time(), time.time()
@@ -192,21 +193,31 @@ def run_ngram(task: str, args: argparse.Namespace) -> dict[str, Any]:
             print(f"[{task}] ngram order {order} emission weight {weight}: validation char accuracy {value}", flush=True)
     best = max(records, key=lambda r: r["validation_char_accuracy"])
     lm = models[best["order"]]
+    beams = [{"beam": 16, "validation_char_accuracy": best["validation_char_accuracy"]}]
+    for beam in baselines.NGRAM_BEAMS[1:]:
+        predictions = [baselines.ngram_pinyin_decode(lm, table, s, beam=beam, emission_weight=best["emission_weight"])
+                       for s in validation["source"]]
+        value = scores(task, list(validation["target"]), predictions)["char_accuracy"]
+        beams.append({"beam": beam, "validation_char_accuracy": value})
+        print(f"[{task}] ngram order {best['order']} beam {beam}: validation char accuracy {value}", flush=True)
+    beam = max(beams, key=lambda r: r["validation_char_accuracy"])["beam"]
     tuned_cpu, tuned_wall = time.process_time() - cpu0, time.time() - wall0
     test = data["test"].select(range(args.max_test_samples))
-    predictions = [baselines.ngram_pinyin_decode(lm, table, s, emission_weight=best["emission_weight"])
+    predictions = [baselines.ngram_pinyin_decode(lm, table, s, beam=beam, emission_weight=best["emission_weight"])
                    for s in test["source"]]
     test_cpu, test_wall = time.process_time() - cpu0 - tuned_cpu, time.time() - wall0 - tuned_wall
     grams = sum(len(c) for c in lm.counts.values())
     grid = "; ".join(f"{r['order']}/{r['emission_weight']}: {r['validation_char_accuracy']:.4f}" for r in records)
+    grid += "; then beams " + ", ".join(f"{r['beam']}: {r['validation_char_accuracy']:.4f}" for r in beams)
     return row(
-        task, f"character {best['order']}-gram (Kneser-Ney) + syllable table, beam 16", scores(task, test["target"], predictions),
+        task, f"character {best['order']}-gram (Kneser-Ney) + syllable table, beam {beam}", scores(task, test["target"], predictions),
         args, steps=None, parameters=grams,
         seconds={"train_wall": round(tuned_wall, 1), "test_wall": round(test_wall, 1),
                  "total_wall": round(tuned_wall + test_wall, 1), "total_cpu": round(tuned_cpu + test_cpu, 1)},
         command=f"run_ngram({task!r}): baselines.KneserNeyLM + ngram_pinyin_decode, tuned on validation",
         notes=(f"trained on the train split in this process; order {best['order']} and emission weight "
-               f"{best['emission_weight']} picked on the first {validation.num_rows} validation pairs ({grid}); "
+               f"{best['emission_weight']} (at beam 16), then the beam, picked on the first {validation.num_rows} "
+               f"validation pairs ({grid}); "
                "'parameters' = n-gram entries; train wall includes the tuning"),
         samples=list(zip(test["source"], test["target"], predictions))[:2],
     )
@@ -567,6 +578,20 @@ def _train_seconds(directory: str) -> float | None:
     return None
 
 
+def fusion_weights(text: str) -> dict[str, tuple[float, ...]]:
+    """`--fusion_weights` ("ngram=1;backward=0,0.5") as {component: weights}; raises ValueError on a bad entry."""
+    result = {}
+    for entry in filter(None, text.split(";")):
+        name, _, values = entry.partition("=")
+        if name.strip() not in FUSION_WEIGHTS or not values.strip():
+            raise ValueError(f"{entry!r}: expected COMPONENT=W[,W...] with COMPONENT one of {', '.join(FUSION_WEIGHTS)}")
+        try:
+            result[name.strip()] = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            raise ValueError(f"{entry!r}: the weights must be numbers") from None
+    return result
+
+
 def run_decoder(task: str, args: argparse.Namespace) -> dict[str, Any]:
     """The input method with hf_charlm models (`hf_charlm.pinyin.PinyinDecoder`): the causal language model of
     `--lm` ranks, by beam search, the characters the train pairs' syllable table allows for each token; the
@@ -590,8 +615,9 @@ def run_decoder(task: str, args: argparse.Namespace) -> dict[str, Any]:
     tuned = None
     if fuse:
         validation = data["validation"].select(range(min(args.tune_samples, data["validation"].num_rows)))
+        weights = {**FUSION_WEIGHTS, **fusion_weights(args.fusion_weights)}
         grid = [dict(zip((f"{f}_weight" for f in fuse), values))
-                for values in itertools.product(*(FUSION_WEIGHTS[f] for f in fuse))]
+                for values in itertools.product(*(weights[f] for f in fuse))]
         tuned = decoder.tune(validation["source"], validation["target"], grid)
         print(f"[{task}] lm tuning: {tuned['records']}", flush=True)
     tune_wall = time.time() - wall0
@@ -728,7 +754,9 @@ def main() -> None:
     parser.add_argument("--backward", default=None, help="a causal hf_charlm checkpoint of reversed text, for --fuse backward")
     parser.add_argument("--tagger", default=None, help="a `tagger` row's saved model (WORKDIR/pinyin_to_hanzi-tagger), for --fuse tagger")
     parser.add_argument("--ngram_order", type=int, default=4, help="order of the n-gram model of --fuse ngram")
-    parser.add_argument("--decoder_beams", type=int, default=16, help="beams of the `lm` row")
+    parser.add_argument("--fusion_weights", default="",
+                        help='weights tried on validation per --fuse component, replacing FUSION_WEIGHTS\'s, e.g. "ngram=1;backward=0,0.5"')
+    parser.add_argument("--decoder_beams", type=int, default=32, help="beams of the `lm` row")
     parser.add_argument("--tune_samples", type=int, default=100, help="validation pairs the `lm` row's weights are picked on")
     parser.add_argument("--workdir", default="outputs/seq2seq_tasks")
     parser.add_argument("--output_dir", default="benchmarks/results")
@@ -751,6 +779,10 @@ def main() -> None:
     fuse = [f for f in args.fuse.split(",") if f]
     if set(fuse) - set(FUSION_WEIGHTS):
         parser.error(f"--fuse: unknown {','.join(sorted(set(fuse) - set(FUSION_WEIGHTS)))}; choose from {', '.join(FUSION_WEIGHTS)}")
+    try:
+        fusion_weights(args.fusion_weights)
+    except ValueError as err:
+        parser.error(f"--fusion_weights: {err}")
     for part in ("backward", "tagger"):
         folder = getattr(args, part)
         if part in fuse and not (folder and (Path(folder) / "config.json").is_file()):

@@ -50,6 +50,11 @@ def test_pinyin2hanzi_reading_and_its_score():
     assert result["char_accuracy"] == pytest.approx(5 / 6, abs=1e-4) and result["cer"] == pytest.approx(1 / 6, abs=1e-4)
 
 
+def test_fusion_weights_read_per_component():
+    assert seq2seq_tasks.fusion_weights("ngram=1;backward=0,0.5") == {"ngram": (1.0,), "backward": (0.0, 0.5)}
+    assert seq2seq_tasks.fusion_weights("") == {}
+
+
 def test_syllable_spans_and_pieces():
     source = "zai １ ９ nian ， wo"
     assert seq2seq_tasks.syllable_spans(source) == [(0, 3), (4, 5), (6, 7), (8, 12), (13, 14), (15, 17)]
@@ -98,6 +103,8 @@ def test_tagger_reads_each_syllable_by_its_summed_log_probabilities_also_in_piec
     (["--fuse", "ngram,kenlm"], "--fuse: unknown kenlm; choose from ngram, backward, tagger"),
     (["--fuse", "backward"], "--fuse backward needs --backward"),
     (["--decoder_beams", "0"], "--decoder_beams must be >= 1"),
+    (["--fusion_weights", "kenlm=1"], "--fusion_weights: 'kenlm=1': expected COMPONENT=W[,W...]"),
+    (["--fusion_weights", "ngram=one"], "--fusion_weights: 'ngram=one': the weights must be numbers"),
     (["--max_steps", "0"], "--max_steps must be >= 1"),
     (["--jobs", "0"], "--jobs must be >= 1"),
     (["--jobs", "4097"], "--jobs 4097: this process may run on"),
@@ -122,7 +129,8 @@ def test_tiny_run_of_every_system(tmp_path):
     report = json.loads((tmp_path / "out" / "seq2seq_tasks.json").read_text())
     systems = [(r["task"], r["system"]) for r in report["results"]]
     # the n-gram row names the order it picked on validation
-    assert systems[5][1] in {f"character {n}-gram (Kneser-Ney) + syllable table, beam 16" for n in (2, 3, 4)}
+    assert systems[5][1] in {f"character {n}-gram (Kneser-Ney) + syllable table, beam {b}"
+                             for n in (2, 3, 4) for b in (16, 32, 64, 128)}
     assert systems == [
         ("pinyin_to_hanzi", "hf_charlm transformer"), ("pinyin_to_hanzi", "hf_charlm LSTM + additive attention"),
         ("pinyin_to_hanzi", "transformers MarianMTModel (scratch)"), ("pinyin_to_hanzi", "Pinyin2Hanzi DAG (path_num=1)"),
