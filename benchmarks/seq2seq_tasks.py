@@ -89,7 +89,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from hf_charlm.data import load_builtin  # noqa: E402
 from hf_charlm.metrics import seq2seq_scores  # noqa: E402
-from hf_charlm.pinyin import syllable_pieces, syllable_spans, syllable_table  # noqa: E402,F401 (tests read them here too)
+from hf_charlm.pinyin import syllable_log_probs, syllable_pieces, syllable_spans, syllable_table  # noqa: E402,F401 (tests read them here too)
 
 SCRIPT = ROOT / "scripts" / "finetune_seq2seq.py"
 TASKS = ("pinyin_to_hanzi", "tatoeba_zh_en", "tatoeba_en_zh")
@@ -469,25 +469,9 @@ def _typed(value: str) -> Any:
 
 def tag_pinyin(model, tokenizer, sources: list[str], id2char: dict[int, str], batch_size: int) -> list[str]:
     """The character of each syllable: log-probabilities summed over the syllable's characters, argmax; sources
-    longer than the model's positions are read in pieces cut at syllable boundaries."""
-    import torch
-
-    limit = model.config.max_position_embeddings - 2  # <s> and </s>
-    pieces = [(n, piece) for n, source in enumerate(sources) for piece in syllable_pieces(source, limit)]
-    outputs = [[] for _ in sources]
-    model.eval()
-    for b in range(0, len(pieces), batch_size):
-        batch = pieces[b:b + batch_size]
-        enc = tokenizer([p for _, p in batch], return_offsets_mapping=True, padding=True, return_tensors="pt")
-        offsets = enc.pop("offset_mapping")
-        with torch.no_grad():
-            logp = model(**enc).logits.log_softmax(-1)
-        for row, (n, piece) in enumerate(batch):
-            token_at = {s: t for t, (s, e) in enumerate(offsets[row].tolist()) if e > s}  # one token per character
-            for start, end in syllable_spans(piece):
-                positions = [token_at[i] for i in range(start, end) if i in token_at]
-                outputs[n].append(id2char[int(logp[row, positions].sum(0).argmax())])
-    return ["".join(chars) for chars in outputs]
+    longer than the model's positions are read in pieces cut at syllable boundaries (`syllable_log_probs`)."""
+    return ["".join(id2char[int(i)] for i in rows.argmax(-1))
+            for rows in syllable_log_probs(model, tokenizer, sources, batch_size)]
 
 
 def run_tagger(task: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -39,7 +39,8 @@ from .ngram import EOS, KneserNeyLM
 # the tagger score of a character it has no class for: far below any class it has, yet finite
 PRIOR_FLOOR = -30.0
 
-__all__ = ["syllable_table", "syllable_spans", "syllable_pieces", "SyllableConstraintLogitsProcessor", "PinyinDecoder"]
+__all__ = ["syllable_table", "syllable_spans", "syllable_pieces", "syllable_log_probs", "SyllableConstraintLogitsProcessor",
+           "PinyinDecoder"]
 
 
 def syllable_table(sources: Iterable[str], targets: Iterable[str]) -> dict[str, dict[str, int]]:
@@ -77,6 +78,27 @@ def syllable_pieces(source: str, limit: int) -> list[str]:
             current = []
         current.append(token)
     return pieces + [" ".join(current)]
+
+
+@torch.no_grad()
+def syllable_log_probs(tagger: Any, tokenizer: Any, sources: Sequence[str], batch_size: int = 16) -> list[torch.Tensor]:
+    """A token classifier's reading of pinyin sources: per source a [tokens, classes] tensor, each row the
+    log-probabilities summed over that token's characters. Sources longer than the classifier's positions are read
+    in pieces cut at token boundaries (`syllable_pieces`), `batch_size` pieces at a time."""
+    limit = tagger.config.max_position_embeddings - 2  # <s> and </s>
+    pieces = [(n, piece) for n, source in enumerate(sources) for piece in syllable_pieces(source, limit)]
+    rows: list[list[torch.Tensor]] = [[] for _ in sources]
+    tagger.eval()
+    for b in range(0, len(pieces), batch_size):
+        batch = pieces[b:b + batch_size]
+        enc = tokenizer([p for _, p in batch], return_offsets_mapping=True, padding=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping")
+        logp = tagger(**enc).logits.log_softmax(-1)
+        for row, (n, piece) in enumerate(batch):
+            token_at = {s: t for t, (s, e) in enumerate(offsets[row].tolist()) if e > s}  # one token per character
+            for start, end in syllable_spans(piece):
+                rows[n].append(logp[row, [token_at[i] for i in range(start, end) if i in token_at]].sum(0))
+    return [torch.stack(r) for r in rows]
 
 
 class SyllableConstraintLogitsProcessor(LogitsProcessor):
@@ -183,25 +205,16 @@ class PinyinDecoder:
             self._choices[token] = torch.tensor(ids)
         return self._choices[token]
 
-    @torch.no_grad()
-    def tagger_scores(self, source: str) -> list[torch.Tensor]:
-        """Per token of `source`: the tagger's log-probabilities over the language model's vocabulary ids (-inf
-        for a character it has no class for), read in pieces within the tagger's positions."""
-        limit = self.tagger.config.max_position_embeddings - 2
-        rows = []
-        for piece in syllable_pieces(source, limit):
-            enc = self.tagger_tokenizer(piece, return_offsets_mapping=True, return_tensors="pt")
-            offsets = enc.pop("offset_mapping")[0].tolist()
-            logp = self.tagger(**enc).logits[0].log_softmax(-1)
-            token_at = {s: t for t, (s, e) in enumerate(offsets) if e > s}
-            for start, end in syllable_spans(piece):
-                positions = [token_at[i] for i in range(start, end) if i in token_at]
-                summed = logp[positions].sum(0).log_softmax(-1)
-                row = torch.full((len(self._vocab),), -math.inf)
-                known = self._label_ids >= 0
-                row[self._label_ids[known]] = summed[known]
-                rows.append(row)
-        return rows
+    def tagger_scores(self, sources: Sequence[str]) -> list[list[torch.Tensor]]:
+        """Per source, per token: the tagger's log-probabilities (`syllable_log_probs`, renormalised) over the
+        language model's vocabulary ids, -inf for a character it has no class for."""
+        known = self._label_ids >= 0
+        result = []
+        for summed in syllable_log_probs(self.tagger, self.tagger_tokenizer, sources, self.batch_size):
+            rows = torch.full((summed.shape[0], len(self._vocab)), -math.inf)
+            rows[:, self._label_ids[known]] = summed.log_softmax(-1)[:, known]
+            result.append(list(rows))
+        return result
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[str]) -> list[str]:
@@ -213,7 +226,7 @@ class PinyinDecoder:
             if "" in source_tokens:
                 raise ValueError(f"source {n} has an empty token (an empty source, or two spaces in a row): "
                                  f"{sources[n][:60]!r}")
-        priors = [self.tagger_scores(s) for s in sources] if self.tagger is not None else None
+        priors = self.tagger_scores(sources) if self.tagger is not None else None
         decoded: list[list[int]] = [[] for _ in sources]
         while True:
             todo = [n for n, t in enumerate(tokens) if len(decoded[n]) < len(t)]

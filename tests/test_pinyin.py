@@ -109,7 +109,7 @@ def test_a_heavily_weighted_tagger_decides_and_tune_picks_the_best_weight(lm):
         label2id={c: i for i, c in enumerate(labels)}, pad_token_id=pinyin_tokenizer.pad_token_id)).eval()
     source = "ta shi wo"
     decoder = PinyinDecoder(model, tokenizer, table, tagger, pinyin_tokenizer, tagger_weight=1000.0, num_beams=3)
-    scores = decoder.tagger_scores(source)
+    scores = decoder.tagger_scores([source])[0]
     assert len(scores) == 3 and all(math.isclose(float(s.exp()[torch.isfinite(s)].sum()), 1.0, rel_tol=1e-5) for s in scores)
     # the tagger's own choice among each token's allowed characters
     expected = "".join(max(table[t], key=lambda c: float(s[tokenizer.convert_tokens_to_ids(c)]))
