@@ -14,6 +14,7 @@ used, so that the module loads without them (they are the `bench` extra).
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -242,8 +243,6 @@ def ngram_pinyin_decode(lm: KneserNeyLM, table: dict[str, dict[str, int]], sourc
     log P_lm(character | previous characters) + emission_weight * log P(character | token) (the table's relative
     frequency), the sentence closed by `</s>`. A token the table never saw stands for itself when it is one
     character (punctuation, digits), else for `?`. Returns one character per token."""
-    import math
-
     keep = lm.order - 1
     beams: list[tuple[float, tuple[str, ...], str]] = [(0.0, (), "")]
     for token in source.split(" "):

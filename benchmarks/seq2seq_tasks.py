@@ -594,8 +594,7 @@ def run_decoder(task: str, args: argparse.Namespace) -> dict[str, Any]:
     ngram = KneserNeyLM(data["train"]["target"], order=args.ngram_order) if "ngram" in fuse else None
     decoder = PinyinDecoder.from_pretrained(
         args.lm, table, tagger=args.tagger if "tagger" in fuse else None,
-        backward=args.backward if "backward" in fuse else None, ngram=ngram, num_beams=args.decoder_beams,
-        **{f"{f}_weight": 0.0 for f in ("ngram", "tagger", "backward") if f not in fuse})
+        backward=args.backward if "backward" in fuse else None, ngram=ngram, num_beams=args.decoder_beams)
     tuned = None
     if fuse:
         validation = data["validation"].select(range(min(args.tune_samples, data["validation"].num_rows)))

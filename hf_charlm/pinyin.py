@@ -120,7 +120,7 @@ class SyllableConstraintLogitsProcessor(LogitsProcessor):
 
     def _ngram_scores(self, history: list[int], ids: torch.Tensor) -> torch.Tensor:
         keep = self.ngram.order - 1
-        context = [self.chars.get(i, "?") for i in history[len(history) - keep:]] if keep else []
+        context = [self.chars.get(i, "?") for i in history[-keep:]] if keep else []
         return torch.tensor([math.log(self.ngram.prob(context, EOS if i == self.eos_token_id else self.chars.get(i, "?")))
                              for i in ids.tolist()])
 
