@@ -13,6 +13,11 @@ Systems (each only where its input is given or its package installed):
   replaced by the best candidate, its capital kept);
 - `--mlm DIR`: the zero-shot corrector (`hf_charlm.correction.ZeroShotCorrector`) on a pretrained masked char LM,
   its margin chosen on `peoples_daily_csc` validation (`--tune_examples` sentences);
+- `--lm DIR` (with `--backward_lm DIR`, and `--mlm` where given): the zero-shot noisy-channel corrector
+  (`hf_charlm.correction.LanguageModelCorrector`): a character n-gram of the People's Daily train text proposes
+  confusion-set changes, the causal char LMs read both ways (and the masked LM) score them; its weights and margin
+  chosen on `peoples_daily_csc` validation, and the same with the n-gram and the channel alone (the neural
+  models' weights held at 0) for comparison;
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
   same validation sentences; and the same model held to the confusion sets (`ConfusionSetCorrector`: only a
   confusable character may replace one, when it beats it by a margin chosen on those sentences);
@@ -37,7 +42,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hf_charlm.correction import ConfusionSetCorrector, ZeroShotCorrector, apply_edits, predict_same_length  # noqa: E402
+from hf_charlm.correction import (  # noqa: E402
+    ConfusionSetCorrector,
+    LanguageModelCorrector,
+    ZeroShotCorrector,
+    apply_edits,
+    predict_same_length,
+)
 from hf_charlm.data import load_builtin  # noqa: E402
 from hf_charlm.metrics import character_error_rate, correction_scores, word_accuracy  # noqa: E402
 
@@ -45,6 +56,17 @@ SHOWN = ("sentence_detection_f1", "sentence_correction_precision", "sentence_cor
          "sentence_correction_f1", "char_correction_f1", "false_positive_rate")
 ENGLISH_SHOWN = ("word_accuracy", "sentence_accuracy", "cer", "sentence_correction_f1", "false_positive_rate")
 MIN_SCORES = (0.0, 0.3, 0.5, 0.7, 0.9)
+
+
+def lm_weight_grid(models: set[str]) -> list[dict[str, float]]:
+    """The weights `LanguageModelCorrector.tune` tries: every combination of these values for the models given
+    (the n-gram's and the channel's always)."""
+    import itertools
+
+    values = {"ngram": (0.5, 1.0), "forward": (0.0, 0.25, 0.5, 1.0), "backward": (0.0, 0.25, 0.5, 1.0),
+              "masked": (0.0, 0.25, 0.5), "channel": (0.0, 1.0, 2.0)}
+    names = [n for n in values if n in models or n in ("ngram", "channel")]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
 
 
 def score(sources: list[str], targets: list[str], outputs: list[str], seconds: float) -> dict:
@@ -130,6 +152,10 @@ def symspell_outputs(texts: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlm", help="a pretrained masked char LM (scripts/pretrain.py --objective mlm)")
+    parser.add_argument("--lm", help="a causal char LM of People's Daily text (scripts/pretrain.py), for the noisy-channel corrector")
+    parser.add_argument("--backward_lm", help="the same trained on reversed text (scripts/pretrain.py --reverse_text)")
+    parser.add_argument("--ngram_order", type=int, default=4, help="the noisy-channel corrector's n-gram order")
+    parser.add_argument("--proposal_penalty", type=float, default=1.5, help="its proposal cost per change (nats)")
     parser.add_argument("--corrector", help="a same-length corrector (scripts/finetune_correction.py)")
     parser.add_argument("--seq2seq", help="an encoder-decoder trained on english_typos (scripts/finetune_seq2seq.py)")
     parser.add_argument("--max_examples", type=int, default=500, help="first N sentences of each test set (0: all)")
@@ -137,7 +163,7 @@ def main() -> None:
     parser.add_argument("--skip_pycorrector", action="store_true", help="its ProperCorrector takes ~30 s to load (jieba)")
     parser.add_argument("--output", default="benchmarks/results/correction.json")
     args = parser.parse_args()
-    for flag in ("mlm", "corrector", "seq2seq"):
+    for flag in ("mlm", "lm", "backward_lm", "corrector", "seq2seq"):
         path = getattr(args, flag)
         if path and not (Path(path) / "config.json").is_file():
             sys.exit(f"error: --{flag} {path}: no model folder (config.json) there")
@@ -151,7 +177,8 @@ def main() -> None:
     validation = validation.select(range(min(args.tune_examples, validation.num_rows)))
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_average": os.getloadavg()[0],
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "max_examples": args.max_examples,
-              "models": {k: getattr(args, k) for k in ("mlm", "corrector", "seq2seq")}, "chosen": {}, "results": {}}
+              "models": {k: getattr(args, k) for k in ("mlm", "lm", "backward_lm", "corrector", "seq2seq")},
+              "chosen": {}, "results": {}}
     have_pycorrector = importlib.util.find_spec("pycorrector") is not None and not args.skip_pycorrector
 
     zero_shot = corrector = constrained = None
@@ -161,6 +188,23 @@ def main() -> None:
         tuning = zero_shot.tune(validation["source"], validation["target"])
         report["chosen"]["zero_shot_margin"] = {"margin": zero_shot.margin, "validation_sentence_correction_f1": tuning}
         print(f"zero-shot margin {zero_shot.margin} (validation F1 by margin: {tuning})", flush=True)
+    noisy_channel = {}  # row name -> (weights, margin)
+    if args.lm or args.backward_lm:
+        from hf_charlm.ngram import KneserNeyLM
+
+        ngram = KneserNeyLM(load_builtin("peoples_daily_text")["train"]["text"], order=args.ngram_order)
+        lm_corrector = LanguageModelCorrector.from_pretrained(
+            ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, proposal_penalty=args.proposal_penalty)
+        features = lm_corrector.features(validation["source"])
+        shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
+        grids = {f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs": lm_weight_grid(set(lm_corrector.models)),
+                 "zero-shot noisy channel: n-gram alone": lm_weight_grid(set())}
+        for row, grid in grids.items():
+            best = lm_corrector.tune(validation["source"], validation["target"], weights=grid, features=features)["best"]
+            noisy_channel[row] = (best["weights"], best["margin"])
+            report["chosen"][row] = {**best, "grid_size": len(grid), "proposal_penalty": args.proposal_penalty,
+                                     "ngram_order": args.ngram_order}
+            print(f"{row}: weights {best['weights']} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
     if args.corrector:
         model, tokenizer = load_mlm(args.corrector)
         edits = predict_same_length(model, tokenizer, validation["source"])
@@ -186,6 +230,12 @@ def main() -> None:
         if zero_shot is not None:
             edits, seconds = timed(zero_shot.correct, sources)
             rows["zero-shot masked LM"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
+        if noisy_channel:
+            features, seconds = timed(lm_corrector.features, sources)  # the rows share the models' reading
+            for row, (weights, margin) in noisy_channel.items():
+                lm_corrector.weights, lm_corrector.margin = weights, margin
+                edits = lm_corrector.correct(sources, lm_corrector.score_features(features))
+                rows[row] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if corrector is not None:
             model, tokenizer, min_score = corrector
             edits, seconds = timed(lambda texts: predict_same_length(model, tokenizer, texts, min_score=min_score), sources)

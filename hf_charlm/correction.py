@@ -1,7 +1,8 @@
 """Text correction with char models: the same-length corrector (a masked char LM that predicts the right character
-at every position, MacBERT4CSC style), the zero-shot corrector (a pretrained masked char LM scores each
-character in context and swaps in the confusion-set candidate it prefers), and the training examples of
-`scripts/finetune_correction.py`. The helpers they share with the `text-correction` pipeline (windows of
+at every position, MacBERT4CSC style), the zero-shot correctors (a pretrained masked char LM scores each
+character in context and swaps in the confusion-set candidate it prefers; or, as a noisy channel, a character
+n-gram proposes confusion-set changes and causal char LMs read both ways score them), and the training examples
+of `scripts/finetune_correction.py`. The helpers they share with the `text-correction` pipeline (windows of
 characters, predictions to edits, applying edits) live in the shipped `spans_charlm.py` and are re-exported here.
 
 An edit is `{"start", "end", "original", "replacement", "score"}` with character offsets into the input text,
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import math
 
 import torch
 
@@ -34,6 +37,7 @@ __all__ = [
     "predict_same_length",
     "ZeroShotCorrector",
     "ConfusionSetCorrector",
+    "LanguageModelCorrector",
 ]
 
 
@@ -112,6 +116,20 @@ def _candidate_ids(candidates: Callable[[str], frozenset[str]], ids: dict[str, i
     return [c for c in sorted(candidates(char)) if c in ids] if char in ids else []
 
 
+def _masked_window(tokenizer: Any, text: str, p: int, context: int, limit: int) -> tuple[list[int], int]:
+    """Token ids of `text` around character `p` (`context` characters either side, halved until the window fits
+    `limit` tokens) with `p` masked, and the index of the mask (-1 where `p` is no single token)."""
+    while True:
+        ids, positions = _encode_window(tokenizer, text, max(0, p - context), min(len(text), p + context + 1))
+        if len(ids) <= limit or context == 0:
+            break
+        context //= 2
+    k = positions.index(p) if p in positions else -1
+    if k >= 0:
+        ids[k] = tokenizer.mask_token_id
+    return ids, k
+
+
 # the margins `tune` tries (nats). On 300 peoples_daily_csc validation sentences the zero-shot corrector's best was 8
 # (the end of an earlier grid) and the fine-tuned one's held to the confusion sets 0 (a fine-tuned corrector leans
 # to copying its input: a candidate a little below the character may still be the fix)
@@ -129,10 +147,10 @@ class _MarginCorrector:
             from .correction_data import candidates as default_candidates
 
             candidates = default_candidates
-        self.model, self.tokenizer, self.candidates = model.eval(), tokenizer, candidates
-        self.margin, self.batch_size = margin, batch_size
-        self.max_length = max_length or _model_limit(model)
-        self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()}
+        self.candidates, self.margin, self.batch_size = candidates, margin, batch_size
+        self.model, self.tokenizer = (model.eval() if model is not None else None), tokenizer
+        self.max_length = max_length or (_model_limit(model) if model is not None else None)
+        self._ids = {c: i for i, c in char_vocabulary(tokenizer).items()} if tokenizer is not None else {}
 
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
         raise NotImplementedError
@@ -185,15 +203,7 @@ class ZeroShotCorrector(_MarginCorrector):
                     continue
                 # the masked character in `context` characters either side: one masked copy per position costs
                 # O(length x window) instead of O(length^2), and a character's spelling rarely depends on more
-                context = self.context
-                while True:
-                    start, end = max(0, p - context), min(len(text), p + context + 1)
-                    ids, positions = _encode_window(self.tokenizer, text, start, end)
-                    if len(ids) <= self.max_length or context == 0:
-                        break
-                    context //= 2
-                k = positions.index(p)
-                ids[k] = self.tokenizer.mask_token_id
+                ids, k = _masked_window(self.tokenizer, text, p, self.context, self.max_length)
                 rows.append(ids)
                 where.append((n, p, k, options))
         device = next(self.model.parameters()).device
@@ -255,3 +265,243 @@ class ConfusionSetCorrector(_MarginCorrector):
                     gain = float(scores[best] - logp[b, k, self._ids[text[p]]])
                     out[n].append({"start": p, "end": p + 1, "original": text[p], "replacement": options[best], "score": gain})
         return out
+
+
+# (weights of `LanguageModelCorrector`'s gains: the n-gram's, the forward and backward causal LMs', the masked LM's)
+GAINS = ("ngram", "forward", "backward", "masked", "channel")
+
+
+class LanguageModelCorrector(_MarginCorrector):
+    """Zero-shot correction with language models of correct text read in both directions, and no fine-tuning: a
+    noisy channel over the confusion sets.
+
+    Proposals: a beam search (`beam` histories) over each text with a character n-gram model (`ngram`, an
+    `hf_charlm.ngram.KneserNeyLM` of correct text) in which every character may stay or become one of its
+    confusable characters (`candidates`) at a cost of `proposal_penalty` nats minus the channel's log-probability
+    of the error (`channel(observed, intended)`; default with the default candidates:
+    `correction_data.channel_log_prob`, the draw that made `peoples_daily_csc`). The changes of the best path,
+    grouped where they are less than the n-gram order apart (`clusters`), are the proposals; a low penalty
+    proposes many, and the scoring picks. Scoring: each group is judged against the text as it is, by the
+    log-probability gain of the text with the group applied under each model given (`forward`: a causal hf_charlm
+    LM; `backward`: one trained on reversed text, `scripts/pretrain.py --reverse_text`, both on `context`
+    characters either side; `masked`: a masked char LM, the masked character's gain; `ngram`: the n-gram over
+    the characters the group conditions; `channel`: the channel's log-probability of the errors), per changed
+    character, and `score = sum of weights[name] * gain[name]`. A group is kept when its score exceeds `margin`;
+    `tune` picks the weights (a grid) and the margin on validation pairs. Each model comes with its tokenizer
+    (`forward=(model, tokenizer)`); `from_pretrained` loads them from folders or the Hub.
+    """
+
+    def __init__(self, ngram: Any, forward: tuple[Any, Any] | None = None, backward: tuple[Any, Any] | None = None,
+                 masked: tuple[Any, Any] | None = None, candidates: Callable[[str], frozenset[str]] | None = None,
+                 channel: Callable[[str, str], float] | None = None, weights: dict[str, float] | None = None,
+                 margin: float = 8.0, proposal_penalty: float = 1.5, beam: int = 8, context: int = 32,
+                 batch_size: int = 64):
+        if channel is None and candidates is None:  # the default confusion sets come with the draw that uses them
+            from .correction_data import channel_log_prob as channel
+        super().__init__(None, None, candidates, margin, None, batch_size)
+        self.ngram, self.channel = ngram, channel
+        self.proposal_penalty, self.beam, self.context = proposal_penalty, beam, context
+        self.models = {name: (pair[0].eval(), pair[1]) for name, pair in
+                       (("forward", forward), ("backward", backward), ("masked", masked)) if pair is not None}
+        if "masked" in self.models and self.models["masked"][1].mask_token_id is None:
+            raise ValueError("the masked model's tokenizer has no mask token")
+        if weights is None:
+            weights = {name: 1.0 for name in ("ngram", *self.models, *(("channel",) if channel else ()))}
+        self.weights = dict(weights)
+        unknown = set(self.weights) - set(GAINS)
+        if unknown:
+            raise ValueError(f"unknown weight(s) {sorted(unknown)}; the gains are {GAINS}")
+        self._vocabs = {name: tokenizer.get_vocab() for name, (_, tokenizer) in self.models.items()}
+
+    @classmethod
+    def from_pretrained(cls, ngram: Any, forward: str | None = None, backward: str | None = None,
+                        masked: str | None = None, **kwargs):
+        """Loads the models (folders or Hub ids) with their tokenizers."""
+        from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+        def pair(path, auto):
+            return (auto.from_pretrained(path), AutoTokenizer.from_pretrained(path)) if path else None
+
+        return cls(ngram, pair(forward, AutoModelForCausalLM), pair(backward, AutoModelForCausalLM),
+                   pair(masked, AutoModelForMaskedLM), **kwargs)
+
+    def best_path(self, text: str) -> str:
+        """The n-gram model's best reading of `text` when each character may become a confusable one at
+        `proposal_penalty` nats (beam search over the last `order - 1` characters)."""
+        from .ngram import EOS
+
+        keep = self.ngram.order - 1
+        states: dict[tuple[str, ...], tuple[float, tuple[str, ...]]] = {(): (0.0, ())}
+        for char in text:
+            options = [char, *sorted(self.candidates(char))]
+            grown: dict[tuple[str, ...], tuple[float, tuple[str, ...]]] = {}
+            cost = {option: self.proposal_penalty - (self.channel(char, option) if self.channel else 0.0)
+                    for option in options[1:]}
+            cost[char] = 0.0
+            for history, (score, chars) in states.items():
+                for option in options:
+                    if cost[option] == math.inf:  # the channel cannot make `char` from this option
+                        continue
+                    value = score + math.log(self.ngram.prob(history, option)) - cost[option]
+                    key = (history + (option,))[-keep:] if keep else ()
+                    if key not in grown or grown[key][0] < value:
+                        grown[key] = (value, chars + (option,))
+            states = dict(sorted(grown.items(), key=lambda kv: -kv[1][0])[: self.beam])
+        _, chars = max(states.values(), key=lambda v: v[0] + math.log(self.ngram.prob(v[1][-keep:] if keep else (), EOS)))
+        return "".join(chars)
+
+    def _ngram_logprob(self, text: str, first: int, last: int) -> float:
+        """log P_ngram of the characters `first` .. `last + order - 1` of `text` (and of its end, when that is
+        among them): every term a change between `first` and `last` touches."""
+        from .ngram import EOS
+
+        order = self.ngram.order
+        total = 0.0
+        for j in range(first, min(len(text), last + order)):
+            total += math.log(self.ngram.prob(text[max(0, j - order + 1):j], text[j]))
+        if len(text) - last < order:
+            total += math.log(self.ngram.prob(text[max(0, len(text) - order + 1):], EOS))
+        return total
+
+    @torch.no_grad()
+    def _causal_logprobs(self, name: str, texts: Sequence[str]) -> list[float]:
+        """log P of each text's characters (after `<s>`) under the causal model `name`."""
+        model, tokenizer = self.models[name]
+        limit = _model_limit(model)
+        # a window of characters outside the vocabulary (byte tokens) may outgrow the positions: its far start goes
+        rows = [r if len(r) <= limit else r[:1] + r[len(r) - limit + 1:]
+                for r in tokenizer(list(texts), split_special_tokens=True, verbose=False)["input_ids"]]
+        out = [0.0] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths batched together
+        device = next(model.parameters()).device
+        for b in range(0, len(order), self.batch_size):
+            chunk = order[b:b + self.batch_size]
+            width = max(len(rows[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for k, i in enumerate(chunk):
+                ids[k, :len(rows[i])] = torch.tensor(rows[i])
+                mask[k, :len(rows[i])] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            logp = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
+            picked = (logp.gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]).sum(1).cpu().tolist()
+            for k, i in enumerate(chunk):
+                out[i] = picked[k]
+        return out
+
+    @torch.no_grad()
+    def _masked_gains(self, items: Sequence[tuple[str, int, str, str]]) -> list[float]:
+        """For each (text, position, new, old): log P(new) - log P(old) at that position masked, `context`
+        characters either side; 0 where either is not one token of the masked model."""
+        model, tokenizer = self.models["masked"]
+        vocab = self._vocabs["masked"]
+        rows, where = [], []
+        limit = _model_limit(model)
+        for text, p, new, old in items:
+            ids, k = _masked_window(tokenizer, text, p, self.context, limit)
+            rows.append(ids)
+            where.append((k, vocab.get(new), vocab.get(old)))
+        gains = [0.0] * len(items)
+        device = next(model.parameters()).device
+        for start, ids, mask in _batches({"input_ids": rows}, self.batch_size, tokenizer.pad_token_id):
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            for b in range(ids.shape[0]):
+                k, new, old = where[start + b]
+                if k >= 0 and new is not None and old is not None:
+                    logp = logits[b, k].float().log_softmax(-1)
+                    gains[start + b] = float(logp[new] - logp[old])
+        return gains
+
+    def clusters(self, text: str) -> list[list[tuple[int, str]]]:
+        """The best path's changes to `text` as groups of `(position, replacement)`: changes less than `order`
+        characters apart are one group, judged together (their n-gram terms overlap)."""
+        path = self.best_path(text)
+        groups: list[list[tuple[int, str]]] = []
+        for p, (old, new) in enumerate(zip(text, path)):
+            if old == new:
+                continue
+            if groups and p - groups[-1][-1][0] < self.ngram.order:
+                groups[-1].append((p, new))
+            else:
+                groups.append([(p, new)])
+        return groups
+
+    def features(self, texts: Sequence[str]) -> list[list[dict]]:
+        """Per text, the proposed edits, each with `gains` ({model name: log-probability gain}) before weighting.
+        A group of nearby changes (`clusters`) is judged as one against the text as it is: its gains are those
+        of the text with the whole group applied over the text unchanged, divided by the group's size, so that
+        `score > margin` keeps a group when its total gain beats `margin` per changed character."""
+        if isinstance(texts, str):
+            raise TypeError("the corrector takes a list of texts; wrap a single text in a list")
+        out: list[list[dict]] = []
+        jobs: list[tuple[list[dict], str, str, int, int]] = []  # (group's edits, with the group, without, window)
+        for text in texts:
+            edits = []
+            for group in self.clusters(text):
+                changed = list(text)
+                for p, new in group:
+                    changed[p] = new
+                changed = "".join(changed)
+                first, last = group[0][0], group[-1][0]
+                gain = self._ngram_logprob(changed, first, last) - self._ngram_logprob(text, first, last)
+                members = [{"start": p, "end": p + 1, "original": text[p], "replacement": new,
+                            "gains": {"ngram": gain / len(group)}} for p, new in group]
+                if self.channel:
+                    channel = sum(self.channel(text[p], new) for p, new in group) / len(group)
+                    for edit in members:
+                        edit["gains"]["channel"] = channel
+                edits.extend(members)
+                jobs.append((members, changed, text, max(0, first - self.context), min(len(text), last + self.context + 1)))
+            out.append(edits)
+        if not jobs:
+            return out
+        for name in ("forward", "backward"):
+            if name not in self.models:
+                continue
+            turn = (lambda t: t) if name == "forward" else (lambda t: t[::-1])
+            kept = self._causal_logprobs(name, [turn(w[a:b]) for _, w, _, a, b in jobs])
+            reverted = self._causal_logprobs(name, [turn(w[a:b]) for _, _, w, a, b in jobs])
+            for (members, *_), x, y in zip(jobs, kept, reverted):
+                for edit in members:
+                    edit["gains"][name] = (x - y) / len(members)
+        if "masked" in self.models:
+            items = [(w, edit["start"], edit["replacement"], edit["original"]) for members, w, *_ in jobs for edit in members]
+            gains = iter(self._masked_gains(items))
+            for members, *_ in jobs:
+                total = sum(next(gains) for _ in members)
+                for edit in members:
+                    edit["gains"]["masked"] = total / len(members)
+        return out
+
+    def score_features(self, features: list[list[dict]]) -> list[list[dict]]:
+        """`features` with `score` = the weighted sum of each edit's gains in place of the gains."""
+        return [[{**{k: v for k, v in e.items() if k != "gains"},
+                  "score": sum(self.weights.get(name, 0.0) * g for name, g in e["gains"].items())} for e in edits]
+                for edits in features]
+
+    def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
+        """Per text, the proposed edits with `score` = the weighted sum of their gains, before any margin."""
+        return self.score_features(self.features(texts))
+
+    def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] = MARGINS,
+             weights: Sequence[dict[str, float]] | None = None, features: list[list[dict]] | None = None) -> dict[str, Any]:
+        """Sets `weights` (the best of the grid `weights`; default: the current ones) and `margin` by
+        sentence-level correction F1 on these (validation) pairs, the models read once (or `features`, this
+        corrector's `features(sources)`, given). Returns {"best": {"weights", "margin", "f1"}, "records": [the
+        same, per setting and margin]}; ties go to the earlier weights and the larger margin."""
+        features = self.features(sources) if features is None else features
+        records = []
+        for setting in (weights or [self.weights]):
+            unknown = set(setting) - set(GAINS)
+            if unknown:
+                raise ValueError(f"unknown weight(s) {sorted(unknown)}; the gains are {GAINS}")
+            self.weights = dict(setting)
+            proposals = self.score_features(features)
+            for margin in margins:
+                self.margin = margin
+                outputs = [apply_edits(s, e) for s, e in zip(sources, self.correct(sources, proposals))]
+                f1 = correction_scores(sources, targets, outputs)["sentence_correction_f1"]
+                records.append({"weights": dict(setting), "margin": margin, "f1": f1})
+        best = max(records, key=lambda r: (r["f1"], r["margin"]))  # max() keeps the first of equal keys
+        self.weights, self.margin = dict(best["weights"]), best["margin"]
+        return {"best": {"weights": best["weights"], "margin": best["margin"], "f1": best["f1"]}, "records": records}

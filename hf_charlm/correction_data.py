@@ -22,6 +22,7 @@ import functools
 import hashlib
 import importlib.util
 import lzma
+import math
 import random
 from pathlib import Path
 
@@ -35,6 +36,7 @@ __all__ = [
     "ERROR_SHARE",
     "confusion_sets",
     "candidates",
+    "channel_log_prob",
     "add_chinese_errors",
     "fresh_errors",
     "add_typos",
@@ -143,6 +145,21 @@ def candidates(ch: str) -> frozenset[str]:
     """Every confusable character of `ch` (sound and shape), empty for a character with none."""
     sets = confusion_sets().get(ch)
     return sets["pinyin"] | sets["shape"] if sets else frozenset()
+
+
+def channel_log_prob(observed: str, intended: str) -> float:
+    """log P(`observed` is written | `intended` was meant, an error is made) under the draw of
+    `add_chinese_errors`: a sound-alike with probability `PINYIN_SHARE` (when the intended character has any), else a
+    shape-alike, uniformly from its sorted set. -inf when the draw cannot make `observed` from `intended`. A
+    corrector's channel model (`hf_charlm.correction.LanguageModelCorrector`): an error into a character of a large
+    set is less likely to be that character's."""
+    sets = confusion_sets().get(intended)
+    if not sets:
+        return float("-inf")
+    sound, shape = sets["pinyin"], sets["shape"]
+    p_sound = PINYIN_SHARE if sound and shape else (1.0 if sound else 0.0)
+    p = (p_sound / len(sound) if observed in sound else 0.0) + ((1 - p_sound) / len(shape) if observed in shape else 0.0)
+    return math.log(p) if p > 0 else float("-inf")
 
 
 def _error_count(rng: random.Random) -> int:

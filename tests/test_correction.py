@@ -499,6 +499,22 @@ def test_english_dictionary_baselines_fix_typos_and_keep_known_words():
         assert outputs[0] == "The quick brown fox didn't jump."
 
 
+
+def test_noisy_channel_weight_grid_of_the_benchmark():
+    """The weights the benchmark tries: every combination for the models given, the n-gram's and the channel's
+    always, the neural ones only when their model is given."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from correction import lm_weight_grid
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    alone = lm_weight_grid(set())
+    assert alone == [{"ngram": n, "channel": c} for n in (0.5, 1.0) for c in (0.0, 1.0, 2.0)]
+    grid = lm_weight_grid({"forward", "backward", "masked"})
+    assert len(grid) == 2 * 4 * 4 * 3 * 3 and len({tuple(sorted(w.items())) for w in grid}) == len(grid)
+    assert {"ngram": 1.0, "forward": 0.0, "backward": 0.5, "masked": 0.0, "channel": 2.0} in grid
+    assert all(set(w) == {"ngram", "backward", "channel"} for w in lm_weight_grid({"backward"}))
+
 @needs_pycorrector
 def test_script_refuses_training_on_sighan(tmp_path, capsys):
     out = tmp_path / "out"
@@ -661,3 +677,113 @@ def test_script_trains_a_detection_head(tmp_path, capsys):
     assert 0.0 <= results["eval_sentence_correction_f1"] <= 1.0
     code, message = run_script_in_process(SCRIPT, argv[:-8] + ["--detection_loss_weight", "2", "--output_dir", str(tmp_path / "bad")], capsys)
     assert code == 2 and "--detection_loss_weight=2.0 must be in (0, 1)" in message and not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the zero-shot noisy-channel corrector (n-gram proposals, language models both ways)
+
+NC_CORPUS = ["我们去学校上课。", "学校很大。", "他在学校。", "今天天气很好。", "我们去上课。"] * 3
+NC_CONFUSIONS = {"校": "效", "效": "校", "课": "棵", "棵": "课", "天": "添", "添": "天"}
+
+
+def nc_candidates(ch: str) -> frozenset[str]:
+    return frozenset(NC_CONFUSIONS.get(ch, ""))
+
+
+def kn_logprob(lm, text: str) -> float:
+    """log P of the whole text under the n-gram, its end included, term by term (the reference)."""
+    from hf_charlm.ngram import EOS
+
+    return sum(math.log(lm.prob(text[:j], text[j])) for j in range(len(text))) + math.log(lm.prob(text, EOS))
+
+
+def test_channel_log_prob_is_the_draw_of_the_errors():
+    """By hand from the confusion sets: a sound-alike with probability 0.7 (uniform over the intended character's
+    sound set), a shape-alike with 0.3; both when the observed character is in both sets; -inf when neither."""
+    pytest.importorskip("pycorrector")
+    pytest.importorskip("pypinyin")
+    from hf_charlm.correction_data import PINYIN_SHARE, channel_log_prob, confusion_sets
+
+    sets = confusion_sets()
+    intended = next(c for c in sorted(sets) if sets[c]["pinyin"] and sets[c]["shape"] and sets[c]["pinyin"] - sets[c]["shape"])
+    sound, shape = sets[intended]["pinyin"], sets[intended]["shape"]
+    only_sound = sorted(sound - shape)[0]
+    assert channel_log_prob(only_sound, intended) == pytest.approx(math.log(PINYIN_SHARE / len(sound)))
+    for observed in shape:
+        expected = (1 - PINYIN_SHARE) / len(shape) + (PINYIN_SHARE / len(sound) if observed in sound else 0.0)
+        assert channel_log_prob(observed, intended) == pytest.approx(math.log(expected))
+    assert channel_log_prob("a", intended) == -math.inf and channel_log_prob(intended, "a") == -math.inf
+
+
+def test_noisy_channel_corrector_with_an_ngram():
+    """The n-gram's best path with a proposal cost fixes the confusable character and leaves a correct text
+    alone; changes closer than the n-gram order form one group, whose gain is the whole text's log-probability
+    difference (checked against the term-by-term sum) per changed character; `tune` picks weights and margin."""
+    from hf_charlm.correction import LanguageModelCorrector, apply_edits
+    from hf_charlm.ngram import KneserNeyLM
+
+    lm = KneserNeyLM(NC_CORPUS, order=3)
+    corrector = LanguageModelCorrector(lm, candidates=nc_candidates, proposal_penalty=1.0, margin=0.0)
+    assert corrector.channel is None and corrector.weights == {"ngram": 1.0}
+    assert corrector.best_path("我们去学效上课。") == "我们去学校上课。"
+    assert corrector.best_path("我们去学校上课。") == "我们去学校上课。"
+    text = "我们去学效上棵。"  # two changes 2 apart: one group at order 3
+    assert corrector.clusters(text) == [[(4, "校"), (6, "课")]]
+    assert corrector.clusters("学效很大。我们去上棵。") == [[(1, "校")], [(9, "课")]]
+    (features,) = corrector.features([text])
+    gain = (kn_logprob(lm, "我们去学校上课。") - kn_logprob(lm, text)) / 2
+    assert [(e["start"], e["replacement"]) for e in features] == [(4, "校"), (6, "课")]
+    assert all(e["gains"] == {"ngram": pytest.approx(gain, abs=1e-9)} for e in features) and gain > 0
+    edits = corrector.correct([text, "我们去学校上课。"])
+    assert [apply_edits(t, e) for t, e in zip([text, "我们去学校上课。"], edits)] == ["我们去学校上课。"] * 2
+    result = corrector.tune([text, "学校很大。"], ["我们去学校上课。", "学校很大。"], margins=(0.0, 1e6),
+                            weights=[{"ngram": 0.0}, {"ngram": 1.0}])
+    assert result["best"] == {"weights": {"ngram": 1.0}, "margin": 0.0, "f1": 1.0}
+    assert len(result["records"]) == 4 and corrector.weights == {"ngram": 1.0} and corrector.margin == 0.0
+    with pytest.raises(ValueError, match="unknown weight"):
+        LanguageModelCorrector(lm, candidates=nc_candidates, weights={"ngrams": 1.0})
+    with pytest.raises(TypeError, match="list of texts"):
+        corrector.features("我们")
+
+
+def test_noisy_channel_gains_of_the_neural_models(tokenizer):
+    """The forward, backward and masked gains of an edit are what the models give when run on the whole texts:
+    log P(text with the edit) - log P(text) read left to right, the same of the reversed texts, and the masked
+    character's log-probability of the replacement minus the original's; the channel's gain is its value."""
+    from hf_charlm import CharLMForCausalLM
+    from hf_charlm.correction import LanguageModelCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer))
+    forward, backward, masked = CharLMForCausalLM(config).eval(), CharLMForCausalLM(config).eval(), CharLMForMaskedLM(config).eval()
+    confusions = {"日": "天", "天": "日"}  # both characters of the vocabulary
+    lm = KneserNeyLM(["人民天报一九九八年"] * 3, order=3)  # the n-gram wants 天: the proposal
+    corrector = LanguageModelCorrector(lm, forward=(forward, tokenizer), backward=(backward, tokenizer),
+                                       masked=(masked, tokenizer), candidates=lambda ch: frozenset(confusions.get(ch, "")),
+                                       channel=lambda observed, intended: -1.5, proposal_penalty=0.0)
+    text, changed = "人民日报一九九八年", "人民天报一九九八年"
+    ((edit,),) = corrector.features([text])
+    assert (edit["start"], edit["replacement"]) == (2, "天")
+
+    def logprob(model, s):
+        ids = tokenizer(s, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        return float(logp.gather(1, ids[0, 1:, None]).sum())
+
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    ids[0, 3] = tokenizer.mask_token_id  # <s> 人 民 [日]
+    with torch.no_grad():
+        logp = masked(input_ids=ids).logits[0, 3].log_softmax(-1)
+    gains = edit["gains"]
+    assert gains["forward"] == pytest.approx(logprob(forward, changed) - logprob(forward, text), abs=1e-4)
+    assert gains["backward"] == pytest.approx(logprob(backward, changed[::-1]) - logprob(backward, text[::-1]), abs=1e-4)
+    assert gains["masked"] == pytest.approx(float(logp[tokenizer.convert_tokens_to_ids("天")] - logp[tokenizer.convert_tokens_to_ids("日")]), abs=1e-4)
+    assert gains["channel"] == -1.5 and gains["ngram"] > 0
+    corrector.weights = {"ngram": 0.0, "forward": 1.0, "backward": 0.5, "masked": 0.0, "channel": 2.0}
+    ((scored,),) = corrector.proposals([text])
+    assert scored["score"] == pytest.approx(gains["forward"] + 0.5 * gains["backward"] - 3.0, abs=1e-4)
+    assert "gains" not in scored
