@@ -267,7 +267,7 @@ class ConfusionSetCorrector(_MarginCorrector):
         return out
 
 
-# (weights of `LanguageModelCorrector`'s gains: the n-gram's, the forward and backward causal LMs', the masked LM's)
+# the gains `LanguageModelCorrector` weighs: the n-gram's, the forward and backward causal LMs', the masked LM's, the channel's
 GAINS = ("ngram", "forward", "backward", "masked", "channel")
 
 
@@ -374,19 +374,12 @@ class LanguageModelCorrector(_MarginCorrector):
         out = [0.0] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths batched together
         device = next(model.parameters()).device
-        for b in range(0, len(order), self.batch_size):
-            chunk = order[b:b + self.batch_size]
-            width = max(len(rows[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for k, i in enumerate(chunk):
-                ids[k, :len(rows[i])] = torch.tensor(rows[i])
-                mask[k, :len(rows[i])] = 1
+        for start, ids, mask in _batches({"input_ids": [rows[i] for i in order]}, self.batch_size, tokenizer.pad_token_id):
             ids, mask = ids.to(device), mask.to(device)
             logp = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
             picked = (logp.gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]).sum(1).cpu().tolist()
-            for k, i in enumerate(chunk):
-                out[i] = picked[k]
+            for k, value in enumerate(picked):
+                out[order[start + k]] = value
         return out
 
     @torch.no_grad()
