@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from .lm_eval import sequence_log_probs
 from .metrics import correction_scores
 from .spans_charlm import (  # (also what the scripts and benchmarks import from here)
     _encode_window,
@@ -363,7 +364,6 @@ class LanguageModelCorrector(_MarginCorrector):
             total += math.log(self.ngram.prob(text[max(0, len(text) - order + 1):], EOS))
         return total
 
-    @torch.no_grad()
     def _causal_logprobs(self, name: str, texts: Sequence[str]) -> list[float]:
         """log P of each text's characters (after `<s>`) under the causal model `name`."""
         model, tokenizer = self.models[name]
@@ -371,16 +371,7 @@ class LanguageModelCorrector(_MarginCorrector):
         # a window of characters outside the vocabulary (byte tokens) may outgrow the positions: its far start goes
         rows = [r if len(r) <= limit else r[:1] + r[len(r) - limit + 1:]
                 for r in tokenizer(list(texts), split_special_tokens=True, verbose=False)["input_ids"]]
-        out = [0.0] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths batched together
-        device = next(model.parameters()).device
-        for start, ids, mask in _batches({"input_ids": [rows[i] for i in order]}, self.batch_size, tokenizer.pad_token_id):
-            ids, mask = ids.to(device), mask.to(device)
-            logp = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
-            picked = (logp.gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]).sum(1).cpu().tolist()
-            for k, value in enumerate(picked):
-                out[order[start + k]] = value
-        return out
+        return sequence_log_probs(model, rows, tokenizer.pad_token_id, self.batch_size)
 
     @torch.no_grad()
     def _masked_gains(self, items: Sequence[tuple[str, int, str, str]]) -> list[float]:

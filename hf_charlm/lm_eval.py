@@ -158,3 +158,26 @@ def evaluate_masked_lm(model, blocks, batch_size: int = 64) -> dict[str, float]:
     nats = total / count
     return {"nats_per_masked_char": nats, "masked_bits_per_char": nats / math.log(2), "masked_accuracy": correct / count,
             "masked_chars": count}
+
+
+@torch.no_grad()
+def sequence_log_probs(model, rows, pad_token_id: int, batch_size: int = 64) -> list[float]:
+    """log P of each row of token ids under a causal LM: the sum over every token after the first (the row's
+    `<s>`). Rows of similar length are batched together, right-padded with `pad_token_id` and masked."""
+    out = [0.0] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(rows[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for k, i in enumerate(chunk):
+            ids[k, :len(rows[i])] = torch.tensor(rows[i])
+            mask[k, :len(rows[i])] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logp = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
+        picked = (logp.gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]).sum(1).cpu().tolist()
+        for k, i in enumerate(chunk):
+            out[i] = picked[k]
+    return out

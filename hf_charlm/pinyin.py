@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from .lm_eval import sequence_log_probs
 from .ngram import EOS, KneserNeyLM
 
 # the tagger score of a character it has no class for: far below any class it has, yet finite
@@ -282,21 +283,12 @@ class PinyinDecoder:
         for row, (n, (a, b)) in enumerate(zip(group, spans)):
             decoded[n].extend(sequences[row, picks[row], prompt_length:prompt_length + b - a].tolist())
 
-    @torch.no_grad()
     def backward_logprob(self, hypotheses: Sequence[Sequence[int]]) -> torch.Tensor:
         """log P_backward(reversed text) of each hypothesis (ids of the forward model), `</s>` included."""
         tok = self.backward_tokenizer
         rows = [[tok.bos_token_id] + tok.convert_tokens_to_ids([self._id_char.get(i, tok.unk_token) for i in ids[::-1]])
                 + [tok.eos_token_id] for ids in hypotheses]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        result = []
-        for b in range(0, len(rows), 64):
-            logp = self.backward(input_ids=ids[b:b + 64], attention_mask=mask[b:b + 64]).logits[:, :-1].log_softmax(-1)
-            picked = logp.gather(2, ids[b:b + 64, 1:, None])[..., 0] * mask[b:b + 64, 1:]
-            result.append(picked.sum(1))
-        return torch.cat(result)
+        return torch.tensor(sequence_log_probs(self.backward, rows, tok.pad_token_id))
 
     def tune(self, sources: Sequence[str], targets: Sequence[str], grid: Sequence[dict[str, float]]) -> dict[str, Any]:
         """Tries each setting of `grid` (dicts of `tagger_weight` / `ngram_weight`) on (validation) pairs and keeps
