@@ -154,7 +154,10 @@ class CharLMRotaryEmbedding(nn.Module):
 
     def compute_tables(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         positions = torch.arange(self.max_positions, device=device)
-        return self._cos_sin(positions, self.compute_inv_freq(device))  # (P, D) each
+        cos, sin = self._cos_sin(positions, self.compute_inv_freq(device))  # (P, D) each
+        # stored as (P, 1, 1, D): a lookup gives the (B, T, 1, 1, D) that `apply_rotary` broadcasts, with no
+        # unsqueeze per call (four operations per generated token)
+        return cos[:, None, None], sin[:, None, None]
 
     @torch.no_grad()
     def forward(
@@ -165,9 +168,9 @@ class CharLMRotaryEmbedding(nn.Module):
             max_position = int(position_ids.max()) if position_ids.numel() else 0
         if max_position >= self.cos_cached.shape[0]:
             cos, sin = self._cos_sin(position_ids, self.inv_freq)  # past the table (a caller that skips the check)
+            cos, sin = cos[:, :, None, None], sin[:, :, None, None]
         else:
-            cos, sin = self.cos_cached[position_ids], self.sin_cached[position_ids]  # (B, T, D)
-        cos, sin = cos[:, :, None, None], sin[:, :, None, None]  # (B, T, 1, 1, D)
+            cos, sin = self.cos_cached[position_ids], self.sin_cached[position_ids]  # (B, T, 1, 1, D)
         if cos.dtype != x.dtype:
             cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         return cos, sin
@@ -380,6 +383,9 @@ class CharLMGrowingLayer(DynamicLayer):
     """
 
     growth = 256
+    # below this many positions `DynamicLayer`'s concatenation is cheaper: two operations per layer and step
+    # against the buffer's six (two slices and copies, two views), and the copy of a short cache costs less
+    concatenate_below = 128
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         super().lazy_initialization(key_states, value_states)
@@ -394,6 +400,8 @@ class CharLMGrowingLayer(DynamicLayer):
         length = self.keys.shape[-2] if self.keys.ndim == 4 else 0
         needed = length + key_states.shape[-2]
         buffers = self._buffers
+        if buffers is None and needed < self.concatenate_below:
+            return super().update(key_states, value_states, *args, **kwargs)
         if (
             buffers is None
             or self._views is None
@@ -886,13 +894,22 @@ class CharLMModel(CharLMPreTrainedModel):
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
         output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
-        hidden_states = self.embed_dropout(inputs_embeds)
+        # (at inference the Dropout module call is skipped: it would return its input after a dispatch per token)
+        hidden_states = self.embed_dropout(inputs_embeds) if self.training else inputs_embeds
         if self.config.is_recurrent:
             return self._forward_recurrent(
                 hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, return_backward, output_hidden_states
             )
         return self._forward_transformer(
             hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, output_hidden_states, output_attentions, **kwargs
+        )
+
+    def _raise_too_long(self, needed: int, past: int, T: int) -> None:
+        raise ValueError(
+            f"Input of {needed} tokens ({past} cached + {T} new, or the largest position + 1) is longer than the "
+            f"model accepts: max_position_embeddings={self.config.max_position_embeddings}. Truncate the text "
+            f"(tokenizer(..., truncation=True, max_length={self.config.max_position_embeddings})) or use a "
+            "sliding window."
         )
 
     def _forward_transformer(
@@ -913,15 +930,14 @@ class CharLMModel(CharLMPreTrainedModel):
         if use_cache and cache is None:
             cache = use_growing_layers(DynamicCache(config=self.config))
         past = cache.get_seq_length() if cache is not None else 0
-        # the limit is on positions, not on the row: a padding-free row packs several sequences, each from 0
-        needed = int(position_ids.max()) + 1 if position_ids is not None and position_ids.numel() else past + T
-        if needed > self.config.max_position_embeddings:
-            raise ValueError(
-                f"Input of {needed} tokens ({past} cached + {T} new, or the largest position + 1) is longer than the "
-                f"model accepts: max_position_embeddings={self.config.max_position_embeddings}. Truncate the text "
-                f"(tokenizer(..., truncation=True, max_length={self.config.max_position_embeddings})) or use a "
-                "sliding window."
-            )
+        # the limit is on positions, not on the row: a padding-free row packs several sequences, each from 0. Given
+        # positions on the CPU are checked by the rotary table lookup itself (an index past the table raises
+        # there), which saves a reduction and a synchronisation at every generated token; elsewhere (CUDA reports
+        # a bad index as a device-side assert) they are checked here
+        given = position_ids is not None and position_ids.numel() > 0
+        needed = past + T if not given else None if position_ids.device.type == "cpu" else int(position_ids.max()) + 1
+        if needed is not None and needed > self.config.max_position_embeddings:
+            self._raise_too_long(needed, past, T)
         if position_ids is None:
             if attention_mask is not None and attention_mask.ndim == 2:
                 # count only real tokens, so that a left-padded row gets the positions it would have alone
@@ -955,7 +971,12 @@ class CharLMModel(CharLMPreTrainedModel):
                 mask = mask.masked_fill(~same, torch.finfo(hidden_states.dtype).min)[:, None]  # (B, 1, T, T)
             else:
                 mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
-        position_embeddings = self.rotary_emb(hidden_states, position_ids, max_position=needed - 1)
+        try:
+            position_embeddings = self.rotary_emb(hidden_states, position_ids, max_position=0 if needed is None else needed - 1)
+        except IndexError:
+            if needed is not None:
+                raise
+            self._raise_too_long(int(position_ids.max()) + 1, past, T)
 
         all_hidden = [hidden_states] if output_hidden_states else None
         all_attn = [] if output_attentions else None

@@ -310,7 +310,7 @@ class CharLMDecoder(CharLMPreTrainedModel):
         output_attentions: bool = False,
         **kwargs,
     ) -> CharLMDecoderOutput:
-        hidden_states = self.embed_dropout(inputs_embeds)
+        hidden_states = self.embed_dropout(inputs_embeds) if self.training else inputs_embeds
         encoder_hidden_states = encoder_outputs.last_hidden_state
         if encoder_attention_mask is not None and encoder_attention_mask.shape[:2] != encoder_hidden_states.shape[:2]:
             raise ValueError(

@@ -184,6 +184,13 @@ def test_transformer_length_check_uses_positions():
         model(input_ids=ids)
     positions = torch.cat([torch.arange(64), torch.arange(1)])[None]  # 65 tokens, 2 sequences
     assert model(input_ids=ids, position_ids=positions).logits.shape == (1, 65, 128)
+    # given positions past the table (on the CPU found by the table lookup, not by a reduction per call): the same
+    # message, with the largest position + 1
+    too_far = torch.cat([torch.arange(65), torch.arange(0)])[None]
+    with pytest.raises(ValueError, match=r"Input of 65 tokens .* max_position_embeddings=64"):
+        model(input_ids=ids, position_ids=too_far)
+    with pytest.raises(ValueError, match=r"Input of 71 tokens .* max_position_embeddings=64"):
+        model(input_ids=ids[:, :1], position_ids=torch.tensor([[70]]))
 
 
 # --- 6. per-layer hidden states ------------------------------------------------------------------------------------

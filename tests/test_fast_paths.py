@@ -263,13 +263,16 @@ GENERATION_SETTINGS = [
 ]
 
 
+@pytest.mark.parametrize("concatenate_below", [0, 14], ids=["buffer", "concatenated-then-buffer"])
 @pytest.mark.parametrize("settings", GENERATION_SETTINGS, ids=["greedy", "beam", "sample"])
-def test_growing_cache_generates_what_a_plain_dynamic_cache_does(settings, monkeypatch):
+def test_growing_cache_generates_what_a_plain_dynamic_cache_does(settings, concatenate_below, monkeypatch):
     from transformers import DynamicCache
 
     from hf_charlm.modeling_charlm import CharLMGrowingLayer
 
     monkeypatch.setattr(CharLMGrowingLayer, "growth", 5)  # a reallocation every few steps, beams reordered between
+    # 0: the buffer from the prompt on; 14: concatenation for the 9-token prompt and a few steps, then the buffer
+    monkeypatch.setattr(CharLMGrowingLayer, "concatenate_below", concatenate_below)
     torch.manual_seed(0)
     model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
     ids = torch.randint(4, 64, (2, 9))
@@ -286,9 +289,11 @@ def test_growing_cache_generates_what_a_plain_dynamic_cache_does(settings, monke
     assert out.cache.get_seq_length() == out.sequences.shape[1] - 1  # the last token is never fed back
 
 
-def test_growing_layer_adopts_tensors_put_in_from_outside():
+@pytest.mark.parametrize("concatenate_below", [0, 6])
+def test_growing_layer_adopts_tensors_put_in_from_outside(concatenate_below, monkeypatch):
     from hf_charlm.modeling_charlm import CharLMGrowingLayer
 
+    monkeypatch.setattr(CharLMGrowingLayer, "concatenate_below", concatenate_below)
     layer, plain = CharLMGrowingLayer(), __import__("transformers").cache_utils.DynamicLayer()
     steps = [torch.randn(3, 2, n, 4) for n in (4, 1, 1, 2)]
     for i, new in enumerate(steps):
@@ -305,6 +310,21 @@ def test_growing_layer_adopts_tensors_put_in_from_outside():
     held = layer.keys
     layer.update(torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4))
     assert torch.equal(held, first)
+    assert layer._buffers is not None  # past `concatenate_below` positions the layer writes into its buffer
+
+
+def test_growing_layer_concatenates_a_short_cache_then_switches_to_its_buffer(monkeypatch):
+    from hf_charlm.modeling_charlm import CharLMGrowingLayer
+
+    monkeypatch.setattr(CharLMGrowingLayer, "concatenate_below", 4)
+    layer, seen = CharLMGrowingLayer(), []
+    for n in (2, 1, 1, 1):  # 2, 3 positions: concatenated; 4, 5: the buffer
+        new = torch.randn(1, 2, n, 4)
+        seen.append(new)
+        keys, values = layer.update(new, -new)
+        assert torch.equal(keys, torch.cat(seen, dim=2)) and torch.equal(values, -torch.cat(seen, dim=2))
+        assert (layer._buffers is not None) == (keys.shape[2] >= 4)
+    assert layer._buffers[0].shape[2] == 4 + CharLMGrowingLayer.growth
 
 
 def test_growing_layer_concatenates_inputs_that_require_grad():
