@@ -8,7 +8,9 @@ token is switched off on both models, so neither stops early); our model keeps i
 its generation step. The two models run interleaved (the order alternating between repeats), every run is timed
 whole (`model.generate(...)` wall clock, prefill included), and the table gives the median and the min-max of the
 new characters per second (one token is one character for in-vocabulary text), the ratio of the medians, the thread
-count and the load average before and after.
+count and the load average before and after. On the CPU each row also counts the top-level ATen operations per
+generated token of both models (torch.profiler; `operations_per_token`): a count that a noisy shared machine does
+not blur, for comparing the code of two versions.
 
     python benchmarks/generation_speed.py --threads 1 --repeats 5 --output_dir benchmarks/results
     python benchmarks/generation_speed.py --threads 1 --repeats 2 --prompts 64 --output_dir /tmp/gen   # a quick look
@@ -79,6 +81,24 @@ def timed_generate(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int
     return seconds
 
 
+@torch.no_grad()
+def operations_per_token(model: torch.nn.Module, prompt: torch.Tensor, steps: int = 32) -> float:
+    """Top-level ATen operations (those not called by another ATen operation) per generated token, counted by
+    torch.profiler: generate(1 + steps tokens) minus generate(1 token), over `steps`. A count, not a time: the same
+    on any machine for the same code and library versions, where the wall clock of a shared machine is noisy."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def count(new_tokens: int) -> int:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, do_sample=False)
+        return sum(
+            1 for e in prof.events()
+            if e.name.startswith("aten::") and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
+        )
+
+    return (count(1 + steps) - count(1)) / steps
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -127,6 +147,8 @@ def main() -> None:
                **{f"{name}_chars_per_s": summary(v) for name, v in speeds.items()},
                **{f"{name}_runs": v for name, v in speeds.items()}}
         row["ratio"] = row["hf_charlm_chars_per_s"]["median"] / row["gpt2_chars_per_s"]["median"]
+        if args.device == "cpu":
+            row.update({f"{name}_ops_per_token": operations_per_token(model, prompt) for name, model in models.items()})
         results["rows"].append(row)
         print(f"prompt {length}: hf_charlm {row['hf_charlm_chars_per_s']['median']:.0f} chars/s, GPT-2 "
               f"{row['gpt2_chars_per_s']['median']:.0f} chars/s, ratio {row['ratio']:.2f}", flush=True)
@@ -145,12 +167,14 @@ def main() -> None:
         f"torch {results['torch']}, transformers {results['transformers']}.",
         f"Command: `{results['command']}`",
         "",
-        "| prompt (chars) | hf_charlm transformer (chars/s) | GPT-2, same size (chars/s) | ratio (medians) | load avg before / after |",
-        "|---:|---:|---:|---:|---|",
+        "| prompt (chars) | hf_charlm transformer (chars/s) | GPT-2, same size (chars/s) | ratio (medians) | load avg before / after "
+        "| ATen operations per token, ours / GPT-2 |",
+        "|---:|---:|---:|---:|---|---:|",
     ]
     for r in results["rows"]:
+        ops = (f"{r['hf_charlm_ops_per_token']:.1f} / {r['gpt2_ops_per_token']:.1f}" if "gpt2_ops_per_token" in r else "-")
         lines.append(f"| {r['prompt_chars']} | {cell(r['hf_charlm_chars_per_s'])} | {cell(r['gpt2_chars_per_s'])} | "
-                     f"{r['ratio']:.2f} | {r['loadavg_before'][0]:.2f} / {r['loadavg_after'][0]:.2f} |")
+                     f"{r['ratio']:.2f} | {r['loadavg_before'][0]:.2f} / {r['loadavg_after'][0]:.2f} | {ops} |")
     (out / "generation_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -904,7 +905,7 @@ class CharLMModel(CharLMPreTrainedModel):
             hidden_states, attention_mask, position_ids, cache, use_cache, is_causal, output_hidden_states, output_attentions, **kwargs
         )
 
-    def _raise_too_long(self, needed: int, past: int, T: int) -> None:
+    def _raise_too_long(self, needed: int, past: int, T: int) -> NoReturn:
         raise ValueError(
             f"Input of {needed} tokens ({past} cached + {T} new, or the largest position + 1) is longer than the "
             f"model accepts: max_position_embeddings={self.config.max_position_embeddings}. Truncate the text "
@@ -974,9 +975,10 @@ class CharLMModel(CharLMPreTrainedModel):
         try:
             position_embeddings = self.rotary_emb(hidden_states, position_ids, max_position=0 if needed is None else needed - 1)
         except IndexError:
-            if needed is not None:
-                raise
-            self._raise_too_long(int(position_ids.max()) + 1, past, T)
+            largest = None if needed is not None else int(position_ids.max())
+            if largest is None or largest < self.config.max_position_embeddings:
+                raise  # not a position past the limit (a negative one, say): torch's message names the index
+            self._raise_too_long(largest + 1, past, T)
 
         all_hidden = [hidden_states] if output_hidden_states else None
         all_attn = [] if output_attentions else None

@@ -191,6 +191,8 @@ def test_transformer_length_check_uses_positions():
         model(input_ids=ids, position_ids=too_far)
     with pytest.raises(ValueError, match=r"Input of 71 tokens .* max_position_embeddings=64"):
         model(input_ids=ids[:, :1], position_ids=torch.tensor([[70]]))
+    with pytest.raises(IndexError, match="-70"):  # a negative position past the table is not reported as too long
+        model(input_ids=ids[:, :1], position_ids=torch.tensor([[-70]]))
 
 
 # --- 6. per-layer hidden states ------------------------------------------------------------------------------------

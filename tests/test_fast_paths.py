@@ -349,3 +349,23 @@ def test_generation_signatures_are_computed_once():
         assert cached == inspect.signature(inspect.unwrap(cls.forward))
         assert "cache" in inspect.signature(cls(tiny_config(vocab_size=64)).forward).parameters or cls is CharLMForMaskedLM
     assert list(inspect.signature(CharLMUTF8LogitsProcessor(10).__call__).parameters) == ["input_ids", "scores"]
+
+
+def test_operation_count_of_a_generated_token(monkeypatch):
+    """benchmarks/generation_speed.py counts top-level ATen operations per generated token (a count, not a time).
+    Below `concatenate_below` cached positions the growing layer concatenates: two operations per layer and token
+    instead of the buffer's six (two slices, two copies, two views), so the count drops by 4 x num_hidden_layers."""
+    from pathlib import Path
+
+    from hf_charlm.modeling_charlm import CharLMGrowingLayer
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import generation_speed
+
+    ours = generation_speed.build_models(64, "cpu")["hf_charlm"]
+    prompt = torch.randint(7, 72, (1, 12), generator=torch.Generator().manual_seed(0))
+    concatenated = generation_speed.operations_per_token(ours, prompt, steps=8)
+    monkeypatch.setattr(CharLMGrowingLayer, "concatenate_below", 0)
+    buffered = generation_speed.operations_per_token(ours, prompt, steps=8)
+    assert buffered - concatenated == 4 * ours.config.num_hidden_layers
+    assert generation_speed.operations_per_token(ours, prompt, steps=8) == buffered  # a count: the same every time
