@@ -272,6 +272,13 @@ class ConfusionSetCorrector(_MarginCorrector):
 GAINS = ("ngram", "forward", "backward", "masked", "channel")
 
 
+def _checked_weights(weights: dict[str, float]) -> dict[str, float]:
+    unknown = set(weights) - set(GAINS)
+    if unknown:
+        raise ValueError(f"unknown weight(s) {sorted(unknown)}; the gains are {GAINS}")
+    return dict(weights)
+
+
 class LanguageModelCorrector(_MarginCorrector):
     """Zero-shot correction with language models of correct text read in both directions, and no fine-tuning: a
     noisy channel over the confusion sets.
@@ -308,10 +315,7 @@ class LanguageModelCorrector(_MarginCorrector):
             raise ValueError("the masked model's tokenizer has no mask token")
         if weights is None:
             weights = {name: 1.0 for name in ("ngram", *self.models, *(("channel",) if channel else ()))}
-        self.weights = dict(weights)
-        unknown = set(self.weights) - set(GAINS)
-        if unknown:
-            raise ValueError(f"unknown weight(s) {sorted(unknown)}; the gains are {GAINS}")
+        self.weights = _checked_weights(weights)
         self._vocabs = {name: tokenizer.get_vocab() for name, (_, tokenizer) in self.models.items()}
 
     @classmethod
@@ -476,10 +480,7 @@ class LanguageModelCorrector(_MarginCorrector):
         features = self.features(sources) if features is None else features
         records = []
         for setting in (weights or [self.weights]):
-            unknown = set(setting) - set(GAINS)
-            if unknown:
-                raise ValueError(f"unknown weight(s) {sorted(unknown)}; the gains are {GAINS}")
-            self.weights = dict(setting)
+            self.weights = _checked_weights(setting)
             proposals = self.score_features(features)
             for margin in margins:
                 self.margin = margin

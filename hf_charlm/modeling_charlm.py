@@ -164,7 +164,9 @@ class CharLMRotaryEmbedding(nn.Module):
     def forward(
         self, x: torch.Tensor, position_ids: torch.Tensor, max_position: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`max_position`: the largest of `position_ids` if the caller knows it (saves a reduction per step)."""
+        """`max_position`: the largest of `position_ids` if the caller knows it (saves a reduction per step). A caller
+        that leaves the check to the table lookup (on the CPU an index past the table raises `IndexError`) passes
+        any value inside the table."""
         if max_position is None:
             max_position = int(position_ids.max()) if position_ids.numel() else 0
         if max_position >= self.cos_cached.shape[0]:
@@ -973,6 +975,7 @@ class CharLMModel(CharLMPreTrainedModel):
             else:
                 mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
         try:
+            # (needed unknown: 0, any position inside the table, so that the lookup itself checks)
             position_embeddings = self.rotary_emb(hidden_states, position_ids, max_position=0 if needed is None else needed - 1)
         except IndexError:
             largest = None if needed is not None else int(position_ids.max())
