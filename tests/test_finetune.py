@@ -433,15 +433,19 @@ def test_char_per_line_bmes_entity_tags_scored_strictly(tmp_path):
 
 
 def test_crf_cws_predictions_are_viterbi_paths_and_agree_with_the_pipeline(tmp_path):
-    """--use_crf: the script's predictions never take a forbidden B/M/E/S step, and the token-classification pipeline
-    on the saved model returns exactly the script's tags."""
+    """--use_crf (with the n-gram features of `feature_buckets`): the script's predictions never take a forbidden
+    B/M/E/S step, and the token-classification pipeline on the saved model returns exactly the script's tags."""
+    from safetensors.torch import load_file
+
     from hf_charlm.modeling_charlm import allowed_transitions
 
     out = tmp_path / "cws-crf"
-    run(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--use_crf", "--config_overrides", TINY, "--output_dir", str(out),
-                       "--max_train_samples", "300", "--max_eval_samples", "40", "--max_test_samples", "40", *QUICK])
+    run(TOKEN_SCRIPT, ["--task_name", "peoples_daily_cws", "--use_crf", "--config_overrides", f"{TINY},feature_buckets=4099",
+                       "--output_dir", str(out), "--max_train_samples", "300", "--max_eval_samples", "40",
+                       "--max_test_samples", "40", "--train_sampling_strategy", "group_by_length", *QUICK])
     config = json.loads((out / "config.json").read_text())
-    assert config["use_crf"] is True
+    assert config["use_crf"] is True and config["feature_buckets"] == 4099
+    assert load_file(out / "model.safetensors")["features.weight.weight"].abs().sum() > 0  # trained
     results = json.loads((out / "all_results.json").read_text())
     assert 0 < results["test_f1"] <= 1
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]

@@ -40,17 +40,22 @@ def folders(request, tmp_path_factory):
     lm.save_pretrained(root / "lm")
     tokenizer.save_pretrained(root / "lm")
     labels = {"id2label": {0: "O", 1: "B-PER", 2: "I-PER"}, "label2id": {"O": 0, "B-PER": 1, "I-PER": 2}}
-    # the token classifier also reads hashed bigram features, made non-zero so that the remote copy must compute them
+    # the token classifier also reads hashed bigram and n-gram features, and the sequence classifier n-gram features,
+    # made non-zero so that the remote copy must compute them
     tc = CharLMForTokenClassification.from_pretrained(
-        root / "lm", num_labels=3, bigram_buckets=97, bigram_embedding_size=8, **labels
+        root / "lm", num_labels=3, bigram_buckets=97, bigram_embedding_size=8, feature_buckets=101, **labels
     ).eval()
     with torch.no_grad():
         tc.model.embed_bigrams.proj.weight.normal_(0.0, 0.5)
+        tc.features.weight.weight.normal_(0.0, 0.5)
     tc.save_pretrained(root / "tc")
     tokenizer.save_pretrained(root / "tc")
     sc = CharLMForSequenceClassification.from_pretrained(
-        root / "lm", num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1}
+        root / "lm", num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+        feature_buckets=103,
     ).eval()
+    with torch.no_grad():
+        sc.features.weight.weight.normal_(0.0, 0.5)
     sc.save_pretrained(root / "sc")
     tokenizer.save_pretrained(root / "sc")
     return root, {"lm": lm, "tc": tc, "sc": sc}

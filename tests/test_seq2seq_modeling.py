@@ -309,6 +309,9 @@ def test_train_reverse_strings(backbone, attention_type, layers, lr, steps):
         )
         model = CharLMForConditionalGeneration(config).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        # decayed linearly to zero: at a constant rate the last steps can undo a solved task (LSTM, seed 2: 0.96
+        # exact match after 300 steps, 0.82 after 400)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
         for _ in range(steps):
             sources = sample(32)
             batch = tokenizer(sources, padding=True, return_tensors="pt")
@@ -319,6 +322,7 @@ def test_train_reverse_strings(backbone, attention_type, layers, lr, steps):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
         model.eval()
         tests = sample(100)
         tokenizer.padding_side = "left"
