@@ -40,6 +40,17 @@ def tiny_config(backbone: str = "transformer", vocab_size: int = 128, **override
     return CharLMConfig(**fields)
 
 
+def final_loss_training_only(model, trained: list, ids: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
+    """Adam (lr 0.05) on the parameters `trained` only, `steps` full-batch steps on one batch; the last loss."""
+    optimizer = torch.optim.Adam(trained, lr=0.05)
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
 def run_script_in_process(script, argv: list[str], capsys) -> tuple[int, str]:
     """Runs a script's `__main__` here (fast: no new interpreter); returns its exit status and last stderr line."""
     import runpy

@@ -9,7 +9,7 @@ import torch
 
 from hf_charlm import CharLMConfig, CharLMForCausalLM, CharLMForMaskedLM, CharLMForSequenceClassification, CharLMForTokenClassification
 from hf_charlm.modeling_charlm import CharLMBigramEmbedding
-from tests.conftest import tiny_config
+from tests.conftest import final_loss_training_only, tiny_config
 
 BIGRAMS = dict(bigram_buckets=101, bigram_embedding_size=8)
 
@@ -101,13 +101,7 @@ def test_loading_without_bigrams_starts_unchanged_and_they_train(backbone, tmp_p
     labels = torch.tensor([[0, 1, 0, 2, 0, 0, 1, 0, 2]])
 
     def final_loss(trained: list) -> float:
-        optimizer = torch.optim.Adam(trained, lr=0.05)
-        for _ in range(60):
-            loss = model(input_ids=ids, labels=labels).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return loss.item()
+        return final_loss_training_only(model, trained, ids, labels, steps=60)
 
     model.train()
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -17,7 +17,7 @@ from hf_charlm import (
     CharLMForTokenClassification,
 )
 from hf_charlm.modeling_charlm import CharLMNgramFeatures, _run_masked_rnn
-from tests.conftest import tiny_config
+from tests.conftest import final_loss_training_only, tiny_config
 
 FEATURES = dict(feature_buckets=997)
 
@@ -104,13 +104,7 @@ def test_features_learn_what_the_frozen_backbone_cannot_and_save_and_load(tmp_pa
     labels = torch.tensor([[1, 0, 1, 0, 2, 1, 0, 1, 2, 0]])  # 13 next: 1, 12: 0, 11: 2, 14: 0, end: 0
 
     def final_loss(trained: list) -> float:
-        optimizer = torch.optim.Adam(trained, lr=0.05)
-        for _ in range(80):
-            loss = model(input_ids=ids, labels=labels).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return loss.item()
+        return final_loss_training_only(model, trained, ids, labels, steps=80)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
     without = final_loss(list(model.classifier.parameters()))
