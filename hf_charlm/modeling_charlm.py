@@ -157,8 +157,13 @@ class CharLMNgramFeatures(nn.Module):
             buckets.append((h ^ (h >> 29)) % self.num_buckets)
         return torch.stack(buckets, dim=-1)
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.LongTensor | None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, num_labels): the summed weights of each position's features."""
+        if input_ids is None:
+            raise ValueError(
+                f"This model reads character n-gram features (config.feature_buckets={self.num_buckets}), which are "
+                "computed from input_ids: pass input_ids, not inputs_embeds."
+            )
         return self.weight(self.bucket_ids(input_ids, attention_mask)).sum(-2)
 
 
@@ -1173,15 +1178,6 @@ def _check_no_features(config: CharLMConfig, head: str) -> None:
         )
 
 
-def _feature_ids(input_ids: torch.LongTensor | None, config: CharLMConfig) -> torch.LongTensor:
-    if input_ids is None:
-        raise ValueError(
-            f"This model reads character n-gram features (config.feature_buckets={config.feature_buckets}), which are "
-            "computed from input_ids: pass input_ids, not inputs_embeds."
-        )
-    return input_ids
-
-
 def _check_labels_shape(labels: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
     if tuple(labels.shape) != tuple(expected):
         raise ValueError(f"labels have shape {tuple(labels.shape)}, but {what} needs shape {tuple(expected)}.")
@@ -1498,7 +1494,7 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
         if self.features is not None:
-            logits = logits + self.features(_feature_ids(input_ids, self.config), attention_mask)
+            logits = logits + self.features(input_ids, attention_mask)
         loss = None
         if labels is not None:
             _check_labels_shape(labels, logits.shape[:2], "token classification (one label per input token)")
@@ -1605,7 +1601,7 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
         pooled = self._pool(outputs.last_hidden_state, attention_mask)
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if self.features is not None:
-            per_position = self.features(_feature_ids(input_ids, self.config), attention_mask)  # (B, T, num_labels)
+            per_position = self.features(input_ids, attention_mask)  # (B, T, num_labels)
             mask = self._real(attention_mask, per_position)
             # summed over the text, divided by the square root of its length: a long text's n-grams count more
             # than a short one's, less than in proportion
