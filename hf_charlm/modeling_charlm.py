@@ -60,14 +60,32 @@ class CharLMRMSNorm(nn.Module):
         if hidden_states.is_cuda and hidden_states.dtype == self.weight.dtype:
             # one fused kernel on the GPU (the same arithmetic, in float32 accumulation)
             return F.rms_norm(hidden_states, self.weight.shape, self.weight, self.variance_epsilon)
-        # on the CPU F.rms_norm has no fused kernel (a composite of these same operations) and measured slower than
-        # the explicit chain both at a generation step and in a training step's forward and backward; identical in
-        # float32
+        # On the CPU F.rms_norm has no fused kernel (a composite of these same operations) and measured slower than
+        # an explicit chain, both at a generation step and in a training step's forward and backward. The chain is
+        # written for the number of dispatches: `mean` is a sum followed by an in-place division by a Python number,
+        # and `+ eps` adds a Python number, each of which is wrapped into a tensor (a copy) at every call; here the
+        # sum of squares, times 1 / hidden_size, plus eps is one `add` of a cached zero-dimensional eps tensor with
+        # `alpha`. The same arithmetic within float32 rounding (bit for bit when hidden_size is a power of two).
         dtype = hidden_states.dtype
         # (the dtype tests in Python: a no-op `.to()` still costs a dispatch, ~2 us, at every norm of a step)
         x = hidden_states if dtype == torch.float32 else hidden_states.float()
-        x = x * torch.rsqrt(torch.mean(x * x, -1, keepdim=True) + self.variance_epsilon)
+        mean_square_plus_eps = torch.add(
+            _cpu_scalar(self.variance_epsilon), torch.sum(x * x, -1, keepdim=True), alpha=1.0 / x.shape[-1]
+        )
+        x = x * torch.rsqrt(mean_square_plus_eps)
         return self.weight * (x if dtype == torch.float32 else x.to(dtype))
+
+
+_CPU_SCALARS: dict[float, torch.Tensor] = {}
+
+
+def _cpu_scalar(value: float) -> torch.Tensor:
+    """A zero-dimensional float32 CPU tensor holding `value`, made once per value (a CPU scalar tensor combines with
+    tensors on any device, as a Python number does, without being wrapped into a new tensor at each call)."""
+    scalar = _CPU_SCALARS.get(value)
+    if scalar is None:
+        scalar = _CPU_SCALARS[value] = torch.tensor(value, dtype=torch.float32, device="cpu")
+    return scalar
 
 
 def sequence_starts(

@@ -236,14 +236,22 @@ def test_training_step_gradients_reach_every_fused_row():
     assert all(grad[j * H : (j + 1) * H].abs().sum() > 0 for j in range(3))  # q, k and v rows all learn
 
 
-def test_rms_norm_on_the_cpu_is_exactly_the_reference_in_float32():
-    # the explicit chain (faster than F.rms_norm's CPU composite) is the reference's arithmetic, bit for bit
+@pytest.mark.parametrize("hidden_size", [64, 40])
+def test_rms_norm_on_the_cpu_is_the_reference_in_float32(hidden_size):
+    # the explicit chain (faster than F.rms_norm's CPU composite) is the reference's arithmetic: the mean of squares
+    # as sum * (1 / hidden_size), bit for bit where that reciprocal is exact (a power of two), within float32
+    # rounding otherwise
     torch.manual_seed(1)
-    norm = CharLMRMSNorm(40, eps=1e-5)
+    norm = CharLMRMSNorm(hidden_size, eps=1e-5)
     with torch.no_grad():
         norm.weight.normal_()
-    x = torch.randn(4, 9, 40) * 3
-    assert torch.equal(norm(x), reference_rms_norm(x, norm.weight, 1e-5))
+    x = torch.randn(4, 9, hidden_size) * 3
+    x[0, 0] = 1e-4  # where eps is most of the mean square: eps is added after the division, not folded into the sum
+    if hidden_size & (hidden_size - 1) == 0:
+        assert torch.equal(norm(x), reference_rms_norm(x, norm.weight, 1e-5))
+    else:
+        torch.testing.assert_close(norm(x), reference_rms_norm(x, norm.weight, 1e-5), atol=0, rtol=1e-6)
+        assert not torch.equal(norm(x), reference_rms_norm(x, norm.weight, 0.0))  # (eps does reach the result)
     x.requires_grad_(True)
     norm(x).square().sum().backward()  # and it trains: gradients reach the input and the weight
     assert x.grad.abs().sum() > 0 and norm.weight.grad.abs().sum() > 0
