@@ -32,6 +32,7 @@ blocks, the reference's random windows.
     python benchmarks/pretrain_vs_nanogpt.py --threads 1 --steps 2000 --our_steps 1100 --repeats 2  # time to its loss
     python benchmarks/pretrain_vs_nanogpt.py --threads 1 --steps 20 --repeats 1 --eval_steps 10 --output_dir /tmp/p  # quick
     python benchmarks/pretrain_vs_nanogpt.py --device cuda --steps 2000 --repeats 2
+    python benchmarks/pretrain_vs_nanogpt.py --threads 1 --step_only --step_rounds 10  # the training step alone
 
 Needs torch, transformers, datasets, tokenizers, accelerate, numpy and hf_charlm; no network.
 """
@@ -52,6 +53,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing (the subprocesses get it as PYTHONPATH)
 # ../shared/data/tinyshakespeare.txt beside the checkout (or beside a folder above it: git worktrees)
 DEFAULT_DATA = next((p / "shared" / "data" / "tinyshakespeare.txt" for p in ROOT.parents
                      if (p / "shared" / "data" / "tinyshakespeare.txt").is_file()),
@@ -313,6 +315,37 @@ def step_times(args: argparse.Namespace, vocab_ours: int, compiled: bool) -> dic
     return out
 
 
+def step_only_times(args: argparse.Namespace, vocab_ours: int) -> dict:
+    """`step_times` (uncompiled) with the load average before and after."""
+    load = os.getloadavg()
+    out = step_times(args, vocab_ours, compiled=False)
+    out.update(loadavg_before=load, loadavg_after=os.getloadavg())
+    return out
+
+
+def write_step_only(results: dict, args: argparse.Namespace) -> None:
+    """`--step_only`: the training-step row alone, as JSON and markdown in --output_dir."""
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "pretrain_vs_nanogpt_step_only.json").write_text(json.dumps(results, indent=2))
+    s = results["step_only"]
+    cells = [f"{x['median']:.2f} ({x['min']:.2f}-{x['max']:.2f})" for x in (s["hf_charlm"]["ms_per_step"], s["reference"]["ms_per_step"])]
+    lines = [
+        f"Training step only (forward, backward, clipping, AdamW), Tiny Shakespeare model: {SIZE['layers']} layers x "
+        f"{SIZE['hidden']}, context {SIZE['block']}, batch {SIZE['batch']}; our vocabulary {results['vocab_size']['hf_charlm']}, "
+        f"the reference's 65; {results['date']}, {args.device} ({results['device_name']}), {args.threads} thread(s), "
+        f"{args.step_rounds} interleaved rounds of {args.step_block} steps per side, median (min-max); torch "
+        f"{results['torch']}, transformers {results['transformers']}.",
+        f"Command: `{results['command']}`",
+        "",
+        "| | hf_charlm (ms per step) | nanoGPT-style reference (ms per step) | ratio (medians) | load average before / after |",
+        "|---|---:|---:|---:|---|",
+        f"| training step only | {cells[0]} | {cells[1]} | {s['ratio']:.2f} | {s['loadavg_before'][0]:.2f} / {s['loadavg_after'][0]:.2f} |",
+    ]
+    (out_dir / "pretrain_vs_nanogpt_step_only.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every side (torch.set_num_threads, OMP_NUM_THREADS)")
@@ -326,6 +359,7 @@ def main() -> None:
     parser.add_argument("--step_rounds", type=int, default=6, help="rounds of the training-step comparison (after one warm-up round)")
     parser.add_argument("--step_block", type=int, default=20, help="steps per side per round")
     parser.add_argument("--torch_compile", action="store_true", help="also compare both sides compiled (torch.compile)")
+    parser.add_argument("--step_only", action="store_true", help="only the training-step comparison (no whole runs)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="tinyshakespeare.txt")
     parser.add_argument("--output_dir", default=str(ROOT / "benchmarks" / "results"))
@@ -371,7 +405,7 @@ def main() -> None:
         train, valid = work / "train.txt", work / "valid.txt"
         train.write_text(text[:cut], encoding="utf-8")
         valid.write_text(text[cut:], encoding="utf-8")
-        for repeat in range(args.repeats):
+        for repeat in range(0 if args.step_only else args.repeats):
             for side in (("ours", "reference") if repeat % 2 == 0 else ("reference", "ours")):
                 load = os.getloadavg()
                 if side == "ours":
@@ -398,6 +432,10 @@ def main() -> None:
 
         vocab_ours = len(train_char_tokenizer([text[:cut]]))
     results["vocab_size"] = {"hf_charlm": vocab_ours, "reference": 65}
+    if args.step_only:
+        results["step_only"] = step_only_times(args, vocab_ours)
+        write_step_only(results, args)
+        return
     for side in ("ours", "reference"):
         runs = [r for r in results["runs"] if r["side"] == side]
         results[side] = {key: summary([r[key] for r in runs]) for key in ("wall_seconds", "train_seconds", "val_nats_per_char")}
@@ -405,9 +443,7 @@ def main() -> None:
     # time to the reference's loss: every run of ours at or below the best run of the reference
     results["reaches_reference_loss"] = (results["ours"]["val_nats_per_char"]["max"]
                                          <= results["reference"]["val_nats_per_char"]["min"])
-    load = os.getloadavg()
-    results["step_only"] = step_times(args, vocab_ours, compiled=False)
-    results["step_only"].update(loadavg_before=load, loadavg_after=os.getloadavg())
+    results["step_only"] = step_only_times(args, vocab_ours)
     if args.torch_compile:
         results["step_only_compiled"] = step_times(args, vocab_ours, compiled=True)
     results["loadavg_end"] = os.getloadavg()

@@ -119,6 +119,14 @@ RECIPES = {
             "tiny transformer, MLM-pretrained, bigrams, best on validation": (("sentiment",), [
                 "--model_name_or_path", PRETRAINED, "--learning_rate", "1e-3", "--per_device_train_batch_size", "32",
                 "--config_overrides", BIGRAMS, *BEST_ON_VALIDATION]),
+            # the n-gram features on the pretrained transformer (their weights start at zero: the pretrained model's
+            # scores at step 0); the token systems with grouped batches, as the BiLSTM ones
+            "tiny transformer, MLM-pretrained, bigrams, n-gram features, best on validation": (("sentiment",), [
+                "--model_name_or_path", PRETRAINED, "--learning_rate", "1e-3", "--per_device_train_batch_size", "32",
+                "--config_overrides", f"{BIGRAMS},{FEATURES}", *BEST_ON_VALIDATION]),
+            "tiny transformer, MLM-pretrained, CRF, bigrams, n-gram features": (("ner", "cws"), [
+                "--model_name_or_path", PRETRAINED, "--use_crf", "true", "--learning_rate", "1e-3",
+                "--per_device_train_batch_size", "32", "--config_overrides", f"{BIGRAMS},{FEATURES}", *GROUPED]),
         },
     },
 }
