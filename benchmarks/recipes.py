@@ -21,6 +21,7 @@ The command lines of every run are in the JSON (`command`) and in the README's r
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -347,7 +348,8 @@ def write_table(report: dict, path: Path, reference: Path) -> None:
             run = next(v for k, v in report["runs"].items() if row["command"].endswith(f"/{k} --overwrite_output_dir true"))
             val = row["validation_metrics"] or {}
             lines.append(f"| {task} | {row['system']} | {MAIN[task]} {row['metrics'][MAIN[task]]:.4f} | "
-                         f"{val.get(MAIN[task], float('nan')):.4f} | {run['steps']} | {run['wall_s']:.0f} | {run['cpu_s']:.0f} | "
+                         f"{val.get(MAIN[task], float('nan')):.4f} | {run['steps']} | {run['wall_s']:.0f} | "
+                         f"{'-' if run['cpu_s'] is None else format(run['cpu_s'], '.0f')} | "
                          f"{row['model_size_bytes'] / 1e6:.1f} MB |")
     lines += ["", "Commands of the fine-tuning runs:", ""] + [f"- `{row['command']}`" for row in report["rows"]]
     path.write_text("\n".join(lines) + "\n")
@@ -376,8 +378,10 @@ def plot(report: dict, path: Path) -> None:
                 xs, ys = zip(*row["curve"])
                 label = row["system"].removeprefix("hf_charlm ").split(" (")[0]
                 if "; pretrained: " in row["system"]:  # merged runs: which pretraining the system started from
-                    source = row["system"].split("; pretrained: ")[1].split(",")[0].rstrip(")")
-                    label += f" [{SHORT_SOURCES.get(source, source)}]"
+                    described = row["system"].split("; pretrained: ")[1]
+                    source = described.split(",")[0].rstrip(")")
+                    rerun = re.search(r"\d{4}-(\d{2}-\d{2})", described)  # a later run of the same pretraining, dated
+                    label += f" [{SHORT_SOURCES.get(source, source)}{' ' + rerun.group(1) if rerun else ''}]"
                 if "2 threads" in row["system"]:  # a run that had both cores (the others: one core each)
                     label += ", 2 threads"
                 ax.plot(xs, ys, marker="o", ms=3, label=label)
