@@ -302,7 +302,9 @@ def main() -> None:
         row["curve"] = points
         row["budget"] = args.budget
         report["rows"].append(row)
-        report["runs"][name] = {**cost, "steps": steps[name]}
+        # the steps it trained: early stopping (the scripts' default patience) may end a run before --max_steps
+        trained = json.loads((output_dir / "trainer_state.json").read_text())["global_step"]
+        report["runs"][name] = {**cost, "steps": steps[name], "trained_steps": trained}
         print(f"[{task}] {system}: test {MAIN[task]} {results[f'test_{MAIN[task]}']:.4f}; {cost}", flush=True)
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     report["load_average_end"] = os.getloadavg()
@@ -322,6 +324,13 @@ def finish(report: dict, out_dir: Path, args: argparse.Namespace) -> None:
         plot(report, out_dir / f"recipes_{report['budget']}_curves.png")
 
 
+def steps_cell(run: dict) -> str:
+    """The steps a run trained, with its --max_steps where early stopping ended it before (runs recorded before
+    2026-12-01 give --max_steps only)."""
+    trained = run.get("trained_steps", run["steps"])
+    return str(trained) if trained == run["steps"] else f"{trained} of {run['steps']}"
+
+
 def write_table(report: dict, path: Path, reference: Path) -> None:
     """The recipe's rows under the classical reference rows of `reference` (chinese_tasks.json), per task."""
     classical = json.loads(reference.read_text()) if reference.is_file() else []
@@ -335,7 +344,7 @@ def write_table(report: dict, path: Path, reference: Path) -> None:
         lines += [f"Shared pretraining: {pre['steps']} steps, {pre['wall_s']:.0f} s wall, CPU {pre['cpu_s']:.0f} s; "
                   f"validation masked-char accuracy {pre['eval'].get('eval_masked_accuracy', float('nan')):.4f}. "
                   f"Command: `{pre['command']}`", ""]
-    lines += ["| task | system | test score | last validation | steps | fine-tuning wall s | CPU s | model size |",
+    lines += ["| task | system | test score | last validation | steps (trained of max) | fine-tuning wall s | CPU s | model size |",
               "|---|---|---|---|---:|---:|---:|---:|"]
     for task in BUILTIN:
         for row in classical:
@@ -348,7 +357,7 @@ def write_table(report: dict, path: Path, reference: Path) -> None:
             run = next(v for k, v in report["runs"].items() if row["command"].endswith(f"/{k} --overwrite_output_dir true"))
             val = row["validation_metrics"] or {}
             lines.append(f"| {task} | {row['system']} | {MAIN[task]} {row['metrics'][MAIN[task]]:.4f} | "
-                         f"{val.get(MAIN[task], float('nan')):.4f} | {run['steps']} | {run['wall_s']:.0f} | "
+                         f"{val.get(MAIN[task], float('nan')):.4f} | {steps_cell(run)} | {run['wall_s']:.0f} | "
                          f"{'-' if run['cpu_s'] is None else format(run['cpu_s'], '.0f')} | "
                          f"{row['model_size_bytes'] / 1e6:.1f} MB |")
     lines += ["", "Commands of the fine-tuning runs:", ""] + [f"- `{row['command']}`" for row in report["rows"]]
