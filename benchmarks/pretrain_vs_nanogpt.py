@@ -315,6 +315,11 @@ def step_times(args: argparse.Namespace, vocab_ours: int, compiled: bool) -> dic
     return out
 
 
+def cell(s: dict[str, float], fmt: str = ".1f") -> str:
+    """A summary as 'median (min-max)'."""
+    return f"{s['median']:{fmt}} ({s['min']:{fmt}}-{s['max']:{fmt}})"
+
+
 def step_only_times(args: argparse.Namespace, vocab_ours: int) -> dict:
     """`step_times` (uncompiled) with the load average before and after."""
     load = os.getloadavg()
@@ -329,7 +334,6 @@ def write_step_only(results: dict, args: argparse.Namespace) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "pretrain_vs_nanogpt_step_only.json").write_text(json.dumps(results, indent=2))
     s = results["step_only"]
-    cells = [f"{x['median']:.2f} ({x['min']:.2f}-{x['max']:.2f})" for x in (s["hf_charlm"]["ms_per_step"], s["reference"]["ms_per_step"])]
     lines = [
         f"Training step only (forward, backward, clipping, AdamW), Tiny Shakespeare model: {SIZE['layers']} layers x "
         f"{SIZE['hidden']}, context {SIZE['block']}, batch {SIZE['batch']}; our vocabulary {results['vocab_size']['hf_charlm']}, "
@@ -340,7 +344,7 @@ def write_step_only(results: dict, args: argparse.Namespace) -> None:
         "",
         "| | hf_charlm (ms per step) | nanoGPT-style reference (ms per step) | ratio (medians) | load average before / after |",
         "|---|---:|---:|---:|---|",
-        f"| training step only | {cells[0]} | {cells[1]} | {s['ratio']:.2f} | {s['loadavg_before'][0]:.2f} / {s['loadavg_after'][0]:.2f} |",
+        f"| training step only | {cell(s['hf_charlm']['ms_per_step'], '.2f')} | {cell(s['reference']['ms_per_step'], '.2f')} | {s['ratio']:.2f} | {s['loadavg_before'][0]:.2f} / {s['loadavg_after'][0]:.2f} |",
     ]
     (out_dir / "pretrain_vs_nanogpt_step_only.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -451,9 +455,6 @@ def main() -> None:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "pretrain_vs_nanogpt.json").write_text(json.dumps(results, indent=2))
-
-    def cell(s: dict[str, float], fmt: str = ".1f") -> str:
-        return f"{s['median']:{fmt}} ({s['min']:{fmt}}-{s['max']:{fmt}})"
 
     o, r = results["ours"], results["reference"]
     lines = [
