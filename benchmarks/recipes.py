@@ -389,7 +389,8 @@ def plot(report: dict, path: Path) -> None:
         print("matplotlib is not installed: no plot")
         return
     tasks = sorted({row["task"] for row in report["rows"]}, key=list(BUILTIN).index)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    # the legends go below the panels (inside, a long list of systems hides the curves)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for row in report["rows"]:
             if row["task"] == task and row["curve"]:
@@ -406,10 +407,11 @@ def plot(report: dict, path: Path) -> None:
         ax.set_title(f"{task}: validation {MAIN[task]}")
         ax.set_xlabel("training seconds")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     fig.suptitle(report["where"], fontsize=9)  # (the machine once, above the panels: it can be a long phrase)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.tight_layout()  # before the legends: laid out with them, the panels would shrink to make room
+    for ax in axes[0]:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"wrote {path}")
 
 
