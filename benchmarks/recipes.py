@@ -363,7 +363,11 @@ def write_table(report: dict, path: Path, reference: Path) -> None:
         for row in report["rows"]:
             if row["task"] != task:
                 continue
-            run = next(v for k, v in report["runs"].items() if row["command"].endswith(f"/{k} --overwrite_output_dir true"))
+            # a run is keyed by the end of its --output_dir (merged runs: the folder below outputs/)
+            run = next((v for k, v in report["runs"].items() if row["command"].endswith(f"/{k} --overwrite_output_dir true")), None)
+            if run is None:
+                sys.exit(f"error: no entry of report['runs'] is keyed by the end of the --output_dir of the row "
+                         f"{row['system']!r} (command: ...{row['command'][-120:]})")
             val = row["validation_metrics"] or {}
             lines.append(f"| {task} | {row['system']} | {MAIN[task]} {row['metrics'][MAIN[task]]:.4f} | "
                          f"{val.get(MAIN[task], float('nan')):.4f} | {steps_cell(run)} | {run['wall_s']:.0f} | "

@@ -53,3 +53,20 @@ def test_table_puts_the_classical_rows_first_and_matches_runs(recipes, tmp_path)
     lines = [line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("| cws")]
     assert lines == ["| cws | CRF | f1 0.9680 | - | - | - | 192 (train) | 34.2 MB |",
                      "| cws | hf_charlm tiny (2 CPU cores recipe) | f1 0.9500 | 0.9400 | 10 | 60 | 100 | 5.6 MB |"]
+
+
+def test_table_shows_early_stopped_steps_and_unrecorded_cpu_time(recipes, tmp_path):
+    row = {"task": "sentiment", "system": "hf_charlm tiny, merged run", "metrics": {"accuracy": 0.84},
+           "validation_metrics": {"accuracy": 0.86}, "model_size_bytes": 39_600_000,
+           "command": "python x.py --output_dir outputs/s13/sent --overwrite_output_dir true"}
+    report = {"where": "w", "started": "s", "finished": "f", "command": "c", "cpu_count": 2,
+              "load_average_start": [0.5, 0.5, 0.5], "rows": [row],
+              "runs": {"s13/sent": {"steps": 860, "trained_steps": 642, "wall_s": 1211.0, "cpu_s": None}}}
+    recipes.write_table(report, tmp_path / "t.md", tmp_path / "none.json")
+    lines = [line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("| sentiment")]
+    assert lines == ["| sentiment | hf_charlm tiny, merged run | accuracy 0.8400 | 0.8600 | 642 of 860 | 1211 | - | 39.6 MB |"]
+    # a row whose run is keyed by another folder: a message naming the row, not a bare StopIteration
+    report["runs"] = {"sent": report["runs"]["s13/sent"]}
+    report["rows"][0]["command"] = "python x.py --output_dir outputs/s14/other --overwrite_output_dir true"
+    with pytest.raises(SystemExit, match="hf_charlm tiny, merged run"):
+        recipes.write_table(report, tmp_path / "t.md", tmp_path / "none.json")
