@@ -7,7 +7,8 @@ Tiny Shakespeare tokenizer), sdpa attention and the library's KV cache (`Dynamic
 token is switched off on both models, so neither stops early); our model keeps its UTF-8 logits processor, part of
 its generation step. The two models run interleaved (the order alternating between repeats), every run is timed
 whole (`model.generate(...)` wall clock, prefill included), and the table gives the median and the min-max of the
-new characters per second (one token is one character for in-vocabulary text), the ratio of the medians, the thread
+new characters per second (one token is one character for in-vocabulary text), the ratio of the medians, the
+median (min-max) of the ratio within each repeat (robust to a machine whose speed changes between repeats), the thread
 count and the load average before and after. On the CPU each row also counts the top-level ATen operations per
 generated token of both models (torch.profiler; `operations_per_token`): a count that a noisy shared machine does
 not blur, for comparing the code of two versions.
@@ -103,6 +104,23 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def pool(paths: list[str]) -> None:
+    """Per prompt length, the median and quartiles of the ratio within each repeat over all the runs' repeats."""
+    ratios: dict[int, list[float]] = {}
+    for path in paths:
+        try:
+            rows = json.loads(Path(path).read_text())["rows"]
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit(f"--pool {path}: not a generation_speed.json ({e})")
+        for r in rows:
+            ratios.setdefault(r["prompt_chars"], []).extend(a / b for a, b in zip(r["hf_charlm_runs"], r["gpt2_runs"]))
+    print(f"ratio per repeat, hf_charlm / GPT-2, pooled over {len(paths)} runs")
+    for length, values in ratios.items():
+        q1, q2, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+        print(f"prompt {length}: median {statistics.median(values):.2f} (quartiles {q1:.2f}-{q3:.2f}, "
+              f"min-max {min(values):.2f}-{max(values):.2f}, {len(values)} repeats)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both models (CPU)")
@@ -111,7 +129,13 @@ def main() -> None:
     parser.add_argument("--new_tokens", type=int, default=100)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--output_dir", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--pool", nargs="+", metavar="JSON", help="measure nothing: pool the per-repeat ratios of "
+                        "these generation_speed.json files (several runs of one code version) and print their median "
+                        "and quartiles per prompt length")
     args = parser.parse_args()
+    if args.pool:
+        pool(args.pool)
+        return
     try:
         lengths = [int(x) for x in args.prompts.split(",")]
     except ValueError:
@@ -147,6 +171,9 @@ def main() -> None:
                **{f"{name}_chars_per_s": summary(v) for name, v in speeds.items()},
                **{f"{name}_runs": v for name, v in speeds.items()}}
         row["ratio"] = row["hf_charlm_chars_per_s"]["median"] / row["gpt2_chars_per_s"]["median"]
+        # the ratio within each repeat (the two runs next to each other): robust to a machine whose speed drifts or
+        # switches between levels from one repeat to the next, which the ratio of the two medians is not
+        row["pair_ratio"] = summary([ours / ref for ours, ref in zip(speeds["hf_charlm"], speeds["gpt2"])])
         if args.device == "cpu":
             row.update({f"{name}_ops_per_token": operations_per_token(model, prompt) for name, model in models.items()})
         results["rows"].append(row)
@@ -167,14 +194,15 @@ def main() -> None:
         f"torch {results['torch']}, transformers {results['transformers']}.",
         f"Command: `{results['command']}`",
         "",
-        "| prompt (chars) | hf_charlm transformer (chars/s) | GPT-2, same size (chars/s) | ratio (medians) | load avg before / after "
-        "| ATen operations per token, ours / GPT-2 |",
-        "|---:|---:|---:|---:|---|---:|",
+        "| prompt (chars) | hf_charlm transformer (chars/s) | GPT-2, same size (chars/s) | ratio (medians) "
+        "| ratio per repeat, median (min-max) | load avg before / after | ATen operations per token, ours / GPT-2 |",
+        "|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results["rows"]:
         ops = (f"{r['hf_charlm_ops_per_token']:.1f} / {r['gpt2_ops_per_token']:.1f}" if "gpt2_ops_per_token" in r else "-")
+        pair = f"{r['pair_ratio']['median']:.2f} ({r['pair_ratio']['min']:.2f}-{r['pair_ratio']['max']:.2f})"
         lines.append(f"| {r['prompt_chars']} | {cell(r['hf_charlm_chars_per_s'])} | {cell(r['gpt2_chars_per_s'])} | "
-                     f"{r['ratio']:.2f} | {r['loadavg_before'][0]:.2f} / {r['loadavg_after'][0]:.2f} | {ops} |")
+                     f"{r['ratio']:.2f} | {pair} | {r['loadavg_before'][0]:.2f} / {r['loadavg_after'][0]:.2f} | {ops} |")
     (out / "generation_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

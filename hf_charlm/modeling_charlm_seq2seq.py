@@ -24,6 +24,7 @@ only (generate() reads it to run the encoder once and feed `decoder_input_ids`);
 """
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ from .configuration_charlm import CharLMConfig
 from .modeling_charlm import (
     CharLMAttention,
     CharLMForCausalLM,
+    CharLMLinear,
     CharLMMLP,
     CharLMModel,
     CharLMPreTrainedModel,
@@ -568,8 +570,13 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
             config.decoder_start_token_id = config.bos_token_id
         super().__init__(config)
         self.model = CharLMSeq2SeqModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = CharLMLinear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    @functools.wraps(GenerationMixin.generate)
+    def generate(self, *args, **kwargs):
+        with self._generation_weights():  # (CharLMLinear's fast path for the decoder steps' few rows, on the CPU)
+            return super().generate(*args, **kwargs)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.encoder.embed_tokens

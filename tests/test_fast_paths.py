@@ -1,5 +1,6 @@
 """Equality tests for the fast paths of the model step (issue 12): the fused q/k/v projection, the fused RMS norm,
-the precomputed rotary tables and the per-step cost of the UTF-8 logits processor change no output.
+the precomputed rotary tables, the per-step cost of the UTF-8 logits processor, and the generation step's
+transposed weight copies, GELU kernel and four-operation norm change no output (beyond float32 rounding).
 
 The reference outputs in tests/data/fast_path_golden.json were written by the code before these changes (see
 tests/fast_path_golden.py) from seeded checkpoints in the separate q_proj / k_proj / v_proj layout; no timing is
@@ -377,3 +378,147 @@ def test_operation_count_of_a_generated_token(monkeypatch):
     buffered = generation_speed.operations_per_token(ours, prompt, steps=8)
     assert buffered - concatenated == 4 * ours.config.num_hidden_layers
     assert generation_speed.operations_per_token(ours, prompt, steps=8) == buffered  # a count: the same every time
+
+
+def _linear_layers(model: torch.nn.Module) -> list:
+    from hf_charlm.modeling_charlm import CharLMLinear
+
+    return [m for m in model.modules() if isinstance(m, CharLMLinear)]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 16, 17])
+def test_transposed_weight_product_equals_linear(rows):
+    # CharLMLinear's generation path (a contiguous (in, out) copy of the weight, for up to FAST_ROWS rows) against
+    # nn.Linear's product; past FAST_ROWS, with gradients recorded, or without a copy it is F.linear itself
+    from torch.nn import functional as F
+
+    from hf_charlm.modeling_charlm import CharLMLinear
+
+    torch.manual_seed(0)
+    for bias in (False, True):
+        layer = CharLMLinear(48, 80, bias=bias)
+        x = torch.randn(rows, 1, 48)
+        reference = F.linear(x, layer.weight, layer.bias)
+        with torch.no_grad():
+            assert torch.equal(layer(x), reference)  # no copy: the plain product
+            layer.weight_t = layer.weight.t().contiguous()
+            got = layer(x)
+        assert got.shape == reference.shape
+        torch.testing.assert_close(got, reference, atol=1e-6, rtol=1e-6)
+        assert torch.equal(layer(x), reference)  # gradients recorded: never the copy
+        layer.weight_t = torch.zeros_like(layer.weight_t)  # a wrong copy shows which rows it serves
+        with torch.no_grad():
+            assert torch.equal(layer(x), reference) == (rows > CharLMLinear.FAST_ROWS)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 5])
+def test_mlp_generation_gelu_equals_the_activation(rows):
+    # a few rows take torch's own GELU kernel (a non-contiguous input) instead of oneDNN's: the same function
+    from hf_charlm.modeling_charlm import CharLMMLP
+
+    torch.manual_seed(0)
+    mlp = CharLMMLP(tiny_config(intermediate_size=512))
+    x = torch.randn(rows, 1, 32) * 3
+    reference = mlp.down_proj(mlp.act_fn(mlp.up_proj(x)))
+    with torch.no_grad():
+        got = mlp(x)
+    torch.testing.assert_close(got, reference, atol=1e-6, rtol=1e-6)
+    gelu_config = tiny_config(hidden_act="gelu_new")  # another activation: never the exact-GELU path
+    assert not CharLMMLP(gelu_config).exact_gelu and mlp.exact_gelu
+
+
+def _weights_seen_by_generate(model, **kwargs) -> tuple[torch.Tensor, list[bool]]:
+    """generate()'s output and, at each step, whether the output layer held a transposed copy of its weight."""
+    seen = []
+    layer = model.get_output_embeddings()
+    handle = layer.register_forward_pre_hook(lambda m, args: seen.append(m.weight_t is not None))
+    try:
+        out = model.generate(**kwargs)
+    finally:
+        handle.remove()
+    return out, seen
+
+
+@pytest.mark.parametrize("settings", GENERATION_SETTINGS, ids=["greedy", "beam", "sample"])
+def test_generation_with_transposed_weights_equals_plain_linear(settings, monkeypatch):
+    from hf_charlm import CharLMForConditionalGeneration
+    from hf_charlm.modeling_charlm import CharLMPreTrainedModel
+
+    torch.manual_seed(0)
+    ids = torch.randint(4, 64, (2, 9))
+    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=15, eos_token_id=None,
+                  pad_token_id=0, **settings)
+    for model in (CharLMForCausalLM(tiny_config(vocab_size=64)).eval(),
+                  CharLMForConditionalGeneration(tiny_config(vocab_size=64)).eval()):
+        torch.manual_seed(1)
+        fast, seen = _weights_seen_by_generate(model, **kwargs)
+        assert seen and all(seen)  # every step, the prompt's too, had the copies
+        assert all(m.weight_t is None and "weight_t" not in m.__dict__ for m in _linear_layers(model))  # dropped
+        monkeypatch.setattr(CharLMPreTrainedModel, "GENERATION_COPY_LIMIT", 0)  # a model over the size limit
+        torch.manual_seed(1)
+        plain, seen = _weights_seen_by_generate(model, **kwargs)
+        monkeypatch.undo()
+        assert not any(seen)
+        assert torch.equal(fast, plain)
+
+
+def test_generation_copies_follow_weights_changed_between_calls():
+    # the copies live for one generate() call: weights changed afterwards in place, even through .data (which
+    # bumps no version counter), are the ones the next call uses
+    torch.manual_seed(0)
+    model = CharLMForCausalLM(tiny_config(vocab_size=64)).eval()
+    ids = torch.randint(4, 64, (1, 6))
+    kwargs = dict(max_new_tokens=12, do_sample=False, eos_token_id=None)
+    before = model.generate(ids, **kwargs)
+    generator = torch.Generator().manual_seed(3)
+    for layer in _linear_layers(model):
+        layer.weight.data.copy_(torch.randn(layer.weight.shape, generator=generator))
+    after = model.generate(ids, **kwargs)
+    recomputed = ids
+    with torch.no_grad():
+        for _ in range(12):  # full forwards outside generate(): F.linear on the changed weights
+            recomputed = torch.cat([recomputed, model(recomputed).logits[:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(after, recomputed) and not torch.equal(after, before)
+
+
+@pytest.mark.parametrize("rows", [1, 16, 17])
+def test_rms_norm_generation_path_equals_the_reference(rows):
+    # up to 16 rows without gradients: x * sqrt(H) / hypot(||x||, sqrt(H eps)); the chain otherwise
+    torch.manual_seed(2)
+    norm = CharLMRMSNorm(40, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(rows, 1, 40) * 3
+    x[0, 0] = 1e-4  # where eps is most of the mean square
+    x[-1, 0] = 0.0  # an all-zero row: eps alone in the denominator
+    reference = reference_rms_norm(x, norm.weight, 1e-5)
+    with torch.no_grad():
+        got = norm(x)
+    torch.testing.assert_close(got, reference, atol=1e-6, rtol=1e-6)
+    assert torch.equal(got[-1], torch.zeros_like(got[-1]))
+    with_grad = norm(x)  # gradients recorded: the chain, whatever the rows
+    assert with_grad.requires_grad
+    torch.testing.assert_close(with_grad, reference, atol=0, rtol=1e-6)
+    # which path ran: the formula's own operations, bit for bit, up to 16 rows; the chain's result past them
+    formula = x * 40**0.5 / torch.hypot(torch.linalg.vector_norm(x, dim=-1, keepdim=True), torch.tensor((40 * 1e-5) ** 0.5))
+    assert torch.equal(got, formula * norm.weight) if rows <= 16 else torch.equal(got, with_grad)
+
+
+def test_generation_benchmark_pools_the_per_repeat_ratios(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import generation_speed
+
+    runs = [([120, 100, 90], [100, 100, 100]), ([200, 150], [100, 150])]  # ratios 1.2 1.0 0.9 | 2.0 1.0
+    paths = []
+    for i, (ours, ref) in enumerate(runs):
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps({"rows": [{"prompt_chars": 64, "hf_charlm_runs": ours, "gpt2_runs": ref}]}))
+        paths.append(str(path))
+    generation_speed.pool(paths)
+    out = capsys.readouterr().out
+    assert "pooled over 2 runs" in out and "prompt 64: median 1.00" in out and "min-max 0.90-2.00, 5 repeats" in out
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="bad.json: not a generation_speed.json"):
+        generation_speed.pool([str(tmp_path / "bad.json")])
