@@ -52,6 +52,10 @@ logger = logging.get_logger(__name__)
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# a generation step's "few rows" (batch x new positions) for the CPU fast paths of the norm and the linear layers
+FEW_ROWS = 16
+
+
 class CharLMRMSNorm(nn.Module):
     def __init__(self, hidden_size: int, eps: float = 1e-6):
         super().__init__()
@@ -72,7 +76,7 @@ class CharLMRMSNorm(nn.Module):
         # `alpha`. The same arithmetic within float32 rounding (bit for bit when hidden_size is a power of two).
         dtype = hidden_states.dtype
         size = hidden_states.shape[-1]
-        if dtype == torch.float32 and hidden_states.numel() <= 16 * size and not torch.is_grad_enabled():
+        if dtype == torch.float32 and hidden_states.numel() <= FEW_ROWS * size and not torch.is_grad_enabled():
             # A generation step's few rows, no gradient: four operations instead of six, 39 against 62 us per call
             # on the tiny preset (one thread). x / sqrt(mean(x^2) + eps) == x * sqrt(H) / hypot(||x||, sqrt(H eps)),
             # the vector norm in one pass; equal within float32 rounding (training keeps the chain below).
@@ -93,15 +97,15 @@ class CharLMLinear(nn.Linear):
 
     At a generation step a layer multiplies a handful of rows (one at batch 1) by its weight. `nn.Linear` multiplies
     by the transpose of its (out, in) weight, and for so few rows the CPU BLAS (MKL) takes about twice as long with the
-    transposed operand as with a contiguous (in, out) matrix (measured 24-31 against 11-15 us per call at batch 1 on
-    the tiny preset's shapes, one thread): what GPT-2's `Conv1D` layout gets for free. Inside `generate()` on the CPU
-    (`CharLMPreTrainedModel._generation_weights`) each layer holds a contiguous transposed copy of its weight, made
+    transposed operand as with a contiguous (in, out) matrix (measured 26-31 against 17-20 us per call through
+    `torch.matmul` at batch 1 on the tiny preset's shapes, one thread): what GPT-2's `Conv1D` layout gets for free. Inside `generate()` on the CPU
+    (`CharLMGenerationMixin._generation_weights`) each layer holds a contiguous transposed copy of its weight, made
     at the start of that call and dropped at its end, and multiplies inputs of at most `FAST_ROWS` rows by it when
     no gradient is recorded; everything else (training, prefill of a long prompt, the GPU, a call outside
     `generate()`) is `F.linear`. The same products within float32 rounding; greedy text identical in the tests.
     """
 
-    FAST_ROWS = 16
+    FAST_ROWS = FEW_ROWS
     weight_t: torch.Tensor | None = None  # set by _generation_weights for the length of one generate() call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -878,29 +882,6 @@ class CharLMPreTrainedModel(PreTrainedModel):
         if not getattr(model_kwargs.get("cache"), "_is_user_defined", False):
             use_growing_layers(model_kwargs.get("cache"))
 
-    # the most weight elements (all CharLMLinear layers together) for which generate() makes transposed copies: 16 Mi
-    # (64 MiB in float32), the tiny and small presets; a larger model's products are bound by memory traffic, where
-    # a copy of every weight at each call would cost more than the call overhead it saves
-    GENERATION_COPY_LIMIT = 16 * 2**20
-
-    @contextlib.contextmanager
-    def _generation_weights(self):
-        """For the length of one `generate()` call on the CPU, gives each `CharLMLinear` a contiguous transposed
-        copy of its weight (its fast path for a step's few rows). Made from the weights as they are when the call
-        starts and dropped when it ends, so no later change of the weights can leave a copy stale; layers that already
-        hold one (a concurrent call) are left to the call that made it."""
-        layers = [m for m in self.modules() if isinstance(m, CharLMLinear) and m.weight_t is None and m.weight.is_cpu]
-        if sum(m.weight.numel() for m in layers) > self.GENERATION_COPY_LIMIT:
-            layers = []
-        with torch.no_grad():
-            for m in layers:
-                m.weight_t = m.weight.t().contiguous()
-        try:
-            yield
-        finally:
-            for m in layers:
-                m.__dict__.pop("weight_t", None)
-
     def _supports_default_dynamic_cache(self) -> bool:
         # Recurrent backbones carry their own state object (CharLMRecurrentCache) instead of a KV cache.
         return not self.config.is_recurrent
@@ -1274,7 +1255,40 @@ def _check_labels_shape(labels: torch.Tensor, expected: tuple[int, ...], what: s
         raise ValueError(f"labels have shape {tuple(labels.shape)}, but {what} needs shape {tuple(expected)}.")
 
 
-class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
+class CharLMGenerationMixin(GenerationMixin):
+    """transformers' `GenerationMixin` for the generating heads (the causal LM, the encoder–decoder), whose
+    `generate()` gives the `CharLMLinear` layers their transposed weight copies for the length of the call."""
+
+    # the most weight elements (all CharLMLinear layers together) for which generate() makes transposed copies: 16 Mi
+    # (64 MiB in float32), the tiny and small presets; a larger model's products are bound by memory traffic, where
+    # a copy of every weight at each call would cost more than the call overhead it saves
+    GENERATION_COPY_LIMIT = 16 * 2**20
+
+    @contextlib.contextmanager
+    def _generation_weights(self):
+        """For the length of one `generate()` call on the CPU, gives each `CharLMLinear` a contiguous transposed
+        copy of its weight (its fast path for a step's few rows). Made from the weights as they are when the call
+        starts and dropped when it ends, so no later change of the weights can leave a copy stale; layers that already
+        hold one (a concurrent call) are left to the call that made it."""
+        layers = [m for m in self.modules() if isinstance(m, CharLMLinear) and m.weight_t is None and m.weight.is_cpu]
+        if sum(m.weight.numel() for m in layers) > self.GENERATION_COPY_LIMIT:
+            layers = []
+        with torch.no_grad():
+            for m in layers:
+                m.weight_t = m.weight.t().contiguous()
+        try:
+            yield
+        finally:
+            for m in layers:
+                m.__dict__.pop("weight_t", None)
+
+    @functools.wraps(GenerationMixin.generate)
+    def generate(self, *args, **kwargs):
+        with self._generation_weights():
+            return super().generate(*args, **kwargs)
+
+
+class CharLMForCausalLM(CharLMPreTrainedModel, CharLMGenerationMixin):
     """Character language model: next-character prediction (and, for a bidirectional recurrent backbone, a
     backward language model trained alongside: the loss is the mean of both directions' cross-entropies)."""
 
@@ -1306,11 +1320,6 @@ class CharLMForCausalLM(CharLMPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head = new_embeddings
-
-    @functools.wraps(GenerationMixin.generate)
-    def generate(self, *args, **kwargs):
-        with self._generation_weights():  # (CharLMLinear's fast path for the steps' few rows, on the CPU)
-            return super().generate(*args, **kwargs)
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @can_return_tuple

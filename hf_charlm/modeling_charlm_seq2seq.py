@@ -24,7 +24,6 @@ only (generate() reads it to run the encoder once and feed `decoder_input_ids`);
 """
 
 import copy
-import functools
 import math
 from dataclasses import dataclass
 
@@ -32,7 +31,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -42,6 +40,7 @@ from .configuration_charlm import CharLMConfig
 from .modeling_charlm import (
     CharLMAttention,
     CharLMForCausalLM,
+    CharLMGenerationMixin,
     CharLMLinear,
     CharLMMLP,
     CharLMModel,
@@ -531,7 +530,7 @@ class CharLMSeq2SeqModel(CharLMPreTrainedModel):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
+class CharLMForConditionalGeneration(CharLMPreTrainedModel, CharLMGenerationMixin):
     """Characters in, characters out (transliteration, correction, translation, copying...).
 
     Labels are the target characters followed by `</s>` (no `<s>`; -100 is ignored); the decoder reads them shifted
@@ -572,11 +571,6 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, GenerationMixin):
         self.model = CharLMSeq2SeqModel(config)
         self.lm_head = CharLMLinear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    @functools.wraps(GenerationMixin.generate)
-    def generate(self, *args, **kwargs):
-        with self._generation_weights():  # (CharLMLinear's fast path for the decoder steps' few rows, on the CPU)
-            return super().generate(*args, **kwargs)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.encoder.embed_tokens

@@ -442,7 +442,7 @@ def _weights_seen_by_generate(model, **kwargs) -> tuple[torch.Tensor, list[bool]
 @pytest.mark.parametrize("settings", GENERATION_SETTINGS, ids=["greedy", "beam", "sample"])
 def test_generation_with_transposed_weights_equals_plain_linear(settings, monkeypatch):
     from hf_charlm import CharLMForConditionalGeneration
-    from hf_charlm.modeling_charlm import CharLMPreTrainedModel
+    from hf_charlm.modeling_charlm import CharLMGenerationMixin
 
     torch.manual_seed(0)
     ids = torch.randint(4, 64, (2, 9))
@@ -454,7 +454,7 @@ def test_generation_with_transposed_weights_equals_plain_linear(settings, monkey
         fast, seen = _weights_seen_by_generate(model, **kwargs)
         assert seen and all(seen)  # every step, the prompt's too, had the copies
         assert all(m.weight_t is None and "weight_t" not in m.__dict__ for m in _linear_layers(model))  # dropped
-        monkeypatch.setattr(CharLMPreTrainedModel, "GENERATION_COPY_LIMIT", 0)  # a model over the size limit
+        monkeypatch.setattr(CharLMGenerationMixin, "GENERATION_COPY_LIMIT", 0)  # a model over the size limit
         torch.manual_seed(1)
         plain, seen = _weights_seen_by_generate(model, **kwargs)
         monkeypatch.undo()
