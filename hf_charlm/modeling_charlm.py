@@ -82,7 +82,8 @@ class CharLMRMSNorm(nn.Module):
             # the vector norm in one pass; equal within float32 rounding (training keeps the chain below).
             norm = torch.linalg.vector_norm(hidden_states, dim=-1, keepdim=True)
             eps_term = _cpu_scalar(math.sqrt(size * self.variance_epsilon))
-            return torch.addcdiv(_cpu_scalar(0.0), hidden_states, torch.hypot(norm, eps_term), value=math.sqrt(size)) * self.weight
+            scaled = torch.addcdiv(_cpu_scalar(0.0), hidden_states, torch.hypot(norm, eps_term), value=math.sqrt(size))
+            return scaled * self.weight
         # (the dtype tests in Python: a no-op `.to()` still costs a dispatch, ~2 us, at every norm of a step)
         x = hidden_states if dtype == torch.float32 else hidden_states.float()
         mean_square_plus_eps = torch.add(
@@ -96,21 +97,21 @@ class CharLMLinear(nn.Linear):
     """`nn.Linear` (the same parameter, state dict and behaviour) with a fast path for generation on the CPU.
 
     At a generation step a layer multiplies a handful of rows (one at batch 1) by its weight. `nn.Linear` multiplies
-    by the transpose of its (out, in) weight, and for so few rows the CPU BLAS (MKL) takes about twice as long with the
-    transposed operand as with a contiguous (in, out) matrix (measured 26-31 against 17-20 us per call through
-    `torch.matmul` at batch 1 on the tiny preset's shapes, one thread): what GPT-2's `Conv1D` layout gets for free. Inside `generate()` on the CPU
-    (`CharLMGenerationMixin._generation_weights`) each layer holds a contiguous transposed copy of its weight, made
-    at the start of that call and dropped at its end, and multiplies inputs of at most `FAST_ROWS` rows by it when
-    no gradient is recorded; everything else (training, prefill of a long prompt, the GPU, a call outside
-    `generate()`) is `F.linear`. The same products within float32 rounding; greedy text identical in the tests.
+    by the transpose of its (out, in) weight, and for so few rows the CPU BLAS (MKL) takes longer with the transposed
+    operand than with a contiguous (in, out) matrix (measured 26-31 against 17-20 us per call through `torch.matmul`
+    at batch 1 on the tiny preset's shapes, one thread): what GPT-2's `Conv1D` layout gets for free. Inside
+    `generate()` on the CPU (`CharLMGenerationMixin._generation_weights`) each layer holds a contiguous transposed
+    copy of its weight, made at the start of that call and dropped at its end, and multiplies inputs of at most
+    `FEW_ROWS` rows by it when no gradient is recorded; everything else (training, prefill of a long prompt, the GPU, a
+    call outside `generate()`) is `F.linear`. The same products within float32 rounding; greedy text identical in the
+    tests.
     """
 
-    FAST_ROWS = FEW_ROWS
     weight_t: torch.Tensor | None = None  # set by _generation_weights for the length of one generate() call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight_t = self.weight_t
-        if weight_t is not None and x.numel() <= self.FAST_ROWS * x.shape[-1] and not torch.is_grad_enabled():
+        if weight_t is not None and x.numel() <= FEW_ROWS * x.shape[-1] and not torch.is_grad_enabled():
             # (matmul folds the leading dimensions in one call: an explicit reshape, mm and view cost as much as
             # the transposed product saved)
             out = torch.matmul(x, weight_t)
@@ -447,13 +448,14 @@ class CharLMMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.up_proj(x)
-        if self.exact_gelu and h.numel() <= self.GELU_FAST_ROWS * h.shape[-1] and h.is_cpu and not torch.is_grad_enabled():
+        few_rows = h.numel() <= self.GELU_FAST_ROWS * h.shape[-1]
+        if self.exact_gelu and few_rows and h.is_cpu and not torch.is_grad_enabled():
             # A generation step's few rows: torch's CPU GELU hands a contiguous float32 input to oneDNN, which costs
             # ~40 us per call on the tiny preset's 512 values against ~10 for torch's own kernel (one thread); the
             # oneDNN kernel is the faster one on a training batch, and torch has no per-call switch between them, only
             # the process-wide `torch.backends.mkldnn`. A non-contiguous input (a stride-0 expansion of the rows to
             # two copies) takes torch's own kernel: the same function, equal within float32 rounding. Doubling the
-            # rows pays up to 4 of them (measured: 33 against 40 us at 1 and 4 rows, 47 against 44 at 8).
+            # rows pays up to 4 of them (measured: 33 / 31 against 40 / 41 us at 1 / 4 rows, 47 against 44 at 8).
             return self.down_proj(F.gelu(h.expand(2, *h.shape))[0])
         return self.down_proj(self.act_fn(h))
 

@@ -388,11 +388,11 @@ def _linear_layers(model: torch.nn.Module) -> list:
 
 @pytest.mark.parametrize("rows", [1, 3, 16, 17])
 def test_transposed_weight_product_equals_linear(rows):
-    # CharLMLinear's generation path (a contiguous (in, out) copy of the weight, for up to FAST_ROWS rows) against
-    # nn.Linear's product; past FAST_ROWS, with gradients recorded, or without a copy it is F.linear itself
+    # CharLMLinear's generation path (a contiguous (in, out) copy of the weight, for up to FEW_ROWS rows) against
+    # nn.Linear's product; past FEW_ROWS, with gradients recorded, or without a copy it is F.linear itself
     from torch.nn import functional as F
 
-    from hf_charlm.modeling_charlm import CharLMLinear
+    from hf_charlm.modeling_charlm import FEW_ROWS, CharLMLinear
 
     torch.manual_seed(0)
     for bias in (False, True):
@@ -408,20 +408,26 @@ def test_transposed_weight_product_equals_linear(rows):
         assert torch.equal(layer(x), reference)  # gradients recorded: never the copy
         layer.weight_t = torch.zeros_like(layer.weight_t)  # a wrong copy shows which rows it serves
         with torch.no_grad():
-            assert torch.equal(layer(x), reference) == (rows > CharLMLinear.FAST_ROWS)
+            assert torch.equal(layer(x), reference) == (rows > FEW_ROWS)
 
 
 @pytest.mark.parametrize("rows", [1, 4, 5])
-def test_mlp_generation_gelu_equals_the_activation(rows):
+def test_mlp_generation_gelu_equals_the_activation(rows, monkeypatch):
     # a few rows take torch's own GELU kernel (a non-contiguous input) instead of oneDNN's: the same function
+    from torch.nn import functional as F
+
     from hf_charlm.modeling_charlm import CharLMMLP
 
     torch.manual_seed(0)
     mlp = CharLMMLP(tiny_config(intermediate_size=512))
     x = torch.randn(rows, 1, 32) * 3
     reference = mlp.down_proj(mlp.act_fn(mlp.up_proj(x)))
+    gelu, contiguous_inputs = F.gelu, []
+    monkeypatch.setattr(F, "gelu", lambda h, **kw: contiguous_inputs.append(h.is_contiguous()) or gelu(h, **kw))
+    mlp.act_fn.register_forward_pre_hook(lambda module, args: contiguous_inputs.append(args[0].is_contiguous()))
     with torch.no_grad():
         got = mlp(x)
+    assert contiguous_inputs == [rows > CharLMMLP.GELU_FAST_ROWS]  # which kernel the input was given to
     torch.testing.assert_close(got, reference, atol=1e-6, rtol=1e-6)
     gelu_config = tiny_config(hidden_act="gelu_new")  # another activation: never the exact-GELU path
     assert not CharLMMLP(gelu_config).exact_gelu and mlp.exact_gelu
@@ -500,7 +506,8 @@ def test_rms_norm_generation_path_equals_the_reference(rows):
     assert with_grad.requires_grad
     torch.testing.assert_close(with_grad, reference, atol=0, rtol=1e-6)
     # which path ran: the formula's own operations, bit for bit, up to 16 rows; the chain's result past them
-    formula = x * 40**0.5 / torch.hypot(torch.linalg.vector_norm(x, dim=-1, keepdim=True), torch.tensor((40 * 1e-5) ** 0.5))
+    vector_norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    formula = x * 40**0.5 / torch.hypot(vector_norm, torch.tensor((40 * 1e-5) ** 0.5))
     assert torch.equal(got, formula * norm.weight) if rows <= 16 else torch.equal(got, with_grad)
 
 
