@@ -18,6 +18,11 @@ Systems (each only where its input is given or its package installed):
   confusion-set changes, the causal char LMs read both ways (and the masked LM) score them; its weights and margin
   chosen on `peoples_daily_csc` validation, and the same with the n-gram and the channel alone (the neural
   models' weights held at 0) for comparison;
+- `--reranker_examples N`: the same corrector with a learned reranker (`LanguageModelCorrector.fit_reranker`, a
+  logistic regression over each proposed edit's gains and n-gram counts) in place of the weights, learned from the
+  first N `peoples_daily_csc` train pairs as read by an n-gram counted without their texts, its margin chosen on
+  the validation sentences; with the n-gram alone and, with `--lm` / `--backward_lm`, with the LMs' gains too
+  (runs the n-gram rows without any LM as well);
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
   same validation sentences; and the same model held to the confusion sets (`ConfusionSetCorrector`: only a
   confusable character may replace one, when it beats it by a margin chosen on those sentences);
@@ -43,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hf_charlm.correction import (  # noqa: E402
+    GAINS,
     ConfusionSetCorrector,
     LanguageModelCorrector,
     ZeroShotCorrector,
@@ -67,6 +73,12 @@ def lm_weight_grid(models: set[str]) -> list[dict[str, float]]:
               "masked": (0.0, 0.25, 0.5), "channel": (0.0, 1.0, 2.0)}
     names = [n for n in values if n in models or n in ("ngram", "channel")]
     return [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
+
+
+def with_gains(features: list[list[dict]], kept: set[str]) -> list[list[dict]]:
+    """The noisy channel's `features` with only the gains named in `kept` (a reranker of the n-gram alone reads no
+    LM's gain)."""
+    return [[{**e, "gains": {k: v for k, v in e["gains"].items() if k in kept}} for e in row] for row in features]
 
 
 def score(sources: list[str], targets: list[str], outputs: list[str], seconds: float) -> dict:
@@ -156,6 +168,9 @@ def main() -> None:
     parser.add_argument("--backward_lm", help="the same trained on reversed text (scripts/pretrain.py --reverse_text)")
     parser.add_argument("--ngram_order", type=int, default=4, help="the noisy-channel corrector's n-gram order")
     parser.add_argument("--proposal_penalty", type=float, default=1.5, help="its proposal cost per change (nats)")
+    parser.add_argument("--reranker_examples", type=int, default=0,
+                        help="also learn the noisy channel's reranker from the first N peoples_daily_csc train pairs "
+                             "(with an n-gram counted without their texts); runs the n-gram rows without --lm too")
     parser.add_argument("--corrector", help="a same-length corrector (scripts/finetune_correction.py)")
     parser.add_argument("--seq2seq", help="an encoder-decoder trained on english_typos (scripts/finetune_seq2seq.py)")
     parser.add_argument("--max_examples", type=int, default=500, help="first N sentences of each test set (0: all)")
@@ -188,23 +203,46 @@ def main() -> None:
         tuning = zero_shot.tune(validation["source"], validation["target"])
         report["chosen"]["zero_shot_margin"] = {"margin": zero_shot.margin, "validation_sentence_correction_f1": tuning}
         print(f"zero-shot margin {zero_shot.margin} (validation F1 by margin: {tuning})", flush=True)
-    noisy_channel = {}  # row name -> (weights, margin)
-    if args.lm or args.backward_lm:
+    noisy_channel = {}  # row name -> (weights, margin, None or (reranker, the gains it reads))
+    if args.lm or args.backward_lm or args.reranker_examples:
         from hf_charlm.ngram import KneserNeyLM
 
-        ngram = KneserNeyLM(load_builtin("peoples_daily_text")["train"]["text"], order=args.ngram_order)
+        texts = load_builtin("peoples_daily_text")["train"]["text"]
+        ngram = KneserNeyLM(texts, order=args.ngram_order)
         lm_corrector = LanguageModelCorrector.from_pretrained(
             ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, proposal_penalty=args.proposal_penalty)
         features = lm_corrector.features(validation["source"])
         shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
-        grids = {f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs": lm_weight_grid(set(lm_corrector.models)),
-                 "zero-shot noisy channel: n-gram alone": lm_weight_grid(set())}
+        with_lms = f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs"
+        grids = {with_lms: lm_weight_grid(set(lm_corrector.models))} if shown else {}
+        grids["zero-shot noisy channel: n-gram alone"] = lm_weight_grid(set())
         for row, grid in grids.items():
             best = lm_corrector.tune(validation["source"], validation["target"], weights=grid, features=features)["best"]
-            noisy_channel[row] = (best["weights"], best["margin"])
+            noisy_channel[row] = (best["weights"], best["margin"], None)
             report["chosen"][row] = {**best, "grid_size": len(grid), "proposal_penalty": args.proposal_penalty,
                                      "ngram_order": args.ngram_order}
             print(f"{row}: weights {best['weights']} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
+        if args.reranker_examples:
+            train = load_builtin("peoples_daily_csc")["train"]
+            train = train.select(range(min(args.reranker_examples, train.num_rows)))
+            held_out = set(train["target"])  # the reranker's n-gram has not read the texts it learns from
+            lm_corrector.ngram = KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)
+            train_features = lm_corrector.features(train["source"])
+            lm_corrector.ngram = ngram
+            variants = {"noisy channel, learned reranker: n-gram alone": {"ngram", "channel"}}
+            if shown:
+                variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs"] = set(GAINS)
+            for row, kept in variants.items():
+                counts = lm_corrector.fit_reranker(train["source"], train["target"],
+                                                   features=with_gains(train_features, kept))
+                best = lm_corrector.tune(validation["source"], validation["target"],
+                                         features=with_gains(features, kept))["best"]
+                noisy_channel[row] = (best["weights"], best["margin"], (lm_corrector.reranker, kept))
+                report["chosen"][row] = {"margin": best["margin"], "f1": best["f1"], "train_pairs": train.num_rows,
+                                         **counts, "features": list(lm_corrector.reranker.names),
+                                         "coefficients": [round(float(w), 4) for w in lm_corrector.reranker.weight]}
+                print(f"{row}: {counts} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
+                lm_corrector.reranker = None
     if args.corrector:
         model, tokenizer = load_mlm(args.corrector)
         edits = predict_same_length(model, tokenizer, validation["source"])
@@ -232,9 +270,10 @@ def main() -> None:
             rows["zero-shot masked LM"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if noisy_channel:
             features, seconds = timed(lm_corrector.features, sources)  # the rows share the models' reading
-            for row, (weights, margin) in noisy_channel.items():
+            for row, (weights, margin, reranker) in noisy_channel.items():
                 lm_corrector.weights, lm_corrector.margin = weights, margin
-                edits = lm_corrector.correct(sources, lm_corrector.score_features(features))
+                lm_corrector.reranker, kept = reranker or (None, set(GAINS))
+                edits = lm_corrector.correct(sources, lm_corrector.score_features(with_gains(features, kept)))
                 rows[row] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if corrector is not None:
             model, tokenizer, min_score = corrector

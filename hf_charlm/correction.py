@@ -1,7 +1,8 @@
 """Text correction with char models: the same-length corrector (a masked char LM that predicts the right character
 at every position, MacBERT4CSC style), the zero-shot correctors (a pretrained masked char LM scores each
 character in context and swaps in the confusion-set candidate it prefers; or, as a noisy channel, a character
-n-gram proposes confusion-set changes and causal char LMs read both ways score them), and the training examples
+n-gram proposes confusion-set changes and causal char LMs read both ways score them, by tuned weights or by a
+reranker learned from training pairs), and the training examples
 of `scripts/finetune_correction.py`. The helpers they share with the `text-correction` pipeline (windows of
 characters, predictions to edits, applying edits) live in the shipped `spans_charlm.py` and are re-exported here.
 
@@ -39,6 +40,7 @@ __all__ = [
     "ZeroShotCorrector",
     "ConfusionSetCorrector",
     "LanguageModelCorrector",
+    "EditReranker",
 ]
 
 
@@ -279,6 +281,63 @@ def _checked_weights(weights: dict[str, float]) -> dict[str, float]:
     return dict(weights)
 
 
+# the n-gram counts an edit's context features read (`LanguageModelCorrector.features`, key "context"), besides
+# the gains: how many of the top-order n-grams and of the bigrams over the changed character the training text
+# holds with the change and without it, how common the two characters are (log of 1 + their continuation counts),
+# whether the character is the text's first or last, and how many edits the text's best path proposes
+CONTEXT_FEATURES = ("seen_top_new", "seen_top_old", "seen_bigram_new", "seen_bigram_old", "log_count_new",
+                    "log_count_old", "at_edge", "edits_in_text")
+# the log-odds margins `tune` tries once a reranker scores the edits (0: probability 1/2)
+RERANKER_MARGINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+class EditReranker:
+    """Logistic regression over an edit's features (its gains and its context features), in pure torch: the
+    probability that a proposed edit is a right correction, learned from pairs of erroneous and correct text
+    (`LanguageModelCorrector.fit_reranker`). `names` fixes the order of the features; features are standardised
+    with the training set's mean and deviation, and the weights carry an L2 penalty of `l2` (the loss is the mean
+    log-loss plus l2 / 2 * |w|^2 / n, scikit-learn's `C = 1 / l2`)."""
+
+    def __init__(self, names: Sequence[str], l2: float = 1.0):
+        self.names, self.l2 = tuple(names), l2
+        self.mean = self.scale = self.weight = None
+        self.bias = 0.0
+
+    def _matrix(self, edits: Sequence[dict]) -> torch.Tensor:
+        rows = [[{**e["gains"], **e.get("context", {})}.get(name, 0.0) for name in self.names] for e in edits]
+        return torch.tensor(rows, dtype=torch.float64).reshape(len(rows), len(self.names))
+
+    def fit(self, edits: Sequence[dict], labels: Sequence[int]) -> "EditReranker":
+        if not edits or len(set(labels)) < 2:
+            raise ValueError("the reranker needs proposed edits of both kinds (right and wrong corrections) to learn from")
+        x, y = self._matrix(edits), torch.tensor(labels, dtype=torch.float64)
+        self.mean, self.scale = x.mean(0), x.std(0).clamp_min(1e-6)
+        x = (x - self.mean) / self.scale
+        params = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS([params], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            logits = x @ params[:-1] + params[-1]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+            loss = loss + self.l2 / (2 * len(y)) * params[:-1].square().sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        params = params.detach()
+        self.weight, self.bias = params[:-1], float(params[-1])
+        return self
+
+    def log_odds(self, edits: Sequence[dict]) -> list[float]:
+        """log(p / (1 - p)) that each edit is a right correction."""
+        if self.weight is None:
+            raise ValueError("the reranker is not fitted: call fit (or LanguageModelCorrector.fit_reranker) first")
+        if not edits:
+            return []
+        return (((self._matrix(edits) - self.mean) / self.scale) @ self.weight + self.bias).tolist()
+
+
 class LanguageModelCorrector(_MarginCorrector):
     """Zero-shot correction with language models of correct text read in both directions, and no fine-tuning: a
     noisy channel over the confusion sets.
@@ -296,7 +355,9 @@ class LanguageModelCorrector(_MarginCorrector):
     the characters the group conditions; `channel`: the channel's log-probability of the errors), per changed
     character, and `score = sum of weights[name] * gain[name]`. A group is kept when its score exceeds `margin`;
     `tune` picks the weights (a grid) and the margin on validation pairs. Each model comes with its tokenizer
-    (`forward=(model, tokenizer)`); `from_pretrained` loads them from folders or the Hub.
+    (`forward=(model, tokenizer)`); `from_pretrained` loads them from folders or the Hub. `fit_reranker` learns
+    a logistic regression over the gains and the edit's n-gram context from training pairs, whose log-odds then
+    score the edits in place of the weights.
     """
 
     def __init__(self, ngram: Any, forward: tuple[Any, Any] | None = None, backward: tuple[Any, Any] | None = None,
@@ -316,6 +377,7 @@ class LanguageModelCorrector(_MarginCorrector):
         if weights is None:
             weights = {name: 1.0 for name in ("ngram", *self.models, *(("channel",) if channel else ()))}
         self.weights = _checked_weights(weights)
+        self.reranker: EditReranker | None = None  # set by fit_reranker: it scores the edits instead of the weights
         self._vocabs = {name: tokenizer.get_vocab() for name, (_, tokenizer) in self.models.items()}
 
     @classmethod
@@ -414,8 +476,25 @@ class LanguageModelCorrector(_MarginCorrector):
                 groups.append([(p, new)])
         return groups
 
+    def _context(self, text: str, p: int, new: str, edits_in_text: int) -> dict[str, float]:
+        """The n-gram counts around a change of `text[p]` into `new` (`CONTEXT_FEATURES`)."""
+        order, counts = self.ngram.order, self.ngram.counts
+        changed = text[:p] + new + text[p + 1:]
+
+        def seen(t: str, n: int) -> int:
+            return sum(tuple(t[j:j + n]) in counts[n] for j in range(max(0, p - n + 1), min(len(t) - n, p) + 1))
+
+        def log_count(char: str) -> float:
+            return math.log1p(counts[1].get((char,), 0))
+
+        return {"seen_top_new": seen(changed, order), "seen_top_old": seen(text, order),
+                "seen_bigram_new": seen(changed, 2) if order > 1 else 0, "seen_bigram_old": seen(text, 2) if order > 1 else 0,
+                "log_count_new": log_count(new), "log_count_old": log_count(text[p]),
+                "at_edge": float(p == 0 or p == len(text) - 1), "edits_in_text": float(edits_in_text)}
+
     def features(self, texts: Sequence[str]) -> list[list[dict]]:
-        """Per text, the proposed edits, each with `gains` ({model name: log-probability gain}) before weighting.
+        """Per text, the proposed edits, each with `gains` ({model name: log-probability gain}) before weighting
+        and `context` (`CONTEXT_FEATURES`, n-gram counts around the change, which a reranker reads).
         A group of nearby changes (`clusters`) is judged as one against the text as it is: its gains are those
         of the text with the whole group applied over the text unchanged, divided by the group's size, so that
         `score > margin` keeps a group when its total gain beats `margin` per changed character."""
@@ -440,6 +519,8 @@ class LanguageModelCorrector(_MarginCorrector):
                         edit["gains"]["channel"] = channel
                 edits.extend(members)
                 jobs.append((members, changed, text, max(0, first - self.context), min(len(text), last + self.context + 1)))
+            for edit in edits:
+                edit["context"] = self._context(text, edit["start"], edit["replacement"], len(edits))
             out.append(edits)
         if not jobs:
             return out
@@ -462,21 +543,54 @@ class LanguageModelCorrector(_MarginCorrector):
         return out
 
     def score_features(self, features: list[list[dict]]) -> list[list[dict]]:
-        """`features` with `score` = the weighted sum of each edit's gains in place of the gains."""
-        return [[{**{k: v for k, v in e.items() if k != "gains"},
-                  "score": sum(self.weights.get(name, 0.0) * g for name, g in e["gains"].items())} for e in edits]
-                for edits in features]
+        """`features` with `score` in place of the gains and context: the weighted sum of each edit's gains, or
+        with a fitted reranker (`fit_reranker`) its log-odds that the edit is a right correction."""
+        if self.reranker is not None:
+            flat = iter(self.reranker.log_odds([e for edits in features for e in edits]))
+            scores = [[next(flat) for _ in edits] for edits in features]
+        else:
+            scores = [[sum(self.weights.get(name, 0.0) * g for name, g in e["gains"].items()) for e in edits]
+                      for edits in features]
+        return [[{**{k: v for k, v in e.items() if k not in ("gains", "context")}, "score": score}
+                 for e, score in zip(edits, row)] for edits, row in zip(features, scores)]
+
+    def fit_reranker(self, sources: Sequence[str], targets: Sequence[str], ngram: Any = None, l2: float = 1.0,
+                     features: list[list[dict]] | None = None) -> dict[str, Any]:
+        """Learns an `EditReranker` from erroneous `sources` and their corrections `targets` (training pairs): a
+        proposed edit is a right one when the target has its replacement at its position. From then on the
+        reranker's log-odds score the edits instead of `weights`; `tune` (with `RERANKER_MARGINS`) then picks
+        the margin on validation pairs, as for the weights.
+
+        The n-gram that proposes and counts must not have read the targets (a count model remembers its training
+        text: its gains on them are those of text it knows by heart, which test text is not): pass `ngram`, one
+        counted without these targets (`KneserNeyLM` of the train texts less them), used for these features only.
+        Returns {"edits": proposals read, "right": the right ones among them}."""
+        if features is None:
+            kept, self.ngram = self.ngram, ngram if ngram is not None else self.ngram
+            try:
+                features = self.features(sources)
+            finally:
+                self.ngram = kept
+        edits = [e for row in features for e in row]
+        labels = [int(len(target) == len(source) and target[e["start"]:e["end"]] == e["replacement"])
+                  for source, target, row in zip(sources, targets, features) for e in row]
+        names = [n for n in GAINS if any(n in e["gains"] for e in edits)] + list(CONTEXT_FEATURES)
+        self.reranker = EditReranker(names, l2=l2).fit(edits, labels)
+        return {"edits": len(edits), "right": sum(labels)}
 
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
         """Per text, the proposed edits with `score` = the weighted sum of their gains, before any margin."""
         return self.score_features(self.features(texts))
 
-    def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] = MARGINS,
+    def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] | None = None,
              weights: Sequence[dict[str, float]] | None = None, features: list[list[dict]] | None = None) -> dict[str, Any]:
-        """Sets `weights` (the best of the grid `weights`; default: the current ones) and `margin` by
-        sentence-level correction F1 on these (validation) pairs, the models read once (or `features`, this
-        corrector's `features(sources)`, given). Returns {"best": {"weights", "margin", "f1"}, "records": [the
-        same, per setting and margin]}; ties go to the earlier weights and the larger margin."""
+        """Sets `weights` (the best of the grid `weights`; default: the current ones) and `margin` (from
+        `margins`; default `MARGINS`, or `RERANKER_MARGINS` once a reranker scores the edits, when the weights
+        play no part) by sentence-level correction F1 on these (validation) pairs, the models read once (or
+        `features`, this corrector's `features(sources)`, given). Returns {"best": {"weights", "margin", "f1"},
+        "records": [the same, per setting and margin]}; ties go to the earlier weights and the larger margin."""
+        if margins is None:
+            margins = MARGINS if self.reranker is None else RERANKER_MARGINS
         features = self.features(sources) if features is None else features
         records = []
         for setting in (weights or [self.weights]):

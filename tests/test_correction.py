@@ -746,6 +746,66 @@ def test_noisy_channel_corrector_with_an_ngram():
         corrector.features("我们")
 
 
+def test_edit_reranker_is_scikit_learns_logistic_regression():
+    """The reranker's fit is L2-penalised logistic regression on standardised features: the same coefficients,
+    intercept and log-odds as scikit-learn's (C = 1 / l2, unpenalised intercept) on the same matrix; a feature an
+    edit lacks reads 0; one-class labels and an unfitted reranker are refused with a message."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from hf_charlm.correction import EditReranker
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 3, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.2], dtype=torch.float64)
+    labels = (torch.rand(300, generator=generator, dtype=torch.float64) < torch.sigmoid(x[:, 0] - 0.3 * x[:, 1])).long().tolist()
+    edits = [{"gains": {"ngram": float(a), "channel": float(b)}, "context": {"at_edge": float(c)}} for a, b, c in x.tolist()]
+    reranker = EditReranker(["ngram", "channel", "at_edge"], l2=2.0).fit(edits, labels)
+    standardised = ((x - reranker.mean) / reranker.scale).numpy()
+    reference = sklearn.LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(standardised, labels)
+    assert reranker.weight.tolist() == pytest.approx(reference.coef_[0].tolist(), abs=1e-4)
+    assert reranker.bias == pytest.approx(float(reference.intercept_[0]), abs=1e-4)
+    assert reranker.log_odds(edits[:5]) == pytest.approx(reference.decision_function(standardised[:5]).tolist(), abs=1e-4)
+    assert reranker.weight[0] > 0 > reranker.weight[1]  # the features that drew the labels, with their signs
+    missing = reranker.log_odds([{"gains": {"ngram": 1.0, "channel": 0.0}}])  # no context: at_edge reads 0
+    assert missing == pytest.approx(reranker.log_odds([{"gains": {"ngram": 1.0, "channel": 0.0}, "context": {"at_edge": 0.0}}]))
+    with pytest.raises(ValueError, match="both kinds"):
+        EditReranker(["ngram"]).fit(edits[:3], [1, 1, 1])
+    with pytest.raises(ValueError, match="not fitted"):
+        EditReranker(["ngram"]).log_odds(edits[:1])
+
+
+def test_noisy_channel_reranker_learns_from_pairs_read_by_a_held_out_ngram():
+    """`features` gives each edit its n-gram context (by hand below); `fit_reranker` labels a proposal right when
+    the target has its replacement, reads the pairs with the n-gram it is given (the corrector's own one restored
+    after), and from then on the edits' scores are the reranker's log-odds; `tune` then picks among the log-odds
+    margins."""
+    from hf_charlm.correction import CONTEXT_FEATURES, RERANKER_MARGINS, LanguageModelCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    lm = KneserNeyLM(NC_CORPUS, order=3)
+    corrector = LanguageModelCorrector(lm, candidates=nc_candidates, proposal_penalty=0.0, margin=0.0)
+    ((edit,),) = corrector.features(["我们去学效上课。"])
+    # 3-grams over position 4 with 校: 去学校 学校上 校上课, all in the corpus; with 效 none. Bigrams: 学校 校上 / none.
+    # 校 follows one distinct character in the corpus (学), 效 none: continuation counts 1 and 0.
+    assert edit["context"] == {"seen_top_new": 3, "seen_top_old": 0, "seen_bigram_new": 2, "seen_bigram_old": 0,
+                               "log_count_new": pytest.approx(math.log(2)), "log_count_old": 0.0, "at_edge": 0.0,
+                               "edits_in_text": 1.0}
+    sources = ["我们去学效上课。", "学效很大。", "他在学效。", "我们去学效上课。"]
+    targets = ["我们去学校上课。", "学校很大。", "他在学效。", "我们去学校上课。"]  # the third keeps its 效: a wrong proposal
+    other = KneserNeyLM(NC_CORPUS[:3] * 2, order=3)
+    counts = corrector.fit_reranker(sources, targets, ngram=other)
+    assert counts == {"edits": 4, "right": 3} and corrector.ngram is lm
+    fitted = corrector.reranker
+    assert fitted.names == ("ngram", *CONTEXT_FEATURES)  # the gains the edits carry (no channel here), then the context
+    by_hand = LanguageModelCorrector(other, candidates=nc_candidates, proposal_penalty=0.0)
+    corrector.fit_reranker(sources, targets, features=by_hand.features(sources))  # the same reading, given
+    assert corrector.reranker.weight.tolist() == pytest.approx(fitted.weight.tolist(), abs=1e-6)
+    features = corrector.features(["学效很大。", "学校很大。"])
+    scored = corrector.score_features(features)
+    assert [e["score"] for e in scored[0]] == pytest.approx(corrector.reranker.log_odds(features[0]))
+    assert all("context" not in e and "gains" not in e for e in scored[0])
+    result = corrector.tune(["学效很大。", "学校很大。"], ["学校很大。", "学校很大。"])
+    assert [r["margin"] for r in result["records"]] == list(RERANKER_MARGINS)
+
+
 def test_noisy_channel_gains_of_the_neural_models(tokenizer):
     """The forward, backward and masked gains of an edit are what the models give when run on the whole texts:
     log P(text with the edit) - log P(text) read left to right, the same of the reversed texts, and the masked
