@@ -487,8 +487,9 @@ class LanguageModelCorrector(_MarginCorrector):
         def log_count(char: str) -> float:
             return math.log1p(counts[1].get((char,), 0))
 
+        bigram = min(order, 2)  # (an order-1 model counts single characters only)
         return {"seen_top_new": seen(changed, order), "seen_top_old": seen(text, order),
-                "seen_bigram_new": seen(changed, 2) if order > 1 else 0, "seen_bigram_old": seen(text, 2) if order > 1 else 0,
+                "seen_bigram_new": seen(changed, bigram), "seen_bigram_old": seen(text, bigram),
                 "log_count_new": log_count(new), "log_count_old": log_count(text[p]),
                 "at_edge": float(p == 0 or p == len(text) - 1), "edits_in_text": float(edits_in_text)}
 
@@ -579,7 +580,7 @@ class LanguageModelCorrector(_MarginCorrector):
         return {"edits": len(edits), "right": sum(labels)}
 
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
-        """Per text, the proposed edits with `score` = the weighted sum of their gains, before any margin."""
+        """Per text, the proposed edits with their `score` (`score_features`), before any margin."""
         return self.score_features(self.features(texts))
 
     def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] | None = None,
