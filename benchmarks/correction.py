@@ -226,9 +226,8 @@ def main() -> None:
             train = load_builtin("peoples_daily_csc")["train"]
             train = train.select(range(min(args.reranker_examples, train.num_rows)))
             held_out = set(train["target"])  # the reranker's n-gram has not read the texts it learns from
-            lm_corrector.ngram = KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)
-            train_features = lm_corrector.features(train["source"])
-            lm_corrector.ngram = ngram
+            with lm_corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)):
+                train_features = lm_corrector.features(train["source"])
             variants = {"noisy channel, learned reranker: n-gram alone": {"ngram", "channel"}}
             if shown:
                 variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs"] = set(GAINS)

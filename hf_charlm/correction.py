@@ -13,10 +13,10 @@ the confusion sets come from `hf_charlm.correction_data` (the `correction` extra
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import math
 
 import torch
 
@@ -476,6 +476,16 @@ class LanguageModelCorrector(_MarginCorrector):
                 groups.append([(p, new)])
         return groups
 
+    @contextlib.contextmanager
+    def with_ngram(self, ngram: Any):
+        """Proposes and counts with `ngram` instead of the corrector's own n-gram inside the block (the reading of
+        training pairs by an n-gram that has not counted their texts, `fit_reranker`); restored after it."""
+        kept, self.ngram = self.ngram, ngram
+        try:
+            yield self
+        finally:
+            self.ngram = kept
+
     def _context(self, text: str, p: int, new: str, edits_in_text: int) -> dict[str, float]:
         """The n-gram counts around a change of `text[p]` into `new` (`CONTEXT_FEATURES`)."""
         order, counts = self.ngram.order, self.ngram.counts
@@ -567,11 +577,8 @@ class LanguageModelCorrector(_MarginCorrector):
         counted without these targets (`KneserNeyLM` of the train texts less them), used for these features only.
         Returns {"edits": proposals read, "right": the right ones among them}."""
         if features is None:
-            kept, self.ngram = self.ngram, ngram if ngram is not None else self.ngram
-            try:
+            with self.with_ngram(self.ngram if ngram is None else ngram):
                 features = self.features(sources)
-            finally:
-                self.ngram = kept
         edits = [e for row in features for e in row]
         labels = [int(len(target) == len(source) and target[e["start"]:e["end"]] == e["replacement"])
                   for source, target, row in zip(sources, targets, features) for e in row]

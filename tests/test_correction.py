@@ -793,6 +793,10 @@ def test_noisy_channel_reranker_learns_from_pairs_read_by_a_held_out_ngram():
     other = KneserNeyLM(NC_CORPUS[:3] * 2, order=3)
     counts = corrector.fit_reranker(sources, targets, ngram=other)
     assert counts == {"edits": 4, "right": 3} and corrector.ngram is lm
+    with pytest.raises(RuntimeError), corrector.with_ngram(other):
+        assert corrector.ngram is other
+        raise RuntimeError  # the corrector's own n-gram comes back whatever ends the block
+    assert corrector.ngram is lm
     fitted = corrector.reranker
     assert fitted.names == ("ngram", *CONTEXT_FEATURES)  # the gains the edits carry (no channel here), then the context
     by_hand = LanguageModelCorrector(other, candidates=nc_candidates, proposal_penalty=0.0)

@@ -489,7 +489,10 @@ def test_generation_copies_follow_weights_changed_between_calls():
 
 @pytest.mark.parametrize("rows", [1, 16, 17])
 def test_rms_norm_generation_path_equals_the_reference(rows):
-    # up to 16 rows without gradients: x * sqrt(H) / hypot(||x||, sqrt(H eps)); the chain otherwise
+    from hf_charlm.modeling_charlm import FEW_ROWS
+
+    assert FEW_ROWS == 16  # the parametrisation's edge
+    # up to FEW_ROWS rows without gradients: x * sqrt(H) / hypot(||x||, sqrt(H eps)); the chain otherwise
     torch.manual_seed(2)
     norm = CharLMRMSNorm(40, eps=1e-5)
     with torch.no_grad():
@@ -505,10 +508,10 @@ def test_rms_norm_generation_path_equals_the_reference(rows):
     with_grad = norm(x)  # gradients recorded: the chain, whatever the rows
     assert with_grad.requires_grad
     torch.testing.assert_close(with_grad, reference, atol=0, rtol=1e-6)
-    # which path ran: the formula's own operations, bit for bit, up to 16 rows; the chain's result past them
+    # which path ran: the formula's own operations, bit for bit, up to FEW_ROWS rows; the chain's result past them
     vector_norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
     formula = x * 40**0.5 / torch.hypot(vector_norm, torch.tensor((40 * 1e-5) ** 0.5))
-    assert torch.equal(got, formula * norm.weight) if rows <= 16 else torch.equal(got, with_grad)
+    assert torch.equal(got, formula * norm.weight) if rows <= FEW_ROWS else torch.equal(got, with_grad)
 
 
 def test_generation_benchmark_pools_the_per_repeat_ratios(tmp_path, monkeypatch, capsys):
