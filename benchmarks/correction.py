@@ -17,7 +17,9 @@ Systems (each only where its input is given or its package installed):
   (`hf_charlm.correction.LanguageModelCorrector`): a character n-gram of the People's Daily train text proposes
   confusion-set changes, the causal char LMs read both ways (and the masked LM) score them; its weights and margin
   chosen on `peoples_daily_csc` validation, and the same with the n-gram and the channel alone (the neural
-  models' weights held at 0) for comparison;
+  models' weights held at 0) for comparison; `--masked_proposals T` (with `--mlm`): the masked LM proposes too,
+  off the n-gram's best path, each candidate that beats its character by more than T nats (not in the n-gram-alone
+  rows);
 - `--reranker_examples N`: the same corrector with a learned reranker (`LanguageModelCorrector.fit_reranker`, a
   logistic regression over each proposed edit's gains and n-gram counts) in place of the weights, learned from the
   first N `peoples_daily_csc` train pairs as read by an n-gram counted without their texts, its margin chosen on
@@ -76,9 +78,16 @@ def lm_weight_grid(models: set[str]) -> list[dict[str, float]]:
 
 
 def with_gains(features: list[list[dict]], kept: set[str]) -> list[list[dict]]:
-    """The noisy channel's `features` with only the gains named in `kept` (a reranker of the n-gram alone reads no
-    LM's gain)."""
-    return [[{**e, "gains": {k: v for k, v in e["gains"].items() if k in kept}} for e in row] for row in features]
+    """The noisy channel's `features` with only the gains named in `kept` (the n-gram alone reads no LM's gain);
+    without the masked LM's gain, without its proposals either (`masked_proposals`: the edits marked
+    `masked_only`), each text's edit count taken again: what the n-gram alone reads."""
+    out = []
+    for row in features:
+        row = [e for e in row if "masked" in kept or not e.get("context", {}).get("masked_only")]
+        out.append([{**e, "gains": {k: v for k, v in e["gains"].items() if k in kept},
+                     **({"context": {**e["context"], "edits_in_text": float(len(row))}} if "context" in e else {})}
+                    for e in row])
+    return out
 
 
 def score(sources: list[str], targets: list[str], outputs: list[str], seconds: float) -> dict:
@@ -168,6 +177,9 @@ def main() -> None:
     parser.add_argument("--backward_lm", help="the same trained on reversed text (scripts/pretrain.py --reverse_text)")
     parser.add_argument("--ngram_order", type=int, default=4, help="the noisy-channel corrector's n-gram order")
     parser.add_argument("--proposal_penalty", type=float, default=1.5, help="its proposal cost per change (nats)")
+    parser.add_argument("--masked_proposals", type=float,
+                        help="with --mlm: the masked LM also proposes, off the n-gram's best path, each confusable "
+                             "candidate that beats its character by more than this many nats")
     parser.add_argument("--reranker_examples", type=int, default=0,
                         help="also learn the noisy channel's reranker from the first N peoples_daily_csc train pairs "
                              "(with an n-gram counted without their texts); runs the n-gram rows without --lm too")
@@ -203,24 +215,28 @@ def main() -> None:
         tuning = zero_shot.tune(validation["source"], validation["target"])
         report["chosen"]["zero_shot_margin"] = {"margin": zero_shot.margin, "validation_sentence_correction_f1": tuning}
         print(f"zero-shot margin {zero_shot.margin} (validation F1 by margin: {tuning})", flush=True)
-    noisy_channel = {}  # row name -> (weights, margin, None or (reranker, the gains it reads))
+    noisy_channel = {}  # row name -> (weights, margin, reranker or None, the gains it reads)
+    if args.masked_proposals is not None and not args.mlm:
+        sys.exit("error: --masked_proposals reads the masked LM's candidates: give --mlm")
     if args.lm or args.backward_lm or args.reranker_examples:
         from hf_charlm.ngram import KneserNeyLM
 
         texts = load_builtin("peoples_daily_text")["train"]["text"]
         ngram = KneserNeyLM(texts, order=args.ngram_order)
         lm_corrector = LanguageModelCorrector.from_pretrained(
-            ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, proposal_penalty=args.proposal_penalty)
+            ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, proposal_penalty=args.proposal_penalty,
+            masked_proposals=args.masked_proposals)
         features = lm_corrector.features(validation["source"])
         shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
         with_lms = f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs"
-        grids = {with_lms: lm_weight_grid(set(lm_corrector.models))} if shown else {}
-        grids["zero-shot noisy channel: n-gram alone"] = lm_weight_grid(set())
-        for row, grid in grids.items():
-            best = lm_corrector.tune(validation["source"], validation["target"], weights=grid, features=features)["best"]
-            noisy_channel[row] = (best["weights"], best["margin"], None)
+        grids = {with_lms: (lm_weight_grid(set(lm_corrector.models)), set(GAINS))} if shown else {}
+        grids["zero-shot noisy channel: n-gram alone"] = (lm_weight_grid(set()), {"ngram", "channel"})
+        for row, (grid, kept) in grids.items():
+            best = lm_corrector.tune(validation["source"], validation["target"], weights=grid,
+                                     features=with_gains(features, kept))["best"]
+            noisy_channel[row] = (best["weights"], best["margin"], None, kept)
             report["chosen"][row] = {**best, "grid_size": len(grid), "proposal_penalty": args.proposal_penalty,
-                                     "ngram_order": args.ngram_order}
+                                     "ngram_order": args.ngram_order, "masked_proposals": args.masked_proposals}
             print(f"{row}: weights {best['weights']} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
         if args.reranker_examples:
             train = load_builtin("peoples_daily_csc")["train"]
@@ -236,7 +252,7 @@ def main() -> None:
                                                    features=with_gains(train_features, kept))
                 best = lm_corrector.tune(validation["source"], validation["target"],
                                          features=with_gains(features, kept))["best"]
-                noisy_channel[row] = (best["weights"], best["margin"], (lm_corrector.reranker, kept))
+                noisy_channel[row] = (best["weights"], best["margin"], lm_corrector.reranker, kept)
                 report["chosen"][row] = {"margin": best["margin"], "f1": best["f1"], "train_pairs": train.num_rows,
                                          **counts, "features": list(lm_corrector.reranker.names),
                                          "coefficients": [round(float(w), 4) for w in lm_corrector.reranker.weight]}
@@ -269,9 +285,8 @@ def main() -> None:
             rows["zero-shot masked LM"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if noisy_channel:
             features, seconds = timed(lm_corrector.features, sources)  # the rows share the models' reading
-            for row, (weights, margin, reranker) in noisy_channel.items():
-                lm_corrector.weights, lm_corrector.margin = weights, margin
-                lm_corrector.reranker, kept = reranker or (None, set(GAINS))
+            for row, (weights, margin, reranker, kept) in noisy_channel.items():
+                lm_corrector.weights, lm_corrector.margin, lm_corrector.reranker = weights, margin, reranker
                 edits = lm_corrector.correct(sources, lm_corrector.score_features(with_gains(features, kept)))
                 rows[row] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if corrector is not None:

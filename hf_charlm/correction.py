@@ -284,9 +284,10 @@ def _checked_weights(weights: dict[str, float]) -> dict[str, float]:
 # the n-gram counts an edit's context features read (`LanguageModelCorrector.features`, key "context"), besides
 # the gains: how many of the top-order n-grams and of the bigrams over the changed character the training text
 # holds with the change and without it, how common the two characters are (log of 1 + their continuation counts),
-# whether the character is the text's first or last, and how many edits the text's best path proposes
+# whether the character is the text's first or last, how many edits the text gets, and whether the edit is one the
+# masked LM proposed off the n-gram's best path (`masked_proposals`)
 CONTEXT_FEATURES = ("seen_top_new", "seen_top_old", "seen_bigram_new", "seen_bigram_old", "log_count_new",
-                    "log_count_old", "at_edge", "edits_in_text")
+                    "log_count_old", "at_edge", "edits_in_text", "masked_only")
 # the log-odds margins `tune` tries once a reranker scores the edits (0: probability 1/2)
 RERANKER_MARGINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -348,7 +349,9 @@ class LanguageModelCorrector(_MarginCorrector):
     of the error (`channel(observed, intended)`; default with the default candidates:
     `correction_data.channel_log_prob`, the draw that made `peoples_daily_csc`). The changes of the best path,
     grouped where they are less than the n-gram order apart (`clusters`), are the proposals; a low penalty
-    proposes many, and the scoring picks. Scoring: each group is judged against the text as it is, by the
+    proposes many, and the scoring picks. With a masked LM and `masked_proposals` (nats), the characters the path
+    leaves alone are proposed too, one change each, where the masked LM's best confusable candidate beats the
+    character by more than that (`masked_groups`; the errors an n-gram's short context misses). Scoring: each group is judged against the text as it is, by the
     log-probability gain of the text with the group applied under each model given (`forward`: a causal hf_charlm
     LM; `backward`: one trained on reversed text, `scripts/pretrain.py --reverse_text`, both on `context`
     characters either side; `masked`: a masked char LM, the masked character's gain; `ngram`: the n-gram over
@@ -364,12 +367,15 @@ class LanguageModelCorrector(_MarginCorrector):
                  masked: tuple[Any, Any] | None = None, candidates: Callable[[str], frozenset[str]] | None = None,
                  channel: Callable[[str, str], float] | None = None, weights: dict[str, float] | None = None,
                  margin: float = 8.0, proposal_penalty: float = 1.5, beam: int = 8, context: int = 32,
-                 batch_size: int = 64):
+                 batch_size: int = 64, masked_proposals: float | None = None):
         if channel is None and candidates is None:  # the default confusion sets come with the draw that uses them
             from .correction_data import channel_log_prob as channel
         super().__init__(None, None, candidates, margin, None, batch_size)
         self.ngram, self.channel = ngram, channel
         self.proposal_penalty, self.beam, self.context = proposal_penalty, beam, context
+        if masked_proposals is not None and masked is None:
+            raise ValueError("masked_proposals reads the masked LM's candidates: pass masked=(model, tokenizer)")
+        self.masked_proposals = masked_proposals
         self.models = {name: (pair[0].eval(), pair[1]) for name, pair in
                        (("forward", forward), ("backward", backward), ("masked", masked)) if pair is not None}
         if "masked" in self.models and self.models["masked"][1].mask_token_id is None:
@@ -486,6 +492,27 @@ class LanguageModelCorrector(_MarginCorrector):
         finally:
             self.ngram = kept
 
+    def masked_groups(self, texts: Sequence[str], groups: Sequence[list[list[tuple[int, str]]]]) -> list[list[list[tuple[int, str]]]]:
+        """The masked LM's proposals off the best paths (`masked_proposals`): per text, as one-change groups, each
+        character the path leaves alone whose best confusable candidate (one the channel can turn into the
+        character), the character masked, beats it by more than `masked_proposals` nats. Empty lists when
+        `masked_proposals` is None."""
+        if self.masked_proposals is None:
+            return [[] for _ in texts]
+        model, tokenizer = self.models["masked"]
+
+        def candidates(char: str) -> frozenset[str]:  # those the channel can make `char` from, as on the path
+            options = self.candidates(char)
+            return options if self.channel is None else frozenset(c for c in options if self.channel(char, c) > -math.inf)
+
+        reader = ZeroShotCorrector(model, tokenizer, candidates, context=self.context, batch_size=self.batch_size)
+        out = []
+        for edits, taken in zip(reader.proposals(texts), groups):
+            taken = {p for group in taken for p, _ in group}
+            out.append([[(e["start"], e["replacement"])] for e in edits
+                        if e["start"] not in taken and e["score"] > self.masked_proposals])
+        return out
+
     def _context(self, text: str, p: int, new: str, edits_in_text: int) -> dict[str, float]:
         """The n-gram counts around a change of `text[p]` into `new` (`CONTEXT_FEATURES`)."""
         order, counts = self.ngram.order, self.ngram.counts
@@ -513,9 +540,10 @@ class LanguageModelCorrector(_MarginCorrector):
             raise TypeError("the corrector takes a list of texts; wrap a single text in a list")
         out: list[list[dict]] = []
         jobs: list[tuple[list[dict], str, str, int, int]] = []  # (group's edits, with the group, without, window)
-        for text in texts:
+        paths = [self.clusters(text) for text in texts]
+        for text, path, extra in zip(texts, paths, self.masked_groups(texts, paths)):
             edits = []
-            for group in self.clusters(text):
+            for group in path + extra:
                 changed = list(text)
                 for p, new in group:
                     changed[p] = new
@@ -530,8 +558,10 @@ class LanguageModelCorrector(_MarginCorrector):
                         edit["gains"]["channel"] = channel
                 edits.extend(members)
                 jobs.append((members, changed, text, max(0, first - self.context), min(len(text), last + self.context + 1)))
+            off_path = {p for group in extra for p, _ in group}
             for edit in edits:
                 edit["context"] = self._context(text, edit["start"], edit["replacement"], len(edits))
+                edit["context"]["masked_only"] = float(edit["start"] in off_path)
             out.append(edits)
         if not jobs:
             return out

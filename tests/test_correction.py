@@ -515,6 +515,29 @@ def test_noisy_channel_weight_grid_of_the_benchmark():
     assert {"ngram": 1.0, "forward": 0.0, "backward": 0.5, "masked": 0.0, "channel": 2.0} in grid
     assert all(set(w) == {"ngram", "backward", "channel"} for w in lm_weight_grid({"backward"}))
 
+
+def test_benchmark_reads_the_ngram_alone_without_the_masked_lms_proposals():
+    """The benchmark's n-gram-alone rows keep the n-gram's and channel's gains only and drop the masked LM's own
+    proposals (`masked_only`), counting each text's edits again; with the masked gain kept everything stays."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from correction import with_gains
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+    def edit(start, masked_only):
+        return {"start": start, "gains": {"ngram": 1.0, "channel": -2.0, "masked": 3.0},
+                "context": {"edits_in_text": 3.0, "masked_only": masked_only}}
+
+    features = [[edit(0, 0.0), edit(4, 1.0), edit(7, 0.0)], [edit(2, 1.0)]]
+    alone = with_gains(features, {"ngram", "channel"})
+    assert [[e["start"] for e in row] for row in alone] == [[0, 7], []]
+    assert all(e["gains"] == {"ngram": 1.0, "channel": -2.0} and e["context"]["edits_in_text"] == 2.0 for e in alone[0])
+    everything = with_gains(features, {"ngram", "channel", "masked"})
+    assert [[e["start"] for e in row] for row in everything] == [[0, 4, 7], [2]]
+    assert everything[0][1]["context"] == {"edits_in_text": 3.0, "masked_only": 1.0}
+    assert features[0][0]["context"]["edits_in_text"] == 3.0  # the features read are left as they were
+
 @needs_pycorrector
 def test_script_refuses_training_on_sighan(tmp_path, capsys):
     out = tmp_path / "out"
@@ -787,7 +810,7 @@ def test_noisy_channel_reranker_learns_from_pairs_read_by_a_held_out_ngram():
     # 校 follows one distinct character in the corpus (学), 效 none: continuation counts 1 and 0.
     assert edit["context"] == {"seen_top_new": 3, "seen_top_old": 0, "seen_bigram_new": 2, "seen_bigram_old": 0,
                                "log_count_new": pytest.approx(math.log(2)), "log_count_old": 0.0, "at_edge": 0.0,
-                               "edits_in_text": 1.0}
+                               "edits_in_text": 1.0, "masked_only": 0.0}
     sources = ["我们去学效上课。", "学效很大。", "他在学效。", "我们去学效上课。"]
     targets = ["我们去学校上课。", "学校很大。", "他在学效。", "我们去学校上课。"]  # the third keeps its 效: a wrong proposal
     other = KneserNeyLM(NC_CORPUS[:3] * 2, order=3)
@@ -851,3 +874,49 @@ def test_noisy_channel_gains_of_the_neural_models(tokenizer):
     ((scored,),) = corrector.proposals([text])
     assert scored["score"] == pytest.approx(gains["forward"] + 0.5 * gains["backward"] - 3.0, abs=1e-4)
     assert "gains" not in scored
+
+
+def test_noisy_channel_takes_the_masked_lms_proposals_off_the_best_path(tokenizer):
+    """With `masked_proposals`, the characters the n-gram's best path leaves alone are proposed too where the masked
+    LM's best confusable candidate (the zero-shot corrector's reading) beats them by more than that many nats: one
+    edit each, marked `masked_only`, with every gain of an edit; the path's own edits are unchanged."""
+    from hf_charlm.correction import LanguageModelCorrector, ZeroShotCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    masked = CharLMForMaskedLM(tiny_config(vocab_size=len(tokenizer))).eval()
+    confusions = {"日": "天", "天": "日", "九": "八", "八": "九"}
+    candidates = lambda ch: frozenset(confusions.get(ch, ""))  # noqa: E731
+    lm = KneserNeyLM(["人民天报一九九八年"] * 3, order=3)
+    text = "人民日报一九九八年"
+    reading = ZeroShotCorrector(masked, tokenizer, candidates, context=32).proposals([text])[0]
+    off_path = {e["start"]: e for e in reading if e["start"] != 2}
+    assert sorted(off_path) == [5, 6, 7]
+    threshold = min(e["score"] for e in off_path.values())  # the two best beat it
+
+    def corrector(limit):
+        return LanguageModelCorrector(lm, masked=(masked, tokenizer), candidates=candidates, proposal_penalty=0.0,
+                                      masked_proposals=limit)
+
+    (plain,) = corrector(None).features([text])
+    assert [(e["start"], e["replacement"], e["context"]["masked_only"]) for e in plain] == [(2, "天", 0.0)]
+    (everything,) = corrector(-1e9).features([text])
+    assert [(e["start"], e["replacement"]) for e in everything] == [(2, "天")] + [
+        (p, off_path[p]["replacement"]) for p in sorted(off_path)]
+    assert [e["context"]["masked_only"] for e in everything] == [0.0] + [1.0] * 3
+    assert all(e["context"]["edits_in_text"] == 4.0 for e in everything)
+    assert everything[0]["gains"] == pytest.approx(plain[0]["gains"])  # the path's edit is read as before
+    for edit in everything[1:]:
+        assert edit["gains"]["masked"] == pytest.approx(off_path[edit["start"]]["score"], abs=1e-4)
+        assert set(edit["gains"]) == {"ngram", "masked"}
+    (some,) = corrector(threshold).features([text])
+    best = sorted(off_path, key=lambda p: -off_path[p]["score"])[:2]
+    assert [e["start"] for e in some] == [2, *sorted(best)]
+    blocked = LanguageModelCorrector(lm, masked=(masked, tokenizer), candidates=candidates, proposal_penalty=0.0,
+                                     masked_proposals=-1e9, channel=lambda seen, meant: -math.inf if meant == "九" else -1.0)
+    (edits,) = blocked.features([text])  # 八 -> 九 is no error the channel makes: not proposed, as on the path
+    assert [e["start"] for e in edits] == [2, 5, 6] and all(e["gains"]["channel"] == -1.0 for e in edits)
+    with pytest.raises(ValueError, match="masked_proposals"):
+        LanguageModelCorrector(lm, candidates=candidates, masked_proposals=2.0)
