@@ -351,10 +351,10 @@ class LanguageModelCorrector(_MarginCorrector):
     grouped where they are less than the n-gram order apart (`clusters`), are the proposals; a low penalty
     proposes many, and the scoring picks. With a masked LM and `masked_proposals` (nats), the characters the path
     leaves alone are proposed too, one change each, where the masked LM's best confusable candidate beats the
-    character by more than that (`masked_groups`; the errors an n-gram's short context misses). Scoring: each group is judged against the text as it is, by the
-    log-probability gain of the text with the group applied under each model given (`forward`: a causal hf_charlm
-    LM; `backward`: one trained on reversed text, `scripts/pretrain.py --reverse_text`, both on `context`
-    characters either side; `masked`: a masked char LM, the masked character's gain; `ngram`: the n-gram over
+    character by more than that (`masked_groups`; the errors an n-gram's short context misses). Scoring: each
+    group is judged against the text as it is, by the log-probability gain of the text with the group applied
+    under each model given (`forward`: a causal hf_charlm LM; `backward`: one trained on reversed text,
+    `scripts/pretrain.py --reverse_text`, both on `context` characters either side; `masked`: a masked char LM, the masked character's gain; `ngram`: the n-gram over
     the characters the group conditions; `channel`: the channel's log-probability of the errors), per changed
     character, and `score = sum of weights[name] * gain[name]`. A group is kept when its score exceeds `margin`;
     `tune` picks the weights (a grid) and the margin on validation pairs. Each model comes with its tokenizer
@@ -492,23 +492,26 @@ class LanguageModelCorrector(_MarginCorrector):
         finally:
             self.ngram = kept
 
-    def masked_groups(self, texts: Sequence[str], groups: Sequence[list[list[tuple[int, str]]]]) -> list[list[list[tuple[int, str]]]]:
-        """The masked LM's proposals off the best paths (`masked_proposals`): per text, as one-change groups, each
-        character the path leaves alone whose best confusable candidate (one the channel can turn into the
-        character), the character masked, beats it by more than `masked_proposals` nats. Empty lists when
-        `masked_proposals` is None."""
+    def masked_groups(self, texts: Sequence[str],
+                      paths: Sequence[list[list[tuple[int, str]]]]) -> list[list[list[tuple[int, str]]]]:
+        """The masked LM's proposals off the best paths (`paths`, per text its `clusters`): per text, as
+        one-change groups, each character the path leaves alone whose best confusable candidate (one the channel
+        can turn into the character), the character masked, beats it by more than `masked_proposals` nats. Empty
+        lists when `masked_proposals` is None."""
         if self.masked_proposals is None:
             return [[] for _ in texts]
         model, tokenizer = self.models["masked"]
 
         def candidates(char: str) -> frozenset[str]:  # those the channel can make `char` from, as on the path
             options = self.candidates(char)
-            return options if self.channel is None else frozenset(c for c in options if self.channel(char, c) > -math.inf)
+            if self.channel is None:
+                return options
+            return frozenset(c for c in options if self.channel(char, c) > -math.inf)
 
         reader = ZeroShotCorrector(model, tokenizer, candidates, context=self.context, batch_size=self.batch_size)
         out = []
-        for edits, taken in zip(reader.proposals(texts), groups):
-            taken = {p for group in taken for p, _ in group}
+        for edits, path in zip(reader.proposals(texts), paths):
+            taken = {p for group in path for p, _ in group}
             out.append([[(e["start"], e["replacement"])] for e in edits
                         if e["start"] not in taken and e["score"] > self.masked_proposals])
         return out
