@@ -354,8 +354,8 @@ class LanguageModelCorrector(_MarginCorrector):
     character by more than that (`masked_groups`; the errors an n-gram's short context misses). Scoring: each
     group is judged against the text as it is, by the log-probability gain of the text with the group applied
     under each model given (`forward`: a causal hf_charlm LM; `backward`: one trained on reversed text,
-    `scripts/pretrain.py --reverse_text`, both on `context` characters either side; `masked`: a masked char LM, the masked character's gain; `ngram`: the n-gram over
-    the characters the group conditions; `channel`: the channel's log-probability of the errors), per changed
+    `scripts/pretrain.py --reverse_text`, both on `context` characters either side; `masked`: a masked char LM,
+    the masked character's gain; `ngram`: the n-gram over the characters the group conditions; `channel`: the channel's log-probability of the errors), per changed
     character, and `score = sum of weights[name] * gain[name]`. A group is kept when its score exceeds `margin`;
     `tune` picks the weights (a grid) and the margin on validation pairs. Each model comes with its tokenizer
     (`forward=(model, tokenizer)`); `from_pretrained` loads them from folders or the Hub. `fit_reranker` learns
