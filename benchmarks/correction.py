@@ -56,6 +56,7 @@ from hf_charlm.correction import (  # noqa: E402
     ZeroShotCorrector,
     apply_edits,
     predict_same_length,
+    weight_grid,
 )
 from hf_charlm.data import load_builtin  # noqa: E402
 from hf_charlm.metrics import character_error_rate, correction_scores, word_accuracy  # noqa: E402
@@ -64,17 +65,6 @@ SHOWN = ("sentence_detection_f1", "sentence_correction_precision", "sentence_cor
          "sentence_correction_f1", "char_correction_f1", "false_positive_rate")
 ENGLISH_SHOWN = ("word_accuracy", "sentence_accuracy", "cer", "sentence_correction_f1", "false_positive_rate")
 MIN_SCORES = (0.0, 0.3, 0.5, 0.7, 0.9)
-
-
-def lm_weight_grid(models: set[str]) -> list[dict[str, float]]:
-    """The weights `LanguageModelCorrector.tune` tries: every combination of these values for the models given
-    (the n-gram's and the channel's always)."""
-    import itertools
-
-    values = {"ngram": (0.5, 1.0), "forward": (0.0, 0.25, 0.5, 1.0), "backward": (0.0, 0.25, 0.5, 1.0),
-              "masked": (0.0, 0.25, 0.5), "channel": (0.0, 1.0, 2.0)}
-    names = [n for n in values if n in models or n in ("ngram", "channel")]
-    return [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
 
 
 def with_gains(features: list[list[dict]], kept: set[str]) -> list[list[dict]]:
@@ -229,8 +219,8 @@ def main() -> None:
         features = lm_corrector.features(validation["source"])
         shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
         with_lms = f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs"
-        grids = {with_lms: (lm_weight_grid(set(lm_corrector.models)), set(GAINS))} if shown else {}
-        grids["zero-shot noisy channel: n-gram alone"] = (lm_weight_grid(set()), {"ngram", "channel"})
+        grids = {with_lms: (weight_grid(set(lm_corrector.models)), set(GAINS))} if shown else {}
+        grids["zero-shot noisy channel: n-gram alone"] = (weight_grid(set()), {"ngram", "channel"})
         for row, (grid, kept) in grids.items():
             best = lm_corrector.tune(validation["source"], validation["target"], weights=grid,
                                      features=with_gains(features, kept))["best"]

@@ -14,8 +14,11 @@ the confusion sets come from `hf_charlm.correction_data` (the `correction` extra
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +44,7 @@ __all__ = [
     "ConfusionSetCorrector",
     "LanguageModelCorrector",
     "EditReranker",
+    "weight_grid",
 ]
 
 
@@ -281,6 +285,20 @@ def _checked_weights(weights: dict[str, float]) -> dict[str, float]:
     return dict(weights)
 
 
+# the values `weight_grid` combines (the n-gram's and the channel's weights always, each model's when given)
+WEIGHT_VALUES = {"ngram": (0.5, 1.0), "forward": (0.0, 0.25, 0.5, 1.0), "backward": (0.0, 0.25, 0.5, 1.0),
+                 "masked": (0.0, 0.25, 0.5), "channel": (0.0, 1.0, 2.0)}
+
+
+def weight_grid(models: Sequence[str]) -> list[dict[str, float]]:
+    """The weights for `LanguageModelCorrector.tune` to try: every combination of `WEIGHT_VALUES` for the n-gram,
+    the channel and the models named (of forward, backward, masked)."""
+    import itertools
+
+    names = [n for n in WEIGHT_VALUES if n in models or n in ("ngram", "channel")]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(WEIGHT_VALUES[n] for n in names))]
+
+
 # the n-gram counts an edit's context features read (`LanguageModelCorrector.features`, key "context"), besides
 # the gains: how many of the top-order n-grams and of the bigrams over the changed character the training text
 # holds with the change and without it, how common the two characters are (log of 1 + their continuation counts),
@@ -330,6 +348,24 @@ class EditReranker:
         self.weight, self.bias = params[:-1], float(params[-1])
         return self
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted reranker as plain numbers (what `LanguageModelCorrector.save_pretrained` writes);
+        `EditReranker.from_dict` gives it back."""
+        if self.weight is None:
+            raise ValueError("the reranker is not fitted: nothing to save")
+        return {"names": list(self.names), "l2": self.l2, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "weight": self.weight.tolist(), "bias": self.bias}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "EditReranker":
+        reranker = cls(values["names"], l2=values["l2"])
+        columns = {k: torch.tensor(values[k], dtype=torch.float64) for k in ("mean", "scale", "weight")}
+        if any(c.shape != (len(reranker.names),) for c in columns.values()):
+            raise ValueError(f"the reranker's mean, scale and weight need one number per feature ({len(reranker.names)})")
+        reranker.mean, reranker.scale, reranker.weight = columns["mean"], columns["scale"], columns["weight"]
+        reranker.bias = float(values["bias"])
+        return reranker
+
     def log_odds(self, edits: Sequence[dict]) -> list[float]:
         """log(p / (1 - p)) that each edit is a right correction."""
         if self.weight is None:
@@ -337,6 +373,24 @@ class EditReranker:
         if not edits:
             return []
         return (((self._matrix(edits) - self.mean) / self.scale) @ self.weight + self.bias).tolist()
+
+
+def saved_corrector_folder(name_or_path: str | os.PathLike, **hub_kwargs: Any) -> Path | None:
+    """The local folder of a saved noisy-channel corrector (`LanguageModelCorrector.save_pretrained`): the folder
+    itself, or for a Hub repo holding one its snapshot (downloaded; `hub_kwargs` such as `revision`, `token` go to
+    `huggingface_hub`); None when there is none there."""
+    config_name = LanguageModelCorrector.CONFIG_NAME
+    if os.path.isdir(name_or_path):
+        return Path(name_or_path) if os.path.isfile(os.path.join(name_or_path, config_name)) else None
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
+
+    hub_kwargs = {k: v for k, v in hub_kwargs.items() if k in ("revision", "token", "cache_dir")}
+    try:
+        hf_hub_download(str(name_or_path), config_name, **hub_kwargs)
+    except (EntryNotFoundError, HFValidationError, RepositoryNotFoundError):
+        return None
+    return Path(snapshot_download(str(name_or_path), **hub_kwargs))
 
 
 class LanguageModelCorrector(_MarginCorrector):
@@ -386,17 +440,112 @@ class LanguageModelCorrector(_MarginCorrector):
         self.reranker: EditReranker | None = None  # set by fit_reranker: it scores the edits instead of the weights
         self._vocabs = {name: tokenizer.get_vocab() for name, (_, tokenizer) in self.models.items()}
 
+    # a saved corrector (`save_pretrained`): its settings, its n-gram, and where its models are in the folder
+    CONFIG_NAME = "noisy_channel.json"
+    NGRAM_NAME = "ngram.json.gz"
+    SETTINGS = ("weights", "margin", "proposal_penalty", "beam", "context", "batch_size", "masked_proposals")
+
     @classmethod
     def from_pretrained(cls, ngram: Any, forward: str | None = None, backward: str | None = None,
                         masked: str | None = None, **kwargs):
-        """Loads the models (folders or Hub ids) with their tokenizers."""
+        """Loads the models (folders or Hub ids) with their tokenizers: `from_pretrained(ngram, forward=...,
+        backward=..., masked=...)`. Given a folder (or a Hub repo) in place of `ngram`, loads the corrector
+        `save_pretrained` wrote there (n-gram, models, weights, margin, reranker); keyword arguments then override
+        its settings (`margin=...`, `batch_size=...`)."""
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
         def pair(path, auto):
             return (auto.from_pretrained(path), AutoTokenizer.from_pretrained(path)) if path else None
 
+        if isinstance(ngram, (str, os.PathLike)):
+            if forward is not None or backward is not None or masked is not None:
+                raise ValueError("a saved corrector brings its own models: pass only its folder (and settings)")
+            return cls._load_saved(saved_corrector_folder(ngram) or Path(ngram), pair, kwargs)
         return cls(ngram, pair(forward, AutoModelForCausalLM), pair(backward, AutoModelForCausalLM),
                    pair(masked, AutoModelForMaskedLM), **kwargs)
+
+    @classmethod
+    def _load_saved(cls, folder: Path, pair: Callable, overrides: dict[str, Any]) -> "LanguageModelCorrector":
+        from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+        from .ngram import KneserNeyLM
+
+        config_file = folder / cls.CONFIG_NAME
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{os.fspath(folder)!r} holds no saved noisy-channel corrector (no "
+                                    f"{cls.CONFIG_NAME}; LanguageModelCorrector.save_pretrained writes one)")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        if config.get("format") != "hf_charlm.LanguageModelCorrector":
+            raise ValueError(f"{os.fspath(config_file)!r} is not the settings file of a saved LanguageModelCorrector")
+        unknown = set(overrides) - set(cls.SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)} for a saved corrector; it takes {list(cls.SETTINGS)}")
+        autos = {"forward": AutoModelForCausalLM, "backward": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}
+        models = {name: pair(str(folder / where), autos[name]) for name, where in config["models"].items()}
+        if config["candidates"] != "default":
+            raise ValueError(f"{os.fspath(config_file)!r}: unknown candidates {config['candidates']!r}")
+        from .correction_data import candidates, channel_log_prob
+
+        channel = channel_log_prob if config["channel"] == "default" else None
+        settings = {key: config[key] for key in cls.SETTINGS}
+        settings.update(overrides)
+        corrector = cls(KneserNeyLM.load(folder / config["ngram"]), candidates=candidates, channel=channel,
+                        forward=models.get("forward"), backward=models.get("backward"), masked=models.get("masked"),
+                        **settings)
+        if config["reranker"] is not None:
+            corrector.reranker = EditReranker.from_dict(config["reranker"])
+        return corrector
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        """Writes the corrector to a folder, so that `from_pretrained(folder)` and `pipeline("text-correction",
+        model=folder)` load it as it is now, tuned and with its reranker: `noisy_channel.json` (the weights,
+        the margin, the search and reading settings, the reranker's coefficients), the n-gram (`ngram.json.gz`,
+        `KneserNeyLM.save`) and each model with its tokenizer, the first of masked / forward / backward in the
+        folder itself (the model the pipeline loads), the others in subfolders named after them. Only the
+        default confusion sets and channel can be saved (a function of your own is not data); that is checked
+        before anything is written."""
+        from . import correction_data
+
+        if self.candidates is not correction_data.candidates:
+            raise ValueError("save_pretrained writes the default confusion sets' corrector only: this one was built "
+                             "with candidates of its own, which cannot be saved (a function, not data)")
+        if self.channel not in (None, correction_data.channel_log_prob):
+            raise ValueError("save_pretrained writes the default channel (or none) only: this corrector was built "
+                             "with a channel of its own, which cannot be saved (a function, not data)")
+        folder = Path(save_directory)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{os.fspath(folder)!r} is a file, not a folder to save the corrector in")
+        names = [n for n in ("masked", "forward", "backward") if n in self.models]
+        where = {name: "." if i == 0 else name for i, name in enumerate(names)}
+        config = {
+            "format": "hf_charlm.LanguageModelCorrector", "version": 1, "ngram": self.NGRAM_NAME,
+            "ngram_order": self.ngram.order, "models": where, "candidates": "default",
+            "channel": None if self.channel is None else "default",
+            **{key: getattr(self, key) for key in self.SETTINGS},
+            "reranker": None if self.reranker is None else self.reranker.to_dict(),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        self.ngram.save(folder / self.NGRAM_NAME)
+        for name in names:
+            model, tokenizer = self.models[name]
+            model.save_pretrained(folder / where[name])
+            tokenizer.save_pretrained(folder / where[name])
+        temporary = folder / f"{self.CONFIG_NAME}.tmp"  # last, and whole: a folder without it holds no corrector
+        temporary.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(temporary, folder / self.CONFIG_NAME)
+
+    def __call__(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
+        """What the `text-correction` pipeline answers: `{"corrected_text", "edits"}` for a text, a list of them
+        for a list of texts (the edits `correct` keeps, in text order)."""
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        if not all(isinstance(t, str) for t in batch):
+            raise TypeError("the corrector takes a text or a list of texts")
+        answers = []
+        for text, edits in zip(batch, self.correct(batch)):
+            edits = sorted(edits, key=lambda e: e["start"])
+            answers.append({"corrected_text": apply_edits(text, edits), "edits": edits})
+        return answers[0] if single else answers
 
     def best_path(self, text: str) -> str:
         """The n-gram model's best reading of `text` when each character may become a confusable one at

@@ -12,6 +12,7 @@ class as `pipeline("text-correction")`.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -47,6 +48,10 @@ def _pieces(tokenizer: Any, text: str, max_length: int) -> list[str]:
     return pieces
 
 
+# the settings file of a saved noisy-channel corrector (`hf_charlm.correction.LanguageModelCorrector.CONFIG_NAME`)
+NOISY_CHANNEL_CONFIG = "noisy_channel.json"
+
+
 class CharLMTextCorrectionPipeline(Pipeline):
     """`pipe("我们去学效上课")` -> `{"corrected_text": "我们去学校上课", "edits": [{"start": 5, "end": 6,
     "original": "效", "replacement": "校", "score": 0.93}]}` (character offsets into the input).
@@ -59,7 +64,10 @@ class CharLMTextCorrectionPipeline(Pipeline):
     on both sides. With an encoder-decoder
     (`scripts/finetune_seq2seq.py`, e.g. on `english_typos`) the text is rewritten by `generate` in pieces of at
     most the model's positions, the edits are the alignment of input and output (`text_edits`), and
-    each edit's score is the mean probability of the generated tokens. A list of texts gives a list of answers.
+    each edit's score is the mean probability of the generated tokens. A folder written by
+    `hf_charlm.correction.LanguageModelCorrector.save_pretrained` (a noisy channel: n-gram, language models,
+    weights or reranker, margin) is corrected by that corrector, as it was tuned; its edits' scores are its own
+    (weighted gains or log-odds). A list of texts gives a list of answers.
     """
 
     _load_processor = False
@@ -86,9 +94,25 @@ class CharLMTextCorrectionPipeline(Pipeline):
         limit = config.max_position_embeddings if config.backbone == "transformer" else 512
         return min(max_length or limit, limit)
 
+    @property
+    def _noisy_channel(self) -> Any:
+        """The noisy-channel corrector the model carries when `pipeline("text-correction", model=dir)` loaded a
+        folder of `hf_charlm.correction.LanguageModelCorrector.save_pretrained`; None otherwise."""
+        corrector = getattr(self.model, "noisy_channel", None)
+        if corrector is None and os.path.isfile(os.path.join(str(getattr(self.model, "name_or_path", "")),
+                                                             NOISY_CHANNEL_CONFIG)):
+            raise ValueError(
+                f"{self.model.name_or_path!r} is a saved noisy-channel corrector (n-gram, language models and "
+                "reranker), which needs the hf_charlm package (`pip install hf_charlm[correction]`, then "
+                "pipeline(\"text-correction\", model=folder)); its model alone is not a corrector."
+            )
+        return corrector
+
     def preprocess(self, text: str, max_length: int | None = None, stride: int | None = None) -> dict:
         if not isinstance(text, str):
             raise TypeError(f"text-correction takes a text or a list of texts, got {type(text).__name__}.")
+        if self._noisy_channel is not None:  # it reads the text itself, with its own windows
+            return {"text": text}
         limit = self._limit(max_length)
         if not self._is_seq2seq and self.model.config.backbone != "transformer":
             raise ValueError(f"text-correction: a {self.model.config.backbone} masked LM never reads the character it "
@@ -111,6 +135,8 @@ class CharLMTextCorrectionPipeline(Pipeline):
         return {"text": text, "plan": plan, "input_ids": input_ids, "attention_mask": attention_mask}
 
     def _forward(self, model_inputs: dict, **generate_kwargs: Any) -> dict:
+        if self._noisy_channel is not None:
+            return {**model_inputs, "edits": self._noisy_channel.correct([model_inputs["text"]])[0]}
         if self._is_seq2seq:
             # room for a few inserted characters, never past the decoder's positions
             room = model_inputs["input_ids"].shape[1] + model_inputs["input_ids"].shape[1] // 2 + 8
@@ -127,6 +153,9 @@ class CharLMTextCorrectionPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict, min_score: float = 0.5) -> dict:
         text = model_outputs["text"]
+        if "edits" in model_outputs:  # the noisy channel's (its own margin or reranker decided; min_score plays no part)
+            edits = sorted(model_outputs["edits"], key=lambda e: e["start"])
+            return {"corrected_text": apply_edits(text, edits), "edits": edits}
         if self._is_seq2seq:
             edits, offset = [], 0
             special = set(self.tokenizer.all_special_ids)

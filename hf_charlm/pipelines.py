@@ -107,6 +107,7 @@ __all__ = ["CharLMText2TextGenerationPipeline", "CharLMTranslationPipeline", "TA
 # text correction
 
 import importlib  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 
 _SHIPPED = f"{__package__}.pipeline_charlm"  # the pipeline's own file, shipped with correctors (also remote code)
@@ -116,12 +117,28 @@ _correction_registered = False
 class CharLMCorrectionModel:
     """The model loader of `pipeline("text-correction", model=dir)`: an encoder-decoder folder (its config has
     `is_encoder_decoder`) loads as `AutoModelForSeq2SeqLM`, any other char model as `AutoModelForMaskedLM` (the
-    same-length corrector of `scripts/finetune_correction.py`)."""
+    same-length corrector of `scripts/finetune_correction.py`); a folder that `LanguageModelCorrector.save_pretrained`
+    wrote loads as that corrector, held by its first model (`model.noisy_channel`)."""
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any):
         from transformers import AutoConfig, AutoModelForMaskedLM
 
+        from .correction import LanguageModelCorrector, saved_corrector_folder
+
+        folder = saved_corrector_folder(name_or_path, **kwargs) if isinstance(name_or_path, (str, os.PathLike)) else None
+        if folder is not None:
+            # a noisy-channel corrector (`LanguageModelCorrector.save_pretrained`): its first model is the
+            # pipeline's, and carries the corrector, which the pipeline then asks instead of the model
+            corrector = LanguageModelCorrector.from_pretrained(folder)
+            primary = next((n for n in ("masked", "forward", "backward") if n in corrector.models), None)
+            if primary is None:
+                raise ValueError(f"{name_or_path!r} is a noisy-channel corrector without a neural model, which a "
+                                 "pipeline needs: load it with LanguageModelCorrector.from_pretrained(folder) and "
+                                 "call it (corrector(text) answers as the pipeline does)")
+            model = corrector.models[primary][0]
+            model.noisy_channel = corrector
+            return model
         config_kwargs = {k: kwargs[k] for k in ("revision", "trust_remote_code", "token") if k in kwargs}
         config = AutoConfig.from_pretrained(name_or_path, **config_kwargs)
         auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForMaskedLM

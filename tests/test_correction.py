@@ -500,20 +500,17 @@ def test_english_dictionary_baselines_fix_typos_and_keep_known_words():
 
 
 
-def test_noisy_channel_weight_grid_of_the_benchmark():
-    """The weights the benchmark tries: every combination for the models given, the n-gram's and the channel's
-    always, the neural ones only when their model is given."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from correction import lm_weight_grid
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    alone = lm_weight_grid(set())
+def test_noisy_channel_weight_grid():
+    """The weights the benchmark and scripts/build_corrector.py try: every combination for the models given, the
+    n-gram's and the channel's always, the neural ones only when their model is given."""
+    from hf_charlm.correction import weight_grid
+
+    alone = weight_grid(set())
     assert alone == [{"ngram": n, "channel": c} for n in (0.5, 1.0) for c in (0.0, 1.0, 2.0)]
-    grid = lm_weight_grid({"forward", "backward", "masked"})
+    grid = weight_grid({"forward", "backward", "masked"})
     assert len(grid) == 2 * 4 * 4 * 3 * 3 and len({tuple(sorted(w.items())) for w in grid}) == len(grid)
     assert {"ngram": 1.0, "forward": 0.0, "backward": 0.5, "masked": 0.0, "channel": 2.0} in grid
-    assert all(set(w) == {"ngram", "backward", "channel"} for w in lm_weight_grid({"backward"}))
+    assert all(set(w) == {"ngram", "backward", "channel"} for w in weight_grid(["backward"]))
 
 
 def test_benchmark_reads_the_ngram_alone_without_the_masked_lms_proposals():
@@ -920,3 +917,138 @@ def test_noisy_channel_takes_the_masked_lms_proposals_off_the_best_path(tokenize
     assert [e["start"] for e in edits] == [2, 5, 6] and all(e["gains"]["channel"] == -1.0 for e in edits)
     with pytest.raises(ValueError, match="masked_proposals"):
         LanguageModelCorrector(lm, candidates=candidates, masked_proposals=2.0)
+
+
+def test_kneser_ney_model_saves_and_loads_with_identical_probabilities(tmp_path):
+    """`KneserNeyLM.save` / `load`: the same counts at every order and the same probability for every context and
+    character (the top order's counts are all it writes); a file that is not one is refused with a message and a
+    failed load leaves nothing half-built."""
+    from hf_charlm.ngram import BOS, EOS, KneserNeyLM
+
+    lm = KneserNeyLM(NC_CORPUS + ["<s>和\t制表符", "</s>"], order=3, discount=0.6)  # marker look-alikes are text
+    lm.save(tmp_path / "lm.json.gz")
+    again = KneserNeyLM.load(tmp_path / "lm.json.gz")
+    assert again.order == 3 and again.discount == 0.6 and again.counts == lm.counts and again.contexts == lm.contexts
+    assert again.vocabulary == lm.vocabulary and ("<",) in again.counts[1]
+    for context in ["", "我", "我们", "学校", "<s", "制表"]:
+        for char in [*lm.vocabulary, EOS, "未"]:
+            assert again.prob(context, char) == lm.prob(context, char)
+    assert BOS not in again.vocabulary and not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "plain.json").write_text("{}")
+    with pytest.raises(ValueError, match="not an n-gram model written by KneserNeyLM.save"):
+        KneserNeyLM.load(tmp_path / "plain.json")
+    with pytest.raises(FileNotFoundError, match="no n-gram model at"):
+        KneserNeyLM.load(tmp_path / "missing.json.gz")
+
+
+def _tuned_noisy_channel():
+    """A noisy-channel corrector with the default confusion sets and channel, a masked and a causal tiny model, a
+    reranker learned from four pairs and a margin: (corrector, texts to read)."""
+    pytest.importorskip("pycorrector")
+    pytest.importorskip("pypinyin")
+    from hf_charlm import CharLMForCausalLM
+    from hf_charlm.correction import LanguageModelCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    tokenizer = train_char_tokenizer(NC_CORPUS + ["人民日报一九九八年"])
+    config = tiny_config(vocab_size=len(tokenizer))
+    masked, forward = CharLMForMaskedLM(config).eval(), CharLMForCausalLM(config).eval()
+    corrector = LanguageModelCorrector(KneserNeyLM(NC_CORPUS, order=3), masked=(masked, tokenizer),
+                                       forward=(forward, tokenizer), proposal_penalty=0.0, masked_proposals=-1e9)
+    sources = ["我们去学效上课。", "学效很大。", "他在学效。", "我们去学效上课。"]
+    targets = ["我们去学校上课。", "学校很大。", "他在学效。", "我们去学校上课。"]
+    assert corrector.fit_reranker(sources, targets)["right"] >= 2  # the default confusion sets propose 效 -> 校
+    corrector.margin = -1.0
+    return corrector, ["我们去学效上课。", "学效很大。", "今天天气很好。"]
+
+
+def test_noisy_channel_corrector_saves_loads_and_runs_in_the_pipeline(tmp_path):
+    """A tuned noisy-channel corrector with its reranker, saved: the folder holds the settings, the n-gram and the
+    models (the masked LM in the folder itself, the causal one in `forward/`); loaded back it reads every text
+    exactly as before, `pipeline("text-correction", model=folder)` answers what the corrector answers for each text
+    alone, settings can be overridden at load, and what cannot be saved or loaded is refused with a message before
+    anything is written."""
+    from transformers import AutoModelForMaskedLM, pipeline
+
+    from hf_charlm.correction import LanguageModelCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    corrector, texts = _tuned_noisy_channel()
+    tokenizer = corrector.models["masked"][1]
+    answers = corrector(texts)
+    assert [a["corrected_text"] for a in answers[:2]] == ["我们去学校上课。", "学校很大。"]
+    assert answers[0] == corrector(texts[0]) and answers[0]["edits"][0]["original"] == "效"
+
+    folder = tmp_path / "corrector"
+    corrector.save_pretrained(folder)
+    saved = json.loads((folder / "noisy_channel.json").read_text())
+    assert saved["models"] == {"masked": ".", "forward": "forward"} and saved["margin"] == -1.0
+    assert saved["reranker"]["weight"] == corrector.reranker.weight.tolist() and saved["masked_proposals"] == -1e9
+    assert (folder / "config.json").is_file() and (folder / "forward" / "model.safetensors").is_file()
+    again = LanguageModelCorrector.from_pretrained(folder)
+    assert set(again.models) == {"masked", "forward"} and again.channel is corrector.channel
+    assert again.features(texts) == corrector.features(texts)
+    assert again(texts) == answers and again.weights == corrector.weights
+    assert all(a["edits"] == [] for a in LanguageModelCorrector.from_pretrained(folder, margin=1e9)(texts))
+
+    pipe = pipeline("text-correction", model=str(folder))
+    assert pipe.model.noisy_channel.reranker.bias == corrector.reranker.bias
+    assert pipe(texts) == [again(t) for t in texts] and pipe(texts[1]) == again(texts[1])
+    alone = pipeline("text-correction", model=AutoModelForMaskedLM.from_pretrained(folder), tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="saved noisy-channel corrector"):
+        alone(texts[0])  # its masked LM alone is no corrector: refused, not a silent same-length reading
+
+    with pytest.raises(ValueError, match="unknown setting"):
+        LanguageModelCorrector.from_pretrained(folder, beams=4)
+    with pytest.raises(ValueError, match="brings its own models"):
+        LanguageModelCorrector.from_pretrained(folder, masked=str(folder))
+    with pytest.raises(FileNotFoundError, match="no noisy_channel.json"):
+        LanguageModelCorrector.from_pretrained(tmp_path)
+    own = LanguageModelCorrector(KneserNeyLM(NC_CORPUS, order=3), candidates=nc_candidates)
+    with pytest.raises(ValueError, match="candidates of its own"):
+        own.save_pretrained(tmp_path / "own")
+    assert not (tmp_path / "own").exists()
+    before = (folder / "noisy_channel.json").read_text()
+    with pytest.raises(ValueError, match="channel of its own"):
+        LanguageModelCorrector(KneserNeyLM(NC_CORPUS, order=3), channel=lambda seen, meant: -1.0).save_pretrained(folder)
+    assert (folder / "noisy_channel.json").read_text() == before
+
+
+def test_noisy_channel_corrector_from_the_hub(hub, tmp_path):
+    """A saved corrector uploaded to a Hub repo (tests/hub_server.py on loopback) loads by its repo id, through
+    `LanguageModelCorrector.from_pretrained` and the pipeline, and reads as the local one; a plain model repo
+    still loads as a same-length corrector."""
+    from huggingface_hub import HfApi
+    from transformers import pipeline
+
+    from hf_charlm.correction import LanguageModelCorrector, saved_corrector_folder
+
+    corrector, texts = _tuned_noisy_channel()
+    corrector.save_pretrained(tmp_path / "corrector")
+    api = HfApi()
+    api.create_repo("tester/csc-corrector")
+    api.upload_folder(folder_path=str(tmp_path / "corrector"), repo_id="tester/csc-corrector")
+    loaded = LanguageModelCorrector.from_pretrained("tester/csc-corrector")
+    assert set(loaded.models) == {"masked", "forward"} and loaded(texts) == corrector(texts)
+    assert pipeline("text-correction", model="tester/csc-corrector")(texts[1]) == corrector(texts[1])
+    api.create_repo("tester/masked-only")
+    api.upload_folder(folder_path=str(tmp_path / "corrector"), repo_id="tester/masked-only",
+                      allow_patterns=["config.json", "model.safetensors", "tokenizer*", "*.py"])
+    assert saved_corrector_folder("tester/masked-only") is None
+    plain = pipeline("text-correction", model="tester/masked-only")
+    assert getattr(plain.model, "noisy_channel", None) is None and "corrected_text" in plain(texts[0])
+
+
+def test_build_corrector_script_bad_input_exit_2_nothing_written(tmp_path, capsys):
+    script = ROOT / "scripts" / "build_corrector.py"
+    out = tmp_path / "out"
+    code, message = run_script_in_process(script, ["--mlm", str(tmp_path / "nowhere"), "--output_dir", str(out)], capsys)
+    assert code == 2 and "--mlm" in message and "no model folder" in message
+    code, message = run_script_in_process(script, ["--masked_proposals", "3", "--output_dir", str(out)], capsys)
+    assert code == 2 and "give --mlm" in message
+    code, message = run_script_in_process(script, ["--tune_examples", "0", "--output_dir", str(out)], capsys)
+    assert code == 2 and "--tune_examples=0 must be >= 1" in message
+    assert not out.exists()

@@ -1,0 +1,118 @@
+"""Builds, tunes and saves the noisy-channel Chinese spelling corrector (`hf_charlm.correction.LanguageModelCorrector`),
+so that `pipeline("text-correction", model=output_dir)` and `LanguageModelCorrector.from_pretrained(output_dir)` use
+it as tuned, without reading the training pairs again.
+
+A character n-gram of the People's Daily train text proposes confusion-set changes; the models given judge them
+(`--mlm`: a masked char LM, which with `--masked_proposals T` also proposes changes off the n-gram's best path;
+`--lm` / `--backward_lm`: causal char LMs read forward and on reversed text). With `--reranker_examples N` a logistic
+regression learns from the first N `peoples_daily_csc` train pairs which proposed edits are right (those pairs read
+by an n-gram counted without their texts); without it the weights come from a grid. Either way the margin (and the
+grid's weights) are chosen on the first `--tune_examples` validation pairs; the test splits are never read.
+`--evaluate_examples N` then scores the saved corrector, loaded back through the pipeline, on the first N sentences
+of the `peoples_daily_csc` test split and of SIGHAN 2015 (`hf_charlm.metrics.correction_scores`).
+
+    python scripts/build_corrector.py --mlm outputs/charlm-mlm --masked_proposals 3 --reranker_examples 4000 \\
+        --output_dir outputs/csc-corrector
+    python -c "from transformers import pipeline; import hf_charlm; \\
+        print(pipeline('text-correction', model='outputs/csc-corrector')('我们去学效上课。'))"
+
+Needs the `correction` extra (pycorrector's confusion sets, pypinyin).
+"""
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+import hf_charlm  # noqa: F401  (registers the Auto classes and the text-correction pipeline)
+from hf_charlm.training import UsageError, run_main
+
+@dataclass
+class BuildArguments:
+    output_dir: str = field(default="outputs/csc-corrector", metadata={"help": "Where the corrector is saved."})
+    mlm: str | None = field(default=None, metadata={"help": "A masked char LM (scripts/pretrain.py --objective mlm)."})
+    lm: str | None = field(default=None, metadata={"help": "A causal char LM of People's Daily text (scripts/pretrain.py)."})
+    backward_lm: str | None = field(default=None, metadata={"help": "The same on reversed text (--reverse_text)."})
+    masked_proposals: float | None = field(
+        default=None, metadata={"help": "With --mlm: also propose, off the n-gram's best path, each confusable "
+                                "candidate the masked LM prefers by more than this many nats (3 measured best)."})
+    ngram_order: int = field(default=4, metadata={"help": "Order of the character n-gram."})
+    proposal_penalty: float = field(default=1.5, metadata={"help": "The n-gram search's cost per change (nats)."})
+    reranker_examples: int = field(default=0, metadata={"help": "Learn the reranker from the first N train pairs (0: grid)."})
+    tune_examples: int = field(default=1000, metadata={"help": "Validation pairs for the margin (and grid weights)."})
+    evaluate_examples: int = field(default=0, metadata={"help": "Then score the saved corrector on N test sentences."})
+
+    def __post_init__(self) -> None:
+        for flag in ("mlm", "lm", "backward_lm"):
+            path = getattr(self, flag)
+            if path is not None and not (Path(path) / "config.json").is_file():
+                raise UsageError(f"--{flag} {path}: no model folder there (no config.json)")
+        if self.masked_proposals is not None and self.mlm is None:
+            raise UsageError("--masked_proposals reads the masked LM's candidates: give --mlm")
+        if self.ngram_order < 1:
+            raise UsageError(f"--ngram_order={self.ngram_order} must be >= 1")
+        for name in ("reranker_examples", "evaluate_examples"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name}={getattr(self, name)} must be >= 0")
+        if self.tune_examples < 1:
+            raise UsageError(f"--tune_examples={self.tune_examples} must be >= 1")
+        if Path(self.output_dir).is_file():
+            raise UsageError(f"--output_dir {self.output_dir} is a file")
+
+
+def main() -> dict:
+    (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses()
+    from transformers import pipeline
+
+    from hf_charlm.correction import LanguageModelCorrector, apply_edits, weight_grid
+    from hf_charlm.data import load_builtin
+    from hf_charlm.metrics import correction_scores
+    from hf_charlm.ngram import KneserNeyLM
+
+    started = time.time()
+    texts = load_builtin("peoples_daily_text")["train"]["text"]
+    csc = load_builtin("peoples_daily_csc")
+    validation = csc["validation"].select(range(min(args.tune_examples, csc["validation"].num_rows)))
+    corrector = LanguageModelCorrector.from_pretrained(
+        KneserNeyLM(texts, order=args.ngram_order), forward=args.lm, backward=args.backward_lm, masked=args.mlm,
+        proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals)
+    report: dict = {"arguments": vars(args)}
+    if args.reranker_examples:
+        train = csc["train"].select(range(min(args.reranker_examples, csc["train"].num_rows)))
+        held_out = set(train["target"])
+        print(f"reading {train.num_rows:,} train pairs for the reranker ...", file=sys.stderr, flush=True)
+        report["reranker"] = corrector.fit_reranker(
+            train["source"], train["target"], ngram=KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order))
+        grid = None
+    else:
+        grid = weight_grid([name for name in ("forward", "backward", "masked") if name in corrector.models])
+    print(f"tuning on {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)
+    best = corrector.tune(validation["source"], validation["target"], weights=grid)["best"]
+    report["chosen"] = best
+    print(f"chosen: {json.dumps(best)}", file=sys.stderr, flush=True)
+    corrector.save_pretrained(args.output_dir)
+    report["build_seconds"] = round(time.time() - started, 1)
+    print(f"saved to {args.output_dir} ({report['build_seconds']} s)", file=sys.stderr, flush=True)
+    if args.evaluate_examples:
+        pipe = pipeline("text-correction", model=args.output_dir)
+        report["test"] = {}
+        for name, data in (("peoples_daily_csc", csc["test"]), ("sighan2015_test", load_builtin("sighan2015_test")["test"])):
+            data = data.select(range(min(args.evaluate_examples, data.num_rows)))
+            start = time.time()
+            outputs = [answer["corrected_text"] for answer in pipe(list(data["source"]))]
+            scores = correction_scores(data["source"], data["target"], outputs)
+            report["test"][name] = {"examples": data.num_rows, "seconds": round(time.time() - start, 1), **scores}
+            print(f"{name} ({data.num_rows} sentences, through the pipeline): sentence correction F1 "
+                  f"{scores['sentence_correction_f1']:.4f}", file=sys.stderr, flush=True)
+        example = "我们去学效上课。"
+        report["example"] = {"text": example, "corrected": apply_edits(example, corrector.correct([example])[0])}
+    print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    (Path(args.output_dir) / "build_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    run_main(main)
