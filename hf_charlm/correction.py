@@ -167,6 +167,19 @@ class _MarginCorrector:
         proposals = self.proposals(texts) if proposals is None else proposals
         return [[e for e in edits if e["score"] > self.margin] for edits in proposals]
 
+    def __call__(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
+        """What the `text-correction` pipeline answers: `{"corrected_text", "edits"}` for a text, a list of them
+        for a list of texts (the edits `correct` keeps, in text order)."""
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        if not all(isinstance(t, str) for t in batch):
+            raise TypeError("the corrector takes a text or a list of texts")
+        answers = []
+        for text, edits in zip(batch, self.correct(batch)):
+            edits = sorted(edits, key=lambda e: e["start"])
+            answers.append({"corrected_text": apply_edits(text, edits), "edits": edits})
+        return answers[0] if single else answers
+
     def tune(self, sources: Sequence[str], targets: Sequence[str], margins: Sequence[float] = MARGINS) -> dict[str, float]:
         """Sets `margin` to the value of `margins` with the best sentence-level correction F1 on these (validation)
         pairs; returns that F1 per margin."""
@@ -533,19 +546,6 @@ class LanguageModelCorrector(_MarginCorrector):
         temporary = folder / f"{self.CONFIG_NAME}.tmp"  # last, and whole: a folder without it holds no corrector
         temporary.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(temporary, folder / self.CONFIG_NAME)
-
-    def __call__(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
-        """What the `text-correction` pipeline answers: `{"corrected_text", "edits"}` for a text, a list of them
-        for a list of texts (the edits `correct` keeps, in text order)."""
-        single = isinstance(texts, str)
-        batch = [texts] if single else list(texts)
-        if not all(isinstance(t, str) for t in batch):
-            raise TypeError("the corrector takes a text or a list of texts")
-        answers = []
-        for text, edits in zip(batch, self.correct(batch)):
-            edits = sorted(edits, key=lambda e: e["start"])
-            answers.append({"corrected_text": apply_edits(text, edits), "edits": edits})
-        return answers[0] if single else answers
 
     def best_path(self, text: str) -> str:
         """The n-gram model's best reading of `text` when each character may become a confusable one at

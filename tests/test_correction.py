@@ -266,6 +266,11 @@ def test_zero_shot_corrector_and_margin_tuning(tmp_path):
     assert proposal["replacement"] == "校" and proposal["score"] > 1.0
     edits = corrector.correct(["学效了", "学校"])
     assert [apply_edits(t, e) for t, e in zip(["学效了", "学校"], edits)] == ["学校了", "学校"]
+    # called, it answers as the text-correction pipeline does
+    assert corrector(["学效了", "学校"]) == [{"corrected_text": "学校了", "edits": edits[0]}, {"corrected_text": "学校", "edits": []}]
+    assert corrector("学效了") == {"corrected_text": "学校了", "edits": edits[0]}
+    with pytest.raises(TypeError, match="a text or a list of texts"):
+        corrector([1])
     results = corrector.tune(["学效", "学校"], ["学校", "学校"], margins=(0.0, 100.0))
     assert results[0.0] == 1.0 and results[100.0] == 0.0 and corrector.margin == 0.0
 
