@@ -108,6 +108,21 @@ class CharLMTextCorrectionPipeline(Pipeline):
             )
         return corrector
 
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        corrector = self._noisy_channel
+        if corrector is not None and isinstance(inputs, (str, list, tuple)):
+            # a text or a list goes to the corrector whole: it reads the texts together, in batches of its own
+            # `batch_size` (one text at a time, through preprocess / _forward below, is what a stream gets)
+            ignored = {"batch_size", "num_workers"}
+            if args or set(kwargs) - ignored:
+                raise TypeError(
+                    f"a noisy-channel corrector takes no {sorted(set(kwargs) - ignored) or 'positional arguments'} here "
+                    "(min_score, max_length and stride are the same-length corrector's); its margin and settings are "
+                    "set when it is loaded: LanguageModelCorrector.from_pretrained(folder, margin=...)"
+                )
+            return corrector(list(inputs) if isinstance(inputs, tuple) else inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
     def preprocess(self, text: str, max_length: int | None = None, stride: int | None = None) -> dict:
         if not isinstance(text, str):
             raise TypeError(f"text-correction takes a text or a list of texts, got {type(text).__name__}.")

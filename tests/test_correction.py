@@ -1001,7 +1001,11 @@ def test_noisy_channel_corrector_saves_loads_and_runs_in_the_pipeline(tmp_path):
 
     pipe = pipeline("text-correction", model=str(folder))
     assert pipe.model.noisy_channel.reranker.bias == corrector.reranker.bias
-    assert pipe(texts) == [again(t) for t in texts] and pipe(texts[1]) == again(texts[1])
+    assert pipe(texts) == again(texts) and pipe(texts[1]) == again(texts[1])  # read together, as the corrector does
+    assert pipe(texts, batch_size=2) == again(texts)
+    assert list(pipe(t for t in texts)) == [again(t) for t in texts]  # a stream (generator): one text at a time
+    with pytest.raises(TypeError, match="same-length corrector's"):
+        pipe(texts, min_score=0.9)
     alone = pipeline("text-correction", model=AutoModelForMaskedLM.from_pretrained(folder), tokenizer=tokenizer)
     with pytest.raises(ValueError, match="saved noisy-channel corrector"):
         alone(texts[0])  # its masked LM alone is no corrector: refused, not a silent same-length reading
