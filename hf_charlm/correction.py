@@ -494,6 +494,12 @@ class LanguageModelCorrector(_MarginCorrector):
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)} for a saved corrector; it takes {list(cls.SETTINGS)}")
         autos = {"forward": AutoModelForCausalLM, "backward": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}
+        # only what save_pretrained writes: each model in the folder itself or in the subfolder of its name, the
+        # n-gram under its own name (a settings file cannot point the loader elsewhere on the machine)
+        if any(name not in autos or where not in (".", name) for name, where in config["models"].items()) or (
+                config["ngram"] != cls.NGRAM_NAME):
+            raise ValueError(f"{os.fspath(config_file)!r} names models or files that save_pretrained does not write: "
+                             f"models {config['models']}, n-gram {config['ngram']!r}")
         models = {name: pair(str(folder / where), autos[name]) for name, where in config["models"].items()}
         if config["candidates"] != "default":
             raise ValueError(f"{os.fspath(config_file)!r}: unknown candidates {config['candidates']!r}")

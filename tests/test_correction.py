@@ -1012,6 +1012,11 @@ def test_noisy_channel_corrector_saves_loads_and_runs_in_the_pipeline(tmp_path):
 
     with pytest.raises(ValueError, match="unknown setting"):
         LanguageModelCorrector.from_pretrained(folder, beams=4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "noisy_channel.json").write_text(json.dumps({**saved, "models": {"masked": str(folder)}}))
+    with pytest.raises(ValueError, match="that save_pretrained does not write"):
+        LanguageModelCorrector.from_pretrained(elsewhere)
     with pytest.raises(ValueError, match="brings its own models"):
         LanguageModelCorrector.from_pretrained(folder, masked=str(folder))
     with pytest.raises(FileNotFoundError, match="no noisy_channel.json"):
