@@ -78,6 +78,19 @@ def is_correction_model(config) -> bool:
     return any("correction" in str(mark).lower() for mark in marks)
 
 
+def is_noisy_channel(name: str) -> bool:
+    """A folder or Hub repo of `LanguageModelCorrector.save_pretrained` (n-gram, models, reranker): its model's
+    config is a masked LM's, but the folder is a corrector, which `pipeline("text-correction")` runs whole."""
+    if not correction_task_registered():
+        return False
+    from hf_charlm.correction import saved_corrector_folder
+
+    try:
+        return saved_corrector_folder(name) is not None
+    except Exception:  # noqa: BLE001 (no answer from the Hub: not shown as a corrector; loading reports the rest)
+        return False
+
+
 def capabilities_of(config) -> list[str]:
     """The tabs a config gives, from its `architectures` (and, for a token head, its label names)."""
     if correction_task_registered() and is_correction_model(config):
@@ -122,7 +135,7 @@ def load_model(spec: str) -> list[LoadedModel]:
     config = AutoConfig.from_pretrained(name)
     if getattr(config, "model_type", None) != "charlm":
         raise ValueError(f"model_type is {getattr(config, 'model_type', None)!r}, not an hf_charlm model")
-    capabilities = [task] if task else capabilities_of(config)
+    capabilities = [task] if task else ["correction"] if is_noisy_channel(name) else capabilities_of(config)
     if not capabilities:
         archs = ", ".join(getattr(config, "architectures", None) or ["none"])
         raise ValueError(f"nothing this page can show (architectures: {archs})")

@@ -272,6 +272,21 @@ def test_capabilities_from_configs():
     assert app.capabilities_of(correction) == (["correction"] if app.correction_task_registered() else [])
 
 
+def test_a_saved_noisy_channel_corrector_gets_the_correction_tab(tmp_path):
+    """A folder of `LanguageModelCorrector.save_pretrained` (its model's config is a plain masked LM's) loads as a
+    corrector: one correction tab whose pipeline answers what the corrector answers."""
+    import app
+
+    from .test_correction import _tuned_noisy_channel
+
+    corrector, texts = _tuned_noisy_channel()
+    corrector.save_pretrained(tmp_path / "corrector")
+    (model,) = app.load_model(str(tmp_path / "corrector"))
+    assert model.capability == "correction" and model.pipe.model.noisy_channel is not None
+    assert model.pipe(texts[0]) == corrector(texts[0]) and model.pipe(texts[0])["corrected_text"] == "我们去学校上课。"
+    assert not app.is_noisy_channel(str(tmp_path))
+
+
 def test_correction_view_follows_the_pipeline_contract():
     import app
 
