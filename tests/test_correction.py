@@ -1066,3 +1066,39 @@ def test_build_corrector_script_bad_input_exit_2_nothing_written(tmp_path, capsy
     code, message = run_script_in_process(script, ["--tune_examples", "0", "--output_dir", str(out)], capsys)
     assert code == 2 and "--tune_examples=0 must be >= 1" in message
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
+    """scripts/build_corrector.py end to end on the built-in data (counts the People's Daily 4-gram twice, ~1 min):
+    a tiny masked LM, a reranker from 40 train pairs, the margin from 20 validation pairs; the folder it saves
+    loads through the pipeline, which answers as the corrector loaded by hand, and its report's test scores are
+    those of the pipeline's corrections."""
+    pytest.importorskip("pycorrector")
+    from transformers import pipeline
+
+    from hf_charlm.correction import RERANKER_MARGINS, LanguageModelCorrector
+    from hf_charlm.data import load_builtin
+
+    from .conftest import tiny_config
+
+    texts = load_builtin("peoples_daily_csc")["train"]["target"][:200]
+    tokenizer = train_char_tokenizer(texts)
+    mlm = tmp_path / "mlm"
+    CharLMForMaskedLM(tiny_config(vocab_size=len(tokenizer))).save_pretrained(mlm)
+    tokenizer.save_pretrained(mlm)
+    out = tmp_path / "corrector"
+    code, _ = run_script_in_process(ROOT / "scripts" / "build_corrector.py", [
+        "--mlm", str(mlm), "--masked_proposals", "3", "--reranker_examples", "40", "--tune_examples", "20",
+        "--evaluate_examples", "5", "--output_dir", str(out)], capsys)
+    assert code == 0
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["reranker"]["edits"] > report["reranker"]["right"] > 0 and report["chosen"]["margin"] in RERANKER_MARGINS
+    corrector = LanguageModelCorrector.from_pretrained(out)
+    assert corrector.reranker is not None and corrector.margin == report["chosen"]["margin"] and corrector.ngram.order == 4
+    sighan = load_builtin("sighan2015_test")["test"].select(range(5))
+    answers = pipeline("text-correction", model=str(out))(list(sighan["source"]))
+    assert answers == corrector(list(sighan["source"]))
+    expected = correction_scores(sighan["source"], sighan["target"], [a["corrected_text"] for a in answers])
+    assert report["test"]["sighan2015_test"]["sentence_correction_f1"] == expected["sentence_correction_f1"]
+    assert report["test"]["sighan2015_test"]["changed_sentences"] == expected["changed_sentences"]
