@@ -538,7 +538,7 @@ class LanguageModelCorrector(_MarginCorrector):
         where = {name: "." if i == 0 else name for i, name in enumerate(names)}
         config = {
             "format": "hf_charlm.LanguageModelCorrector", "version": 1, "ngram": self.NGRAM_NAME,
-            "ngram_order": self.ngram.order, "models": where, "candidates": "default",
+            "models": where, "candidates": "default",
             "channel": None if self.channel is None else "default",
             **{key: getattr(self, key) for key in self.SETTINGS},
             "reranker": None if self.reranker is None else self.reranker.to_dict(),

@@ -150,8 +150,8 @@ class CharLMTextCorrectionPipeline(Pipeline):
         return {"text": text, "plan": plan, "input_ids": input_ids, "attention_mask": attention_mask}
 
     def _forward(self, model_inputs: dict, **generate_kwargs: Any) -> dict:
-        if self._noisy_channel is not None:
-            return {**model_inputs, "edits": self._noisy_channel.correct([model_inputs["text"]])[0]}
+        if self._noisy_channel is not None:  # its answer is already the pipeline's
+            return {"answer": self._noisy_channel(model_inputs["text"])}
         if self._is_seq2seq:
             # room for a few inserted characters, never past the decoder's positions
             room = model_inputs["input_ids"].shape[1] + model_inputs["input_ids"].shape[1] // 2 + 8
@@ -167,10 +167,9 @@ class CharLMTextCorrectionPipeline(Pipeline):
         return {**model_inputs, "best": best, "best_id": best_id}
 
     def postprocess(self, model_outputs: dict, min_score: float = 0.5) -> dict:
+        if "answer" in model_outputs:  # the noisy channel's (its own margin or reranker decided; min_score plays no part)
+            return model_outputs["answer"]
         text = model_outputs["text"]
-        if "edits" in model_outputs:  # the noisy channel's (its own margin or reranker decided; min_score plays no part)
-            edits = sorted(model_outputs["edits"], key=lambda e: e["start"])
-            return {"corrected_text": apply_edits(text, edits), "edits": edits}
         if self._is_seq2seq:
             edits, offset = [], 0
             special = set(self.tokenizer.all_special_ids)

@@ -67,7 +67,7 @@ def main() -> dict:
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses()
     from transformers import pipeline
 
-    from hf_charlm.correction import LanguageModelCorrector, apply_edits, weight_grid
+    from hf_charlm.correction import LanguageModelCorrector, weight_grid
     from hf_charlm.data import load_builtin
     from hf_charlm.metrics import correction_scores
     from hf_charlm.ngram import KneserNeyLM
@@ -107,8 +107,7 @@ def main() -> dict:
             report["test"][name] = {"examples": data.num_rows, "seconds": round(time.time() - start, 1), **scores}
             print(f"{name} ({data.num_rows} sentences, through the pipeline): sentence correction F1 "
                   f"{scores['sentence_correction_f1']:.4f}", file=sys.stderr, flush=True)
-        example = "我们去学效上课。"
-        report["example"] = {"text": example, "corrected": apply_edits(example, corrector.correct([example])[0])}
+        report["example"] = pipe("我们去学效上课。")
     print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     (Path(args.output_dir) / "build_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     return report
