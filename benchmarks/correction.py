@@ -24,7 +24,8 @@ Systems (each only where its input is given or its package installed):
   logistic regression over each proposed edit's gains and n-gram counts) in place of the weights, learned from the
   first N `peoples_daily_csc` train pairs as read by an n-gram counted without their texts, its margin chosen on
   the validation sentences; with the n-gram alone and, with `--lm` / `--backward_lm`, with the LMs' gains too
-  (runs the n-gram rows without any LM as well);
+  (runs the n-gram rows without any LM as well); given both causal and masked LMs, also with only the causal
+  LMs' gains and with only the masked LM's (its proposals with it), all fitted on one reading of the pairs;
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
   same validation sentences; and the same model held to the confusion sets (`ConfusionSetCorrector`: only a
   confusable character may replace one, when it beats it by a margin chosen on those sentences);
@@ -237,6 +238,10 @@ def main() -> None:
             variants = {"noisy channel, learned reranker: n-gram alone": {"ngram", "channel"}}
             if shown:
                 variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs"] = set(GAINS)
+            if "masked" in shown and len(shown) > 1:  # each kind of LM alone beside the n-gram: what each adds
+                causal = [n for n in shown if n != "masked"]
+                variants[f"noisy channel, learned reranker: n-gram + {' + '.join(causal)} LMs"] = {"ngram", "channel", *causal}
+                variants["noisy channel, learned reranker: n-gram + masked LMs"] = {"ngram", "channel", "masked"}
             for row, kept in variants.items():
                 counts = lm_corrector.fit_reranker(train["source"], train["target"],
                                                    features=with_gains(train_features, kept))

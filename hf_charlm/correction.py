@@ -460,22 +460,27 @@ class LanguageModelCorrector(_MarginCorrector):
 
     @classmethod
     def from_pretrained(cls, ngram: Any, forward: str | None = None, backward: str | None = None,
-                        masked: str | None = None, **kwargs):
+                        masked: str | None = None, *, revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | os.PathLike | None = None, **kwargs):
         """Loads the models (folders or Hub ids) with their tokenizers: `from_pretrained(ngram, forward=...,
         backward=..., masked=...)`. Given a folder (or a Hub repo) in place of `ngram`, loads the corrector
         `save_pretrained` wrote there (n-gram, models, weights, margin, reranker); keyword arguments then override
-        its settings (`margin=...`, `batch_size=...`)."""
+        its settings (`margin=...`, `batch_size=...`). `revision`, `token` and `cache_dir` go to the Hub downloads
+        (a saved corrector's repo, or the models' repos), as for any `from_pretrained`."""
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-        def pair(path, auto):
-            return (auto.from_pretrained(path), AutoTokenizer.from_pretrained(path)) if path else None
+        hub = {k: v for k, v in (("revision", revision), ("token", token), ("cache_dir", cache_dir)) if v is not None}
+
+        def pair(path, auto, hub_kwargs=None):
+            hub_kwargs = hub_kwargs or {}
+            return (auto.from_pretrained(path, **hub_kwargs), AutoTokenizer.from_pretrained(path, **hub_kwargs)) if path else None
 
         if isinstance(ngram, (str, os.PathLike)):
             if forward is not None or backward is not None or masked is not None:
                 raise ValueError("a saved corrector brings its own models: pass only its folder (and settings)")
-            return cls._load_saved(saved_corrector_folder(ngram) or Path(ngram), pair, kwargs)
-        return cls(ngram, pair(forward, AutoModelForCausalLM), pair(backward, AutoModelForCausalLM),
-                   pair(masked, AutoModelForMaskedLM), **kwargs)
+            return cls._load_saved(saved_corrector_folder(ngram, **hub) or Path(ngram), pair, kwargs)
+        return cls(ngram, pair(forward, AutoModelForCausalLM, hub), pair(backward, AutoModelForCausalLM, hub),
+                   pair(masked, AutoModelForMaskedLM, hub), **kwargs)
 
     @classmethod
     def _load_saved(cls, folder: Path, pair: Callable, overrides: dict[str, Any]) -> "LanguageModelCorrector":
@@ -552,6 +557,12 @@ class LanguageModelCorrector(_MarginCorrector):
         temporary = folder / f"{self.CONFIG_NAME}.tmp"  # last, and whole: a folder without it holds no corrector
         temporary.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(temporary, folder / self.CONFIG_NAME)
+
+    def to(self, device: str | torch.device) -> "LanguageModelCorrector":
+        """Moves every model of the corrector to `device` (the n-gram stays in Python); returns the corrector."""
+        for model, _ in self.models.values():
+            model.to(device)
+        return self
 
     def best_path(self, text: str) -> str:
         """The n-gram model's best reading of `text` when each character may become a confusable one at

@@ -6,8 +6,9 @@
                      revision: str | None = None, extra: dict | None = None) -> Path
 
 Renders `model_cards/<task>.md` into `output_dir/README.md` and returns its path. `task` is "causal_lm",
-"token_classification" or "sequence_classification" (aliases: "pretrain"/"text-generation", "ner"/"cws"/
-"token-classification", "sentiment"/"text-classification"). `results` are the run's final metrics as Trainer names
+"masked_lm", "token_classification", "sequence_classification", "seq2seq", "text_correction" (a same-length
+corrector) or "noisy_channel" (a saved `LanguageModelCorrector`) (aliases: "pretrain"/"text-generation",
+"fill-mask"/"mlm", "ner"/"cws"/"token-classification", "sentiment"/"text-classification"). `results` are the run's final metrics as Trainer names
 them ("eval_loss", "eval_bits_per_char", "eval_f1", "test_accuracy", ...): the prefix gives the split
 (eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys (runtime, samples, *_per_second,
 epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the evaluation table
@@ -98,6 +99,7 @@ TASKS: dict[str, dict[str, str]] = {
     "sequence_classification": {"template": "sequence_classification.md", "task_name": "Text classification"},
     "seq2seq": {"template": "seq2seq.md", "task_name": "Sequence to sequence"},
     "text_correction": {"template": "text_correction.md", "task_name": "Text correction"},
+    "noisy_channel": {"template": "noisy_channel.md", "task_name": "Text correction"},
 }
 TASK_ALIASES = {
     "pretrain": "causal_lm", "text-generation": "causal_lm", "causal-lm": "causal_lm",
@@ -120,6 +122,13 @@ METRICS: dict[str, tuple[str, str, dict | None]] = {
     "masked_accuracy": ("accuracy", "Masked-character accuracy", None),
     "masked_bits_per_char": ("bits_per_character", "Bits per masked character", None),
     "f1_macro": ("f1", "Macro F1", {"average": "macro"}),
+    # text correction (hf_charlm.metrics.correction_scores)
+    "sentence_detection_f1": ("f1", "Sentence detection F1", None),
+    "sentence_correction_precision": ("precision", "Sentence correction precision", None),
+    "sentence_correction_recall": ("recall", "Sentence correction recall", None),
+    "sentence_correction_f1": ("f1", "Sentence correction F1", None),
+    "char_correction_f1": ("f1", "Character correction F1", None),
+    "false_positive_rate": ("false_positive_rate", "False-positive rate", None),
 }
 SPLIT_PREFIXES = {"eval_": "validation", "validation_": "validation", "test_": "test", "train_": "train"}
 BOOKKEEPING = ("runtime", "samples", "samples_per_second", "steps_per_second", "epoch", "jit_compilation_time",

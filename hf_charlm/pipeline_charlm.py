@@ -75,6 +75,12 @@ class CharLMTextCorrectionPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        corrector = getattr(self.model, "noisy_channel", None)
+        if corrector is not None:  # its other models go where the pipeline put the one it loaded (`device=`)
+            corrector.to(self.model.device)
+
     def _sanitize_parameters(self, min_score: float | None = None, max_length: int | None = None,
                              stride: int | None = None, **generate_kwargs: Any):
         preprocess: dict[str, Any] = {}

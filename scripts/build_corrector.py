@@ -63,6 +63,42 @@ class BuildArguments:
             raise UsageError(f"--output_dir {self.output_dir} is a file")
 
 
+def write_card(args: BuildArguments, corrector, report: dict) -> None:
+    """The folder's model card (`README.md`, `hf_charlm.hub.write_model_card`, task `noisy_channel`): how it was
+    built, the validation score the margin was chosen by and, with --evaluate_examples, the test scores."""
+    from hf_charlm.hub import write_model_card
+
+    models = {"masked": args.mlm, "forward": args.lm, "backward": args.backward_lm}
+    hyperparameters = {
+        "n-gram": f"order {args.ngram_order}, People's Daily train text (Kneser-Ney)",
+        "proposal_penalty": args.proposal_penalty, "beam": corrector.beam, "context": corrector.context,
+        **{f"{name} LM": path for name, path in models.items() if path},
+        "masked_proposals": args.masked_proposals,
+        "scoring": (f"learned reranker, {report['reranker']['edits']:,} proposed edits of the first "
+                    f"{args.reranker_examples:,} peoples_daily_csc train pairs ({report['reranker']['right']:,} right)"
+                    if args.reranker_examples else f"weights {json.dumps(corrector.weights)} (grid, validation)"),
+        "margin": corrector.margin, "tune_examples": args.tune_examples,
+    }
+    results = {"eval_sentence_correction_f1": report["chosen"]["f1"]}
+    extra: dict = {}
+    for name, scores in report.get("test", {}).items():
+        if name == "peoples_daily_csc":
+            results.update({f"test_{key}": scores[key] for key in
+                            ("sentence_detection_f1", "sentence_correction_precision", "sentence_correction_recall",
+                             "sentence_correction_f1", "char_correction_f1", "false_positive_rate")})
+        else:  # the model index holds one dataset; SIGHAN's scores go to the table beside it
+            extra[f"{name} ({scores['examples']} sentences): sentence correction P / R / F1"] = (
+                f"{scores['sentence_correction_precision']:.4f} / {scores['sentence_correction_recall']:.4f} / "
+                f"{scores['sentence_correction_f1']:.4f}")
+    if "test" in report:
+        extra["test sentences"] = report["test"]["peoples_daily_csc"]["examples"]
+    write_model_card(
+        args.output_dir, task="noisy_channel", model_name=Path(args.output_dir).name, hyperparameters=hyperparameters,
+        results=results, datasets=[], dataset_name="peoples_daily_csc (hf_charlm built-in)", language=["zh"],
+        extra={**extra, "example": "我们去学效上课。"},
+    )
+
+
 def main() -> dict:
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses()
     from transformers import pipeline
@@ -108,6 +144,7 @@ def main() -> dict:
             print(f"{name} ({data.num_rows} sentences, through the pipeline): sentence correction F1 "
                   f"{scores['sentence_correction_f1']:.4f}", file=sys.stderr, flush=True)
         report["example"] = pipe("我们去学效上课。")
+    write_card(args, corrector, report)
     print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     (Path(args.output_dir) / "build_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     return report

@@ -998,9 +998,15 @@ def test_noisy_channel_corrector_saves_loads_and_runs_in_the_pipeline(tmp_path):
     assert again.features(texts) == corrector.features(texts)
     assert again(texts) == answers and again.weights == corrector.weights
     assert all(a["edits"] == [] for a in LanguageModelCorrector.from_pretrained(folder, margin=1e9)(texts))
+    moved = LanguageModelCorrector.from_pretrained(folder).to("meta")  # every model, not only the first
+    assert {model.device.type for model, _ in moved.models.values()} == {"meta"}
 
     pipe = pipeline("text-correction", model=str(folder))
     assert pipe.model.noisy_channel.reranker.bias == corrector.reranker.bias
+    assert all(model.device == pipe.device for model, _ in pipe.model.noisy_channel.models.values())
+    if torch.cuda.is_available():  # device= moves every model of the corrector, not only the one loaded
+        on_gpu = pipeline("text-correction", model=str(folder), device=0)
+        assert {str(m.device) for m, _ in on_gpu.model.noisy_channel.models.values()} == {"cuda:0"}
     assert pipe(texts) == again(texts) and pipe(texts[1]) == again(texts[1])  # read together, as the corrector does
     assert pipe(texts, batch_size=2) == again(texts)
     assert list(pipe(t for t in texts)) == [again(t) for t in texts]  # a stream (generator): one text at a time
@@ -1044,10 +1050,21 @@ def test_noisy_channel_corrector_from_the_hub(hub, tmp_path):
     corrector.save_pretrained(tmp_path / "corrector")
     api = HfApi()
     api.create_repo("tester/csc-corrector")
-    api.upload_folder(folder_path=str(tmp_path / "corrector"), repo_id="tester/csc-corrector")
+    first = api.upload_folder(folder_path=str(tmp_path / "corrector"), repo_id="tester/csc-corrector").oid
     loaded = LanguageModelCorrector.from_pretrained("tester/csc-corrector")
     assert set(loaded.models) == {"masked", "forward"} and loaded(texts) == corrector(texts)
     assert pipeline("text-correction", model="tester/csc-corrector")(texts[1]) == corrector(texts[1])
+    # a second commit that changes nothing but the margin; revision= still loads the first, as for any model
+    corrector.margin = 1e9
+    corrector.save_pretrained(tmp_path / "corrector")
+    api.upload_folder(folder_path=str(tmp_path / "corrector"), repo_id="tester/csc-corrector")
+    assert LanguageModelCorrector.from_pretrained("tester/csc-corrector").margin == 1e9
+    pinned = LanguageModelCorrector.from_pretrained("tester/csc-corrector", revision=first, cache_dir=tmp_path / "cache")
+    assert pinned.margin == -1.0 and pinned(texts) == loaded(texts) and any((tmp_path / "cache").iterdir())
+    assert pipeline("text-correction", model="tester/csc-corrector", revision=first)(texts[1]) == loaded(texts[1])
+    # the models of a corrector built by hand come from repos too, at the revision asked for
+    built = LanguageModelCorrector.from_pretrained(loaded.ngram, masked="tester/csc-corrector", revision=first)
+    assert built.models["masked"][0].state_dict().keys() == loaded.models["masked"][0].state_dict().keys()
     api.create_repo("tester/masked-only")
     api.upload_folder(folder_path=str(tmp_path / "corrector"), repo_id="tester/masked-only",
                       allow_patterns=["config.json", "model.safetensors", "tokenizer*", "*.py"])
@@ -1075,6 +1092,8 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     loads through the pipeline, which answers as the corrector loaded by hand, and its report's test scores are
     those of the pipeline's corrections."""
     pytest.importorskip("pycorrector")
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
     from transformers import pipeline
 
     from hf_charlm.correction import RERANKER_MARGINS, LanguageModelCorrector
@@ -1102,3 +1121,13 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     expected = correction_scores(sighan["source"], sighan["target"], [a["corrected_text"] for a in answers])
     assert report["test"]["sighan2015_test"]["sentence_correction_f1"] == expected["sentence_correction_f1"]
     assert report["test"]["sighan2015_test"]["changed_sentences"] == expected["changed_sentences"]
+    # the model card: validation and test scores in the model index, SIGHAN's beside it, the build's settings
+    card = ModelCard.load(out / "README.md")
+    _, evals = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    got = {(e.dataset_split, e.metric_name): e.metric_value for e in evals}
+    assert got[("validation", "Sentence correction F1")] == report["chosen"]["f1"]
+    assert got[("test", "Sentence correction F1")] == report["test"]["peoples_daily_csc"]["sentence_correction_f1"]
+    sighan_f1 = report["test"]["sighan2015_test"]["sentence_correction_f1"]
+    assert f"sighan2015_test (5 sentences): sentence correction P / R / F1 | " in card.text and f"{sighan_f1:.4f} |" in card.text
+    assert "| proposal_penalty | 1.5 |" in card.text and f"| margin | {report['chosen']['margin']:.6g} |" in card.text
+    assert "trust_remote_code" not in card.text and card.data.pipeline_tag == "text2text-generation"

@@ -365,6 +365,29 @@ def test_model_card_metadata_is_valid(hub, tmp_path, task):
     assert "## Security" in text and "safetensors" in text
 
 
+def test_noisy_channel_card(hub, tmp_path):
+    """The card of a saved noisy-channel corrector (scripts/build_corrector.py writes it): correction scores under
+    their names in a model index the Hub accepts, usage through the package's pipeline (no remote code)."""
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "charlm", "hidden_size": 32}))
+    results = {"eval_sentence_correction_f1": 0.7, "test_sentence_correction_precision": 0.8,
+               "test_sentence_correction_recall": 0.6, "test_false_positive_rate": 0.02}
+    path = write_model_card(tmp_path, task="noisy_channel", model_name="csc-corrector",
+                            hyperparameters={"margin": 0.0}, results=results, datasets=[],
+                            dataset_name="peoples_daily_csc", language=["zh"], repo_id="tester/csc", revision=SHA,
+                            extra={"sighan2015_test: sentence correction F1": "0.2771"})
+    text = path.read_text(encoding="utf-8")
+    ModelCard(text).validate()
+    data = ModelCard(text).data.to_dict()
+    assert data["pipeline_tag"] == "text2text-generation" and "noisy-channel" in data["tags"]
+    _, evals = model_index_to_eval_results(data["model-index"])
+    assert {(e.dataset_split, e.metric_type, e.metric_name): e.metric_value for e in evals} == {
+        ("validation", "f1", "Sentence correction F1"): 0.7, ("test", "precision", "Sentence correction precision"): 0.8,
+        ("test", "recall", "Sentence correction recall"): 0.6,
+        ("test", "false_positive_rate", "False-positive rate"): 0.02}
+    assert 'pipeline("text-correction", model=repo_id, revision=revision)' in text and f'revision = "{SHA}"' in text
+    assert "trust_remote_code" not in text and "| sighan2015_test: sentence correction F1 | 0.2771 |" in text
+
+
 def test_hub_rejects_bad_card_metadata(hub, tmp_path):
     HfApi().create_repo("tester/bad-card")
     bad_index = ("---\nlicense: mit\nmodel-index:\n- name: m\n  results:\n  - task: {type: text-generation}\n"
