@@ -94,7 +94,7 @@ def write_card(args: BuildArguments, corrector, report: dict) -> None:
         extra["test sentences"] = report["test"]["peoples_daily_csc"]["examples"]
     write_model_card(
         args.output_dir, task="noisy_channel", model_name=Path(args.output_dir).name, hyperparameters=hyperparameters,
-        results=results, datasets=[], dataset_name="peoples_daily_csc (hf_charlm built-in)", language=["zh"],
+        results=results, datasets=[], dataset_name="peoples_daily_csc", language=["zh"],
         extra={**extra, "example": "我们去学效上课。"},
     )
 
