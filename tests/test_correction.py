@@ -1131,3 +1131,26 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     assert f"sighan2015_test (5 sentences): sentence correction P / R / F1 | " in card.text and f"{sighan_f1:.4f} |" in card.text
     assert "| proposal_penalty | 1.5 |" in card.text and f"| margin | {report['chosen']['margin']:.6g} |" in card.text
     assert "trust_remote_code" not in card.text and card.data.pipeline_tag == "text2text-generation"
+
+
+@pytest.mark.slow
+def test_build_corrector_script_ngram_alone(tmp_path, capsys):
+    """scripts/build_corrector.py with no model (the n-gram and the channel, grid weights): the folder loads with
+    `LanguageModelCorrector.from_pretrained`, its report's test scores are that corrector's, and no model card is
+    written (the card shows the pipeline, which needs a model)."""
+    pytest.importorskip("pycorrector")
+    from hf_charlm.correction import LanguageModelCorrector
+    from hf_charlm.data import load_builtin
+
+    out = tmp_path / "ngram-corrector"
+    code, _ = run_script_in_process(ROOT / "scripts" / "build_corrector.py", [
+        "--tune_examples", "20", "--evaluate_examples", "5", "--output_dir", str(out)], capsys)
+    assert code == 0 and not (out / "README.md").exists()
+    report = json.loads((out / "build_report.json").read_text())
+    corrector = LanguageModelCorrector.from_pretrained(out)
+    assert corrector.models == {} and corrector.weights == report["chosen"]["weights"]
+    test = load_builtin("peoples_daily_csc")["test"].select(range(5))
+    outputs = [a["corrected_text"] for a in corrector(list(test["source"]))]
+    expected = correction_scores(test["source"], test["target"], outputs)
+    assert report["test"]["peoples_daily_csc"]["sentence_correction_f1"] == expected["sentence_correction_f1"]
+    assert report["test"]["peoples_daily_csc"]["changed_sentences"] == expected["changed_sentences"]
