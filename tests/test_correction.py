@@ -1130,7 +1130,8 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     sighan_f1 = report["test"]["sighan2015_test"]["sentence_correction_f1"]
     assert f"sighan2015_test (5 sentences): sentence correction P / R / F1 | " in card.text and f"{sighan_f1:.4f} |" in card.text
     assert "| proposal_penalty | 1.5 |" in card.text and f"| margin | {report['chosen']['margin']:.6g} |" in card.text
-    assert "trust_remote_code" not in card.text and card.data.pipeline_tag == "text2text-generation"
+    usage = card.text.split("## How to use")[1].split("## How it was built")[0]  # the package's pipeline, no remote code
+    assert "trust_remote_code" not in usage and card.data.pipeline_tag == "text2text-generation"
 
 
 @pytest.mark.slow

@@ -385,7 +385,8 @@ def test_noisy_channel_card(hub, tmp_path):
         ("test", "recall", "Sentence correction recall"): 0.6,
         ("test", "false_positive_rate", "False-positive rate"): 0.02}
     assert 'pipeline("text-correction", model=repo_id, revision=revision)' in text and f'revision = "{SHA}"' in text
-    assert "trust_remote_code" not in text and "| sighan2015_test: sentence correction F1 | 0.2771 |" in text
+    usage = text.split("## How to use")[1].split("## How it was built")[0]
+    assert "trust_remote_code" not in usage and "| sighan2015_test: sentence correction F1 | 0.2771 |" in text
 
 
 def test_hub_rejects_bad_card_metadata(hub, tmp_path):
