@@ -11,8 +11,8 @@ grid's weights) are chosen on the first `--tune_examples` validation pairs; the 
 `--evaluate_examples N` then scores the saved corrector, loaded back through the pipeline, on the first N sentences
 of the `peoples_daily_csc` test split and of SIGHAN 2015 (`hf_charlm.metrics.correction_scores`).
 
-    python scripts/build_corrector.py --mlm outputs/charlm-mlm --masked_proposals 3 --reranker_examples 4000 \\
-        --output_dir outputs/csc-corrector
+    python scripts/build_corrector.py --mlm outputs/charlm-mlm --lm outputs/pd-lm --backward_lm outputs/pd-lm-reversed \\
+        --masked_proposals 3 --reranker_examples 4000 --output_dir outputs/csc-corrector
     python -c "from transformers import pipeline; import hf_charlm; \\
         print(pipeline('text-correction', model='outputs/csc-corrector')('我们去学效上课。'))"
 
