@@ -10,8 +10,8 @@ Renders `model_cards/<task>.md` into `output_dir/README.md` and returns its path
 corrector) or "noisy_channel" (a saved `LanguageModelCorrector`) (aliases: "pretrain"/"text-generation",
 "fill-mask"/"mlm", "ner"/"cws"/"token-classification", "sentiment"/"text-classification"). `results` are the
 run's final metrics as Trainer names them ("eval_loss", "eval_bits_per_char", "eval_f1", "test_accuracy", ...):
-the prefix gives the split (eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys (runtime, samples, *_per_second,
-epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the evaluation table
+the prefix gives the split (eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys
+(runtime, samples, *_per_second, epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the evaluation table
 and a metric of the card's `model-index`. For a causal LM, bits per character and perplexity are derived from the
 loss when the run did not report them. `datasets` are Hub dataset ids for the metadata (may be empty);
 `dataset_name` is the human name shown in the model-index (defaults to the first id, else "custom").
