@@ -5,22 +5,22 @@
                      base_model: str | None = None, dataset_name: str | None = None, repo_id: str | None = None,
                      revision: str | None = None, extra: dict | None = None) -> Path
 
-Renders `model_cards/<task>.md` into `output_dir/README.md` and returns its path. `task` is "causal_lm",
-"masked_lm", "token_classification", "sequence_classification", "seq2seq", "text_correction" (a same-length
-corrector) or "noisy_channel" (a saved `LanguageModelCorrector`) (aliases: "pretrain"/"text-generation",
-"fill-mask"/"mlm", "ner"/"cws"/"token-classification", "sentiment"/"text-classification"). `results` are the
-run's final metrics as Trainer names them ("eval_loss", "eval_bits_per_char", "eval_f1", "test_accuracy", ...):
-the prefix gives the split (eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys
-(runtime, samples, *_per_second, epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the evaluation table
-and a metric of the card's `model-index`. For a causal LM, bits per character and perplexity are derived from the
-loss when the run did not report them. `datasets` are Hub dataset ids for the metadata (may be empty);
-`dataset_name` is the human name shown in the model-index (defaults to the first id, else "custom").
+Renders `model_cards/<task>.md` into `output_dir/README.md` and returns its path. `task` is "causal_lm", "masked_lm",
+"token_classification", "sequence_classification", "seq2seq", "text_correction" (a same-length corrector) or
+"noisy_channel" (a saved `LanguageModelCorrector`) (aliases: "pretrain"/"text-generation", "fill-mask"/"mlm",
+"ner"/"cws"/"token-classification", "sentiment"/"text-classification"). `results` are the run's final metrics as
+Trainer names them ("eval_loss", "eval_bits_per_char", "eval_f1", "test_accuracy", ...): the prefix gives the split
+(eval_/validation_ -> validation, test_ -> test, none -> validation); bookkeeping keys (runtime, samples,
+*_per_second, epoch) and non-finite or non-numeric values are left out; every other number becomes a row of the
+evaluation table and a metric of the card's `model-index`. For a causal LM, bits per character and perplexity are
+derived from the loss when the run did not report them. `datasets` are Hub dataset ids for the metadata (may be
+empty); `dataset_name` is the human name shown in the model-index (defaults to the first id, else "custom").
 `base_model` is the Hub id a fine-tuned model started from. `repo_id` and `revision` go into the usage snippet
 (revision defaults to "main" with a comment saying to pin a sha). `config.json` in `output_dir`, when present,
 supplies the architecture line and the label set. `extra` keys: "license" (default "mit"), "tags" (added to the
 template's), "description" (a paragraph under the title), "example" (the snippet's input text); any other key is
-listed in an "Additional information" table. The YAML metadata is written by `huggingface_hub.ModelCardData`, so
-its `model-index` round-trips through `model_index_to_eval_results`.
+listed in an "Additional information" table. The YAML metadata is written by `huggingface_hub.ModelCardData`, so its
+`model-index` round-trips through `model_index_to_eval_results`.
 
     push_folder(output_dir, repo_id, *, private=False, revision=None, commit_message=None, token=None,
                 dry_run=False) -> PushResult
