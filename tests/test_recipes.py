@@ -70,3 +70,30 @@ def test_table_shows_early_stopped_steps_and_unrecorded_cpu_time(recipes, tmp_pa
     report["rows"][0]["command"] = "python x.py --output_dir outputs/s14/other --overwrite_output_dir true"
     with pytest.raises(SystemExit, match="hf_charlm tiny, merged run"):
         recipes.write_table(report, tmp_path / "t.md", tmp_path / "none.json")
+
+
+def run_recipes(*args: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(BENCHMARKS / "recipes.py"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_pretrain_only_refuses_a_pretrained_folder(tmp_path):
+    proc = run_recipes("--budget", "cpu", "--pretrain_only", "--pretrained", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--pretrain_only runs the pretraining: it cannot start from --pretrained" in proc.stderr
+
+
+@pytest.mark.slow
+def test_pretrain_only_runs_the_shared_pretraining_and_no_fine_tuning(tmp_path):
+    proc = run_recipes("--budget", "cpu", "--pretrain_only", "--scale", "0.003", "--max_samples", "64", "--probe_steps", "4",
+                       "--workdir", str(tmp_path / "work"), "--output_dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "recipes_cpu.json").read_text())
+    pretrained = tmp_path / "work" / "cpu" / "pretrain"
+    assert report["rows"] == [] and report["runs"] == {}
+    assert report["pretrain"]["steps"] >= 4 and f"--max_steps {report['pretrain']['steps']}" in report["pretrain"]["command"]
+    assert json.loads((pretrained / "config.json").read_text())["architectures"] == ["CharLMForMaskedLM"]
+    assert (pretrained / "model.safetensors").is_file()
+    assert not [p for p in (tmp_path / "work" / "cpu").iterdir() if p.name not in ("pretrain", "pretrain.log", "probe")]
