@@ -343,6 +343,7 @@ def finish(report: dict, out_dir: Path, args: argparse.Namespace) -> None:
     write_table(report, out_dir / f"recipes_{report['budget']}.md", reference)
     if args.plot == "true":
         plot(report, out_dir / f"recipes_{report['budget']}_curves.png")
+        plot(report, out_dir / f"recipes_{report['budget']}_best.png", best_only=True)
 
 
 def steps_cell(run: dict) -> str:
@@ -394,8 +395,20 @@ def write_table(report: dict, path: Path, reference: Path) -> None:
 SHORT_SOURCES = {"People's Daily masked LM": "news MLM", "the recipe's masked LM with bigrams": "recipe MLM"}
 
 
-def plot(report: dict, path: Path) -> None:
-    """Validation score against training seconds, one panel per task, one line per system."""
+def best_rows(report: dict) -> dict[str, dict]:
+    """Per task, the row of the highest validation score (the table's validation column; chosen on validation only)."""
+    best: dict[str, dict] = {}
+    for row in report["rows"]:
+        score = (row.get("validation_metrics") or {}).get(MAIN[row["task"]])
+        if score is not None and row["curve"] and score > (best[row["task"]]["validation_metrics"][MAIN[row["task"]]]
+                                                           if row["task"] in best else float("-inf")):
+            best[row["task"]] = row
+    return best
+
+
+def plot(report: dict, path: Path, best_only: bool = False) -> None:
+    """Validation score against training seconds, one panel per task, one line per system (`best_only`: the system
+    of the best validation score per task only)."""
     try:
         import matplotlib
 
@@ -404,11 +417,14 @@ def plot(report: dict, path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no plot")
         return
-    tasks = sorted({row["task"] for row in report["rows"]}, key=list(BUILTIN).index)
+    rows = list(best_rows(report).values()) if best_only else report["rows"]
+    tasks = sorted({row["task"] for row in rows}, key=list(BUILTIN).index)
     # the legends go below the panels (inside, a long list of systems hides the curves)
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for row in report["rows"]:
+        if sum(row["task"] == task for row in rows) > 10:  # more lines than the default cycle has colours
+            ax.set_prop_cycle(color=plt.cm.tab20.colors)
+        for row in rows:
             if row["task"] == task and row["curve"]:
                 xs, ys = zip(*row["curve"])
                 label = row["system"].removeprefix("hf_charlm ").split(" (")[0]
@@ -419,11 +435,13 @@ def plot(report: dict, path: Path) -> None:
                     label += f" [{SHORT_SOURCES.get(source, source)}{' ' + rerun.group(1) if rerun else ''}]"
                 if "2 threads" in row["system"]:  # a run that had both cores (the others: one core each)
                     label += ", 2 threads"
+                if best_only:  # the one system of the panel: its test score, scored once at the end
+                    label += f"; test {MAIN[task]} {row['metrics'][MAIN[task]]:.4f}"
                 ax.plot(xs, ys, marker="o", ms=3, label=label)
         ax.set_title(f"{task}: validation {MAIN[task]}")
         ax.set_xlabel("training seconds")
         ax.grid(alpha=0.3)
-    fig.suptitle(report["where"], fontsize=9)  # (the machine once, above the panels: it can be a long phrase)
+    fig.suptitle(("the best system per task on validation; " if best_only else "") + report["where"], fontsize=9)  # (the machine once, above the panels: it can be a long phrase)
     fig.tight_layout()  # before the legends: laid out with them, the panels would shrink to make room
     for ax in axes[0]:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)

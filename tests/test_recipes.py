@@ -97,3 +97,16 @@ def test_pretrain_only_runs_the_shared_pretraining_and_no_fine_tuning(tmp_path):
     assert json.loads((pretrained / "config.json").read_text())["architectures"] == ["CharLMForMaskedLM"]
     assert (pretrained / "model.safetensors").is_file()
     assert not [p for p in (tmp_path / "work" / "cpu").iterdir() if p.name not in ("pretrain", "pretrain.log", "probe")]
+
+
+def test_best_rows_choose_on_validation_not_test(recipes):
+    def row(task, validation, test, curve=((10.0, 0.5),)):
+        metric = recipes.MAIN[task]
+        return {"task": task, "system": f"s{validation}", "metrics": {metric: test},
+                "validation_metrics": {metric: validation}, "curve": list(curve)}
+
+    rows = [row("cws", 0.96, 0.97), row("cws", 0.962, 0.968), row("cws", 0.99, 0.99, curve=()),
+            row("sentiment", 0.86, 0.84), row("ner", 0.95, 0.96) | {"validation_metrics": None}]
+    best = recipes.best_rows({"rows": rows})
+    # the higher validation wins over the higher test; a row without a curve or a validation score is not drawn
+    assert {task: r["system"] for task, r in best.items()} == {"cws": "s0.962", "sentiment": "s0.86"}
