@@ -397,12 +397,14 @@ SHORT_SOURCES = {"People's Daily masked LM": "news MLM", "the recipe's masked LM
 
 def best_rows(report: dict) -> dict[str, dict]:
     """Per task, the row of the highest validation score (the table's validation column; chosen on validation only)."""
+    def validation(row: dict) -> float | None:
+        return (row.get("validation_metrics") or {}).get(MAIN[row["task"]])
+
     best: dict[str, dict] = {}
     for row in report["rows"]:
-        score = (row.get("validation_metrics") or {}).get(MAIN[row["task"]])
-        if score is not None and row["curve"] and score > (best[row["task"]]["validation_metrics"][MAIN[row["task"]]]
-                                                           if row["task"] in best else float("-inf")):
-            best[row["task"]] = row
+        task = row["task"]
+        if row["curve"] and validation(row) is not None and (task not in best or validation(row) > validation(best[task])):
+            best[task] = row
     return best
 
 
@@ -441,7 +443,8 @@ def plot(report: dict, path: Path, best_only: bool = False) -> None:
         ax.set_title(f"{task}: validation {MAIN[task]}")
         ax.set_xlabel("training seconds")
         ax.grid(alpha=0.3)
-    fig.suptitle(("the best system per task on validation; " if best_only else "") + report["where"], fontsize=9)  # (the machine once, above the panels: it can be a long phrase)
+    # (the machine once, above the panels: it can be a long phrase)
+    fig.suptitle(("the best system per task on validation; " if best_only else "") + report["where"], fontsize=9)
     fig.tight_layout()  # before the legends: laid out with them, the panels would shrink to make room
     for ax in axes[0]:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
