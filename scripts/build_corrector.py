@@ -144,8 +144,7 @@ def main() -> dict:
             scores = correction_scores(data["source"], data["target"], outputs)
             report["test"][name] = {"examples": data.num_rows, "seconds": round(time.time() - start, 1), **scores}
             print(f"{name} ({data.num_rows} sentences, through the {'pipeline' if neural else 'corrector'}): "
-                  f"sentence correction F1 "
-                  f"{scores['sentence_correction_f1']:.4f}", file=sys.stderr, flush=True)
+                  f"sentence correction F1 {scores['sentence_correction_f1']:.4f}", file=sys.stderr, flush=True)
         report["example"] = pipe("我们去学效上课。")
     if neural:
         write_card(args, corrector, report)
