@@ -28,7 +28,11 @@ Systems (each only where its input is given or its package installed):
   LMs' gains and with only the masked LM's (its proposals with it), all fitted on one reading of the pairs;
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
   same validation sentences; and the same model held to the confusion sets (`ConfusionSetCorrector`: only a
-  confusable character may replace one, when it beats it by a margin chosen on those sentences);
+  confusable character may replace one, when it beats it by a margin chosen on those sentences); with
+  `--reranker_examples` it is also a judge of the noisy channel (its gain, read on the erroneous text as it is)
+  and, with `--corrector_proposals T`, a proposer off the path (reranker rows with it, alone beside the n-gram
+  and beside every LM). Its training pairs must not include the reranker's (the first N train pairs): fine-tune
+  it on the others (`--train_file`), or it knows their answers;
 - `--seq2seq DIR`: an encoder-decoder trained on `english_typos` by `scripts/finetune_seq2seq.py`, through the
   `text-correction` pipeline.
 SIGHAN 2015 is only ever scored: nothing is chosen on it.
@@ -71,10 +75,12 @@ MIN_SCORES = (0.0, 0.3, 0.5, 0.7, 0.9)
 def with_gains(features: list[list[dict]], kept: set[str]) -> list[list[dict]]:
     """The noisy channel's `features` with only the gains named in `kept` (the n-gram alone reads no LM's gain);
     without the masked LM's gain, without its proposals either (`masked_proposals`: the edits marked
-    `masked_only`), each text's edit count taken again: what the n-gram alone reads."""
+    `masked_only`), the same for the fine-tuned corrector's (`corrector_only`), each text's edit count taken
+    again: what the n-gram alone reads."""
     out = []
     for row in features:
-        row = [e for e in row if "masked" in kept or not e.get("context", {}).get("masked_only")]
+        row = [e for e in row if all(name in kept or not e.get("context", {}).get(f"{name}_only")
+                                     for name in ("masked", "corrector"))]
         out.append([{**e, "gains": {k: v for k, v in e["gains"].items() if k in kept},
                      **({"context": {**e["context"], "edits_in_text": float(len(row))}} if "context" in e else {})}
                     for e in row])
@@ -175,6 +181,9 @@ def main() -> None:
                         help="also learn the noisy channel's reranker from the first N peoples_daily_csc train pairs "
                              "(with an n-gram counted without their texts); runs the n-gram rows without --lm too")
     parser.add_argument("--corrector", help="a same-length corrector (scripts/finetune_correction.py)")
+    parser.add_argument("--corrector_proposals", type=float,
+                        help="with --corrector and --reranker_examples: the corrector also proposes off the path, "
+                             "candidates that beat their character by more than this (nats), e.g. 3")
     parser.add_argument("--seq2seq", help="an encoder-decoder trained on english_typos (scripts/finetune_seq2seq.py)")
     parser.add_argument("--max_examples", type=int, default=500, help="first N sentences of each test set (0: all)")
     parser.add_argument("--tune_examples", type=int, default=300, help="peoples_daily_csc validation sentences for the thresholds")
@@ -209,18 +218,23 @@ def main() -> None:
     noisy_channel = {}  # row name -> (weights, margin, reranker or None, the gains it reads)
     if args.masked_proposals is not None and not args.mlm:
         sys.exit("error: --masked_proposals reads the masked LM's candidates: give --mlm")
+    if args.corrector_proposals is not None and not (args.corrector and args.reranker_examples):
+        sys.exit("error: --corrector_proposals reads the fine-tuned corrector inside the reranked noisy channel: "
+                 "give --corrector and --reranker_examples")
     if args.lm or args.backward_lm or args.reranker_examples:
         from hf_charlm.ngram import KneserNeyLM
 
         texts = load_builtin("peoples_daily_text")["train"]["text"]
         ngram = KneserNeyLM(texts, order=args.ngram_order)
+        judge = args.corrector if args.reranker_examples else None  # the fine-tuned corrector: reranker rows only
         lm_corrector = LanguageModelCorrector.from_pretrained(
-            ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, proposal_penalty=args.proposal_penalty,
-            masked_proposals=args.masked_proposals)
+            ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, corrector=judge,
+            proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
+            corrector_proposals=args.corrector_proposals)
         features = lm_corrector.features(validation["source"])
         shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
         with_lms = f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs"
-        grids = {with_lms: (weight_grid(set(lm_corrector.models)), set(GAINS))} if shown else {}
+        grids = {with_lms: (weight_grid(set(shown)), set(GAINS) - {"corrector"})} if shown else {}
         grids["zero-shot noisy channel: n-gram alone"] = (weight_grid(set()), {"ngram", "channel"})
         for row, (grid, kept) in grids.items():
             best = lm_corrector.tune(validation["source"], validation["target"], weights=grid,
@@ -237,11 +251,15 @@ def main() -> None:
                 train_features = lm_corrector.features(train["source"])
             variants = {"noisy channel, learned reranker: n-gram alone": {"ngram", "channel"}}
             if shown:
-                variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs"] = set(GAINS)
+                variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs"] = set(GAINS) - {"corrector"}
             if "masked" in shown and len(shown) > 1:  # each kind of LM alone beside the n-gram: what each adds
                 causal = [n for n in shown if n != "masked"]
                 variants[f"noisy channel, learned reranker: n-gram + {' + '.join(causal)} LMs"] = {"ngram", "channel", *causal}
                 variants["noisy channel, learned reranker: n-gram + masked LMs"] = {"ngram", "channel", "masked"}
+            if judge:  # the fine-tuned corrector beside the n-gram alone, and beside every LM
+                variants["noisy channel, learned reranker: n-gram + fine-tuned corrector"] = {"ngram", "channel", "corrector"}
+                if shown:
+                    variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs + fine-tuned corrector"] = set(GAINS)
             for row, kept in variants.items():
                 counts = lm_corrector.fit_reranker(train["source"], train["target"],
                                                    features=with_gains(train_features, kept))

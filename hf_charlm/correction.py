@@ -264,9 +264,13 @@ class ConfusionSetCorrector(_MarginCorrector):
         self.stride = stride
 
     @torch.no_grad()
-    def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
+    def candidate_log_probs(self, texts: Sequence[str]) -> list[dict[int, dict[str, float]]]:
+        """Per text, at every character that has candidates (in text order): the model's log-probabilities, the
+        text read once and unmasked, of the character itself (first) and of each of its candidates,
+        `{position: {character: log-probability}}`. Long texts are read in overlapping windows, each character
+        where it has context on both sides."""
         columns, plan = encode_correction_examples(self.tokenizer, texts, None, self.max_length, self.stride)
-        out: list[list[dict]] = [[] for _ in texts]
+        out: list[dict[int, dict[str, float]]] = [{} for _ in texts]
         device = next(self.model.parameters()).device
         for start, ids, mask in _batches(columns, self.batch_size, self.tokenizer.pad_token_id):
             outputs = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
@@ -280,15 +284,28 @@ class ConfusionSetCorrector(_MarginCorrector):
                     options = _candidate_ids(self.candidates, self._ids, text[p])
                     if not options:
                         continue
-                    scores = logp[b, k, [self._ids[c] for c in options]]
-                    best = int(scores.argmax())
-                    gain = float(scores[best] - logp[b, k, self._ids[text[p]]])
-                    out[n].append({"start": p, "end": p + 1, "original": text[p], "replacement": options[best], "score": gain})
+                    chars = [text[p], *(c for c in options if c != text[p])]
+                    out[n][p] = dict(zip(chars, logp[b, k, [self._ids[c] for c in chars]].tolist()))
+        return out
+
+    def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
+        out: list[list[dict]] = []
+        for text, table in zip(texts, self.candidate_log_probs(texts)):
+            edits = []
+            for p, logps in table.items():
+                own, *options = logps  # the character first, then its candidates in sorted order
+                if not options:
+                    continue
+                best = max(options, key=logps.__getitem__)  # (the first of equal ones, as argmax)
+                edits.append({"start": p, "end": p + 1, "original": own, "replacement": best,
+                              "score": logps[best] - logps[own]})
+            out.append(edits)
         return out
 
 
-# the gains `LanguageModelCorrector` weighs: the n-gram's, the forward and backward causal LMs', the masked LM's, the channel's
-GAINS = ("ngram", "forward", "backward", "masked", "channel")
+# the gains `LanguageModelCorrector` weighs: the n-gram's, the forward and backward causal LMs', the masked LM's, the
+# channel's, and a fine-tuned same-length corrector's
+GAINS = ("ngram", "forward", "backward", "masked", "channel", "corrector")
 
 
 def _checked_weights(weights: dict[str, float]) -> dict[str, float]:
@@ -300,12 +317,12 @@ def _checked_weights(weights: dict[str, float]) -> dict[str, float]:
 
 # the values `weight_grid` combines (the n-gram's and the channel's weights always, each model's when given)
 WEIGHT_VALUES = {"ngram": (0.5, 1.0), "forward": (0.0, 0.25, 0.5, 1.0), "backward": (0.0, 0.25, 0.5, 1.0),
-                 "masked": (0.0, 0.25, 0.5), "channel": (0.0, 1.0, 2.0)}
+                 "masked": (0.0, 0.25, 0.5), "channel": (0.0, 1.0, 2.0), "corrector": (0.0, 0.25, 0.5, 1.0)}
 
 
 def weight_grid(models: Sequence[str]) -> list[dict[str, float]]:
     """The weights for `LanguageModelCorrector.tune` to try: every combination of `WEIGHT_VALUES` for the n-gram,
-    the channel and the models named (of forward, backward, masked)."""
+    the channel and the models named (of forward, backward, masked, corrector)."""
     import itertools
 
     names = [n for n in WEIGHT_VALUES if n in models or n in ("ngram", "channel")]
@@ -316,9 +333,9 @@ def weight_grid(models: Sequence[str]) -> list[dict[str, float]]:
 # the gains: how many of the top-order n-grams and of the bigrams over the changed character the training text
 # holds with the change and without it, how common the two characters are (log of 1 + their continuation counts),
 # whether the character is the text's first or last, how many edits the text gets, and whether the edit is one the
-# masked LM proposed off the n-gram's best path (`masked_proposals`)
+# masked LM (`masked_proposals`) or the fine-tuned corrector (`corrector_proposals`) proposed off the n-gram's best path
 CONTEXT_FEATURES = ("seen_top_new", "seen_top_old", "seen_bigram_new", "seen_bigram_old", "log_count_new",
-                    "log_count_old", "at_edge", "edits_in_text", "masked_only")
+                    "log_count_old", "at_edge", "edits_in_text", "masked_only", "corrector_only")
 # the log-odds margins `tune` tries once a reranker scores the edits (0: probability 1/2)
 RERANKER_MARGINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -428,13 +445,20 @@ class LanguageModelCorrector(_MarginCorrector):
     (`forward=(model, tokenizer)`); `from_pretrained` loads them from folders or the Hub. `fit_reranker` learns
     a logistic regression over the gains and the edit's n-gram context from training pairs, whose log-odds then
     score the edits in place of the weights.
+
+    `corrector`: a same-length corrector fine-tuned on erroneous text (`scripts/finetune_correction.py`), which
+    reads each text once, as it is, and knows what the errors look like: its gain is log P(replacement) - log
+    P(character) at the changed position (`ConfusionSetCorrector.candidate_log_probs`); with `corrector_proposals`
+    (nats) it also proposes, one change each, the characters left alone so far whose best confusable candidate
+    beats them by more than that. Its training pairs must not be the reranker's (it would know their answers).
     """
 
     def __init__(self, ngram: Any, forward: tuple[Any, Any] | None = None, backward: tuple[Any, Any] | None = None,
                  masked: tuple[Any, Any] | None = None, candidates: Callable[[str], frozenset[str]] | None = None,
                  channel: Callable[[str, str], float] | None = None, weights: dict[str, float] | None = None,
                  margin: float = 8.0, proposal_penalty: float = 1.5, beam: int = 8, context: int = 32,
-                 batch_size: int = 64, masked_proposals: float | None = None):
+                 batch_size: int = 64, masked_proposals: float | None = None,
+                 corrector: tuple[Any, Any] | None = None, corrector_proposals: float | None = None):
         if channel is None and candidates is None:  # the default confusion sets come with the draw that uses them
             from .correction_data import channel_log_prob as channel
         super().__init__(None, None, candidates, margin, None, batch_size)
@@ -442,9 +466,12 @@ class LanguageModelCorrector(_MarginCorrector):
         self.proposal_penalty, self.beam, self.context = proposal_penalty, beam, context
         if masked_proposals is not None and masked is None:
             raise ValueError("masked_proposals reads the masked LM's candidates: pass masked=(model, tokenizer)")
-        self.masked_proposals = masked_proposals
+        if corrector_proposals is not None and corrector is None:
+            raise ValueError("corrector_proposals reads the fine-tuned corrector's candidates: pass corrector=(model, tokenizer)")
+        self.masked_proposals, self.corrector_proposals = masked_proposals, corrector_proposals
         self.models = {name: (pair[0].eval(), pair[1]) for name, pair in
-                       (("forward", forward), ("backward", backward), ("masked", masked)) if pair is not None}
+                       (("forward", forward), ("backward", backward), ("masked", masked), ("corrector", corrector))
+                       if pair is not None}
         if "masked" in self.models and self.models["masked"][1].mask_token_id is None:
             raise ValueError("the masked model's tokenizer has no mask token")
         if weights is None:
@@ -456,14 +483,15 @@ class LanguageModelCorrector(_MarginCorrector):
     # a saved corrector (`save_pretrained`): its settings, its n-gram, and where its models are in the folder
     CONFIG_NAME = "noisy_channel.json"
     NGRAM_NAME = "ngram.json.gz"
-    SETTINGS = ("weights", "margin", "proposal_penalty", "beam", "context", "batch_size", "masked_proposals")
+    SETTINGS = ("weights", "margin", "proposal_penalty", "beam", "context", "batch_size", "masked_proposals",
+                "corrector_proposals")
 
     @classmethod
     def from_pretrained(cls, ngram: Any, forward: str | None = None, backward: str | None = None,
-                        masked: str | None = None, *, revision: str | None = None, token: str | bool | None = None,
+                        masked: str | None = None, corrector: str | None = None, *, revision: str | None = None, token: str | bool | None = None,
                         cache_dir: str | os.PathLike | None = None, **kwargs):
         """Loads the models (folders or Hub ids) with their tokenizers: `from_pretrained(ngram, forward=...,
-        backward=..., masked=...)`. Given a folder (or a Hub repo) in place of `ngram`, loads the corrector
+        backward=..., masked=..., corrector=...)`. Given a folder (or a Hub repo) in place of `ngram`, loads the corrector
         `save_pretrained` wrote there (n-gram, models, weights, margin, reranker); keyword arguments then override
         its settings (`margin=...`, `batch_size=...`). `revision`, `token` and `cache_dir` go to the Hub downloads
         (a saved corrector's repo, or the models' repos), as for any `from_pretrained`."""
@@ -476,11 +504,11 @@ class LanguageModelCorrector(_MarginCorrector):
             return (auto.from_pretrained(path, **hub_kwargs), AutoTokenizer.from_pretrained(path, **hub_kwargs)) if path else None
 
         if isinstance(ngram, (str, os.PathLike)):
-            if forward is not None or backward is not None or masked is not None:
+            if any(m is not None for m in (forward, backward, masked, corrector)):
                 raise ValueError("a saved corrector brings its own models: pass only its folder (and settings)")
             return cls._load_saved(saved_corrector_folder(ngram, **hub) or Path(ngram), pair, kwargs)
         return cls(ngram, pair(forward, AutoModelForCausalLM, hub), pair(backward, AutoModelForCausalLM, hub),
-                   pair(masked, AutoModelForMaskedLM, hub), **kwargs)
+                   pair(masked, AutoModelForMaskedLM, hub), corrector=pair(corrector, AutoModelForMaskedLM, hub), **kwargs)
 
     @classmethod
     def _load_saved(cls, folder: Path, pair: Callable, overrides: dict[str, Any]) -> "LanguageModelCorrector":
@@ -498,7 +526,8 @@ class LanguageModelCorrector(_MarginCorrector):
         unknown = set(overrides) - set(cls.SETTINGS)
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)} for a saved corrector; it takes {list(cls.SETTINGS)}")
-        autos = {"forward": AutoModelForCausalLM, "backward": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}
+        autos = {"forward": AutoModelForCausalLM, "backward": AutoModelForCausalLM, "masked": AutoModelForMaskedLM,
+                 "corrector": AutoModelForMaskedLM}
         # only what save_pretrained writes: each model in the folder itself or in the subfolder of its name, the
         # n-gram under its own name (a settings file cannot point the loader elsewhere on the machine)
         if any(name not in autos or where not in (".", name) for name, where in config["models"].items()) or (
@@ -511,11 +540,11 @@ class LanguageModelCorrector(_MarginCorrector):
         from .correction_data import candidates, channel_log_prob
 
         channel = channel_log_prob if config["channel"] == "default" else None
-        settings = {key: config[key] for key in cls.SETTINGS}
+        settings = {key: config[key] for key in cls.SETTINGS if key in config}  # (a folder saved before a setting existed)
         settings.update(overrides)
         corrector = cls(KneserNeyLM.load(folder / config["ngram"]), candidates=candidates, channel=channel,
                         forward=models.get("forward"), backward=models.get("backward"), masked=models.get("masked"),
-                        **settings)
+                        corrector=models.get("corrector"), **settings)
         if config["reranker"] is not None:
             corrector.reranker = EditReranker.from_dict(config["reranker"])
         return corrector
@@ -525,7 +554,8 @@ class LanguageModelCorrector(_MarginCorrector):
         model=folder)` load it as it is now, tuned and with its reranker: `noisy_channel.json` (the weights,
         the margin, the search and reading settings, the reranker's coefficients), the n-gram (`ngram.json.gz`,
         `KneserNeyLM.save`) and each model with its tokenizer, the first of masked / forward / backward in the
-        folder itself (the model the pipeline loads), the others in subfolders named after them. Only the
+        folder itself (the model the pipeline loads), the others (and a fine-tuned `corrector`) in subfolders named
+        after them. Only the
         default confusion sets and channel can be saved (a function of your own is not data); that is checked
         before anything is written."""
         from . import correction_data
@@ -539,7 +569,7 @@ class LanguageModelCorrector(_MarginCorrector):
         folder = Path(save_directory)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{os.fspath(folder)!r} is a file, not a folder to save the corrector in")
-        names = [n for n in ("masked", "forward", "backward") if n in self.models]
+        names = [n for n in ("masked", "forward", "backward", "corrector") if n in self.models]
         where = {name: "." if i == 0 else name for i, name in enumerate(names)}
         config = {
             "format": "hf_charlm.LanguageModelCorrector", "version": 1, "ngram": self.NGRAM_NAME,
@@ -667,19 +697,49 @@ class LanguageModelCorrector(_MarginCorrector):
         if self.masked_proposals is None:
             return [[] for _ in texts]
         model, tokenizer = self.models["masked"]
-
-        def candidates(char: str) -> frozenset[str]:  # those the channel can make `char` from, as on the path
-            options = self.candidates(char)
-            if self.channel is None:
-                return options
-            return frozenset(c for c in options if self.channel(char, c) > -math.inf)
-
-        reader = ZeroShotCorrector(model, tokenizer, candidates, context=self.context, batch_size=self.batch_size)
+        reader = ZeroShotCorrector(model, tokenizer, self._channel_candidates, context=self.context,
+                                   batch_size=self.batch_size)
         out = []
         for edits, path in zip(reader.proposals(texts), paths):
             taken = {p for group in path for p, _ in group}
             out.append([[(e["start"], e["replacement"])] for e in edits
                         if e["start"] not in taken and e["score"] > self.masked_proposals])
+        return out
+
+    def _channel_candidates(self, char: str) -> frozenset[str]:
+        """The candidates the channel can make `char` from (what the best path may write)."""
+        options = self.candidates(char)
+        if self.channel is None:
+            return options
+        return frozenset(c for c in options if self.channel(char, c) > -math.inf)
+
+    def corrector_readings(self, texts: Sequence[str]) -> list[dict[int, dict[str, float]]]:
+        """The fine-tuned corrector's log-probabilities of each confusable character and its candidates (those the
+        channel can make), per text (`ConfusionSetCorrector.candidate_log_probs`); empty without a corrector."""
+        if "corrector" not in self.models:
+            return [{} for _ in texts]
+        model, tokenizer = self.models["corrector"]
+        reader = ConfusionSetCorrector(model, tokenizer, self._channel_candidates, batch_size=self.batch_size)
+        return reader.candidate_log_probs(texts)
+
+    def corrector_groups(self, texts: Sequence[str], readings: Sequence[dict[int, dict[str, float]]],
+                         taken: Sequence[set[int]]) -> list[list[list[tuple[int, str]]]]:
+        """The fine-tuned corrector's proposals (`readings`, from `corrector_readings`): per text, as one-change
+        groups, each character not in `taken` (the positions already proposed) whose best candidate beats it by
+        more than `corrector_proposals` nats. Empty lists when `corrector_proposals` is None."""
+        if self.corrector_proposals is None:
+            return [[] for _ in texts]
+        out = []
+        for text, table, seen in zip(texts, readings, taken):
+            groups = []
+            for p, logps in table.items():
+                own, *options = logps
+                if p in seen or not options:
+                    continue
+                best = max(options, key=logps.__getitem__)
+                if logps[best] - logps[own] > self.corrector_proposals:
+                    groups.append([(p, best)])
+            out.append(groups)
         return out
 
     def _context(self, text: str, p: int, new: str, edits_in_text: int) -> dict[str, float]:
@@ -710,9 +770,13 @@ class LanguageModelCorrector(_MarginCorrector):
         out: list[list[dict]] = []
         jobs: list[tuple[list[dict], str, str, int, int]] = []  # (group's edits, with the group, without, window)
         paths = [self.clusters(text) for text in texts]
-        for text, path, extra in zip(texts, paths, self.masked_groups(texts, paths)):
+        extras = self.masked_groups(texts, paths)
+        readings = self.corrector_readings(texts)
+        taken = [{p for group in path + extra for p, _ in group} for path, extra in zip(paths, extras)]
+        from_corrector = self.corrector_groups(texts, readings, taken)
+        for text, path, extra, more, reading in zip(texts, paths, extras, from_corrector, readings):
             edits = []
-            for group in path + extra:
+            for group in path + extra + more:
                 changed = list(text)
                 for p, new in group:
                     changed[p] = new
@@ -725,12 +789,19 @@ class LanguageModelCorrector(_MarginCorrector):
                     channel = sum(self.channel(text[p], new) for p, new in group) / len(group)
                     for edit in members:
                         edit["gains"]["channel"] = channel
+                if "corrector" in self.models:  # read on the text as it is: no other model's window needed
+                    gain = sum(reading[p][new] - reading[p][text[p]] if new in reading.get(p, {}) else 0.0
+                               for p, new in group)
+                    for edit in members:
+                        edit["gains"]["corrector"] = gain / len(group)
                 edits.extend(members)
                 jobs.append((members, changed, text, max(0, first - self.context), min(len(text), last + self.context + 1)))
             off_path = {p for group in extra for p, _ in group}
+            corrector_only = {p for group in more for p, _ in group}
             for edit in edits:
                 edit["context"] = self._context(text, edit["start"], edit["replacement"], len(edits))
                 edit["context"]["masked_only"] = float(edit["start"] in off_path)
+                edit["context"]["corrector_only"] = float(edit["start"] in corrector_only)
             out.append(edits)
         if not jobs:
             return out

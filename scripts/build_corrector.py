@@ -4,7 +4,9 @@ it as tuned, without reading the training pairs again.
 
 A character n-gram of the People's Daily train text proposes confusion-set changes; the models given judge them
 (`--mlm`: a masked char LM, which with `--masked_proposals T` also proposes changes off the n-gram's best path;
-`--lm` / `--backward_lm`: causal char LMs read forward and on reversed text). With `--reranker_examples N` a logistic
+`--lm` / `--backward_lm`: causal char LMs read forward and on reversed text; `--corrector`: a same-length corrector
+of `scripts/finetune_correction.py`, which with `--corrector_proposals T` also proposes; it needs the reranker, and
+must have been fine-tuned without the reranker's pairs). With `--reranker_examples N` a logistic
 regression learns from the first N `peoples_daily_csc` train pairs which proposed edits are right (those pairs read
 by an n-gram counted without their texts); without it the weights come from a grid. Either way the margin (and the
 grid's weights) are chosen on the first `--tune_examples` validation pairs; the test splits are never read.
@@ -39,6 +41,12 @@ class BuildArguments:
     masked_proposals: float | None = field(
         default=None, metadata={"help": "With --mlm: also propose, off the n-gram's best path, each confusable "
                                 "candidate the masked LM prefers by more than this many nats (3 measured best)."})
+    corrector: str | None = field(
+        default=None, metadata={"help": "A same-length corrector (scripts/finetune_correction.py) as a judge: fine-tuned "
+                                "without the first --reranker_examples train pairs (e.g. --train_file of the others)."})
+    corrector_proposals: float | None = field(
+        default=None, metadata={"help": "With --corrector: also propose each confusable candidate it prefers by more "
+                                "than this many nats, off the proposals so far."})
     ngram_order: int = field(default=4, metadata={"help": "Order of the character n-gram."})
     proposal_penalty: float = field(default=1.5, metadata={"help": "The n-gram search's cost per change (nats)."})
     reranker_examples: int = field(default=0, metadata={"help": "Learn the reranker from the first N train pairs (0: grid)."})
@@ -46,17 +54,22 @@ class BuildArguments:
     evaluate_examples: int = field(default=0, metadata={"help": "Then score the saved corrector on N test sentences."})
 
     def __post_init__(self) -> None:
-        for flag in ("mlm", "lm", "backward_lm"):
+        for flag in ("mlm", "lm", "backward_lm", "corrector"):
             path = getattr(self, flag)
             if path is not None and not (Path(path) / "config.json").is_file():
                 raise UsageError(f"--{flag} {path}: no model folder there (no config.json)")
         if self.masked_proposals is not None and self.mlm is None:
             raise UsageError("--masked_proposals reads the masked LM's candidates: give --mlm")
+        if self.corrector_proposals is not None and self.corrector is None:
+            raise UsageError("--corrector_proposals reads the fine-tuned corrector's candidates: give --corrector")
         if self.ngram_order < 1:
             raise UsageError(f"--ngram_order={self.ngram_order} must be >= 1")
         for name in ("reranker_examples", "evaluate_examples"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name}={getattr(self, name)} must be >= 0")
+        if self.corrector is not None and not self.reranker_examples:
+            raise UsageError("--corrector is weighed by the learned reranker: give --reranker_examples (the weight grid "
+                             "holds the n-gram, the channel and the LMs)")
         if self.tune_examples < 1:
             raise UsageError(f"--tune_examples={self.tune_examples} must be >= 1")
         if Path(self.output_dir).is_file():
@@ -68,12 +81,12 @@ def write_card(args: BuildArguments, corrector, report: dict) -> None:
     built, the validation score the margin was chosen by and, with --evaluate_examples, the test scores."""
     from hf_charlm.hub import write_model_card
 
-    models = {"masked": args.mlm, "forward": args.lm, "backward": args.backward_lm}
+    models = {"masked": args.mlm, "forward": args.lm, "backward": args.backward_lm, "fine-tuned corrector": args.corrector}
     hyperparameters = {
         "n-gram": f"order {args.ngram_order}, People's Daily train text (Kneser-Ney)",
         "proposal_penalty": args.proposal_penalty, "beam": corrector.beam, "context": corrector.context,
-        **{f"{name} LM": path for name, path in models.items() if path},
-        "masked_proposals": args.masked_proposals,
+        **{name if name == "fine-tuned corrector" else f"{name} LM": path for name, path in models.items() if path},
+        "masked_proposals": args.masked_proposals, "corrector_proposals": args.corrector_proposals,
         "scoring": (f"learned reranker, {report['reranker']['edits']:,} proposed edits of the first "
                     f"{args.reranker_examples:,} peoples_daily_csc train pairs ({report['reranker']['right']:,} right)"
                     if args.reranker_examples else f"weights {json.dumps(corrector.weights)} (grid, validation)"),
@@ -114,7 +127,8 @@ def main() -> dict:
     validation = csc["validation"].select(range(min(args.tune_examples, csc["validation"].num_rows)))
     corrector = LanguageModelCorrector.from_pretrained(
         KneserNeyLM(texts, order=args.ngram_order), forward=args.lm, backward=args.backward_lm, masked=args.mlm,
-        proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals)
+        corrector=args.corrector, proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
+        corrector_proposals=args.corrector_proposals)
     report: dict = {"arguments": vars(args)}
     if args.reranker_examples:
         train = csc["train"].select(range(min(args.reranker_examples, csc["train"].num_rows)))

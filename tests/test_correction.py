@@ -520,7 +520,8 @@ def test_noisy_channel_weight_grid():
 
 def test_benchmark_reads_the_ngram_alone_without_the_masked_lms_proposals():
     """The benchmark's n-gram-alone rows keep the n-gram's and channel's gains only and drop the masked LM's own
-    proposals (`masked_only`), counting each text's edits again; with the masked gain kept everything stays."""
+    proposals (`masked_only`), counting each text's edits again; with the masked gain kept everything stays. The
+    same for the fine-tuned corrector's proposals (`corrector_only`)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from correction import with_gains
@@ -539,6 +540,12 @@ def test_benchmark_reads_the_ngram_alone_without_the_masked_lms_proposals():
     assert [[e["start"] for e in row] for row in everything] == [[0, 4, 7], [2]]
     assert everything[0][1]["context"] == {"edits_in_text": 3.0, "masked_only": 1.0}
     assert features[0][0]["context"]["edits_in_text"] == 3.0  # the features read are left as they were
+    # the fine-tuned corrector's own proposals (`corrector_only`) likewise, whatever else is kept
+    judged = [[{**edit(0, 0.0), "context": {"edits_in_text": 2.0, "masked_only": 0.0, "corrector_only": 1.0}},
+               {**edit(5, 1.0), "context": {"edits_in_text": 2.0, "masked_only": 1.0, "corrector_only": 0.0}}]]
+    assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "masked"})[0]] == [5]
+    assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "corrector"})[0]] == [0]
+    assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "masked", "corrector"})[0]] == [0, 5]
 
 @needs_pycorrector
 def test_script_refuses_training_on_sighan(tmp_path, capsys):
@@ -812,7 +819,7 @@ def test_noisy_channel_reranker_learns_from_pairs_read_by_a_held_out_ngram():
     # 校 follows one distinct character in the corpus (学), 效 none: continuation counts 1 and 0.
     assert edit["context"] == {"seen_top_new": 3, "seen_top_old": 0, "seen_bigram_new": 2, "seen_bigram_old": 0,
                                "log_count_new": pytest.approx(math.log(2)), "log_count_old": 0.0, "at_edge": 0.0,
-                               "edits_in_text": 1.0, "masked_only": 0.0}
+                               "edits_in_text": 1.0, "masked_only": 0.0, "corrector_only": 0.0}
     sources = ["我们去学效上课。", "学效很大。", "他在学效。", "我们去学效上课。"]
     targets = ["我们去学校上课。", "学校很大。", "他在学效。", "我们去学校上课。"]  # the third keeps its 效: a wrong proposal
     other = KneserNeyLM(NC_CORPUS[:3] * 2, order=3)
@@ -924,6 +931,57 @@ def test_noisy_channel_takes_the_masked_lms_proposals_off_the_best_path(tokenize
         LanguageModelCorrector(lm, candidates=candidates, masked_proposals=2.0)
 
 
+def test_noisy_channel_reads_a_fine_tuned_corrector(tokenizer, tmp_path):
+    """With `corrector`, every edit carries the fine-tuned corrector's gain: log P(replacement) - log P(character)
+    at that position with the text read as it is, unmasked (what `ConfusionSetCorrector` reads, and what the model
+    gives on the whole text), per changed character of a group; with `corrector_proposals` it proposes, one change
+    each and marked `corrector_only`, the characters not yet proposed whose best candidate beats them by more than
+    that. Saved and loaded back (in `corrector/`), it reads the same."""
+    from hf_charlm.correction import ConfusionSetCorrector, LanguageModelCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer))
+    fine_tuned, masked = CharLMForMaskedLM(config).eval(), CharLMForMaskedLM(config).eval()
+    confusions = {"日": "天", "天": "日", "九": "八", "八": "九"}
+    candidates = lambda ch: frozenset(confusions.get(ch, ""))  # noqa: E731
+    lm = KneserNeyLM(["人民天报一九九八年"] * 3, order=3)  # the path: 日 -> 天 at 2
+    text = "人民日报一九九八年"
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]  # <s> text </s>: character p at token p + 1
+    with torch.no_grad():
+        logp = fine_tuned(input_ids=ids).logits[0].log_softmax(-1)
+
+    def gain(p, new):
+        return float(logp[p + 1, tokenizer.convert_tokens_to_ids(new)] - logp[p + 1, tokenizer.convert_tokens_to_ids(text[p])])
+
+    def corrector(limit, **kwargs):
+        return LanguageModelCorrector(lm, corrector=(fine_tuned, tokenizer), candidates=candidates,
+                                      proposal_penalty=0.0, corrector_proposals=limit, **kwargs)
+
+    (plain,) = corrector(None).features([text])
+    assert [(e["start"], e["replacement"], e["context"]["corrector_only"]) for e in plain] == [(2, "天", 0.0)]
+    assert plain[0]["gains"]["corrector"] == pytest.approx(gain(2, "天"), abs=1e-4)
+    reading = ConfusionSetCorrector(fine_tuned, tokenizer, candidates).candidate_log_probs([text])[0]
+    assert list(reading) == [2, 5, 6, 7] and list(reading[5]) == ["九", "八"]
+    assert reading[5]["八"] == pytest.approx(float(logp[6, tokenizer.convert_tokens_to_ids("八")]), abs=1e-5)
+    (everything,) = corrector(-1e9).features([text])
+    assert [(e["start"], e["replacement"], e["context"]["corrector_only"]) for e in everything] == [
+        (2, "天", 0.0), (5, "八", 1.0), (6, "八", 1.0), (7, "九", 1.0)]
+    for edit in everything:
+        assert edit["gains"]["corrector"] == pytest.approx(gain(edit["start"], edit["replacement"]), abs=1e-4)
+        assert edit["context"]["edits_in_text"] == 4.0 and edit["context"]["masked_only"] == 0.0
+    threshold = sorted(gain(p, c) for p, c in ((5, "八"), (6, "八"), (7, "九")))[1]
+    (some,) = corrector(threshold).features([text])  # only the best of the three beats the second best
+    assert len(some) == 2 and some[1]["gains"]["corrector"] > threshold
+    # beside the masked LM's proposals: a character proposed once, by the first that proposes it
+    (both,) = corrector(-1e9, masked=(masked, tokenizer), masked_proposals=-1e9).features([text])
+    assert [(e["context"]["masked_only"], e["context"]["corrector_only"]) for e in both] == [(0.0, 0.0)] + [(1.0, 0.0)] * 3
+    with pytest.raises(ValueError, match="corrector_proposals"):
+        LanguageModelCorrector(lm, candidates=candidates, corrector_proposals=2.0)
+
+
 def test_kneser_ney_model_saves_and_loads_with_identical_probabilities(tmp_path):
     """`KneserNeyLM.save` / `load`: the same counts at every order and the same probability for every context and
     character (the top order's counts are all it writes); a file that is not one is refused with a message and a
@@ -968,6 +1026,40 @@ def _tuned_noisy_channel():
     assert corrector.fit_reranker(sources, targets)["right"] >= 2  # the default confusion sets propose 效 -> 校
     corrector.margin = -1.0
     return corrector, ["我们去学效上课。", "学效很大。", "今天天气很好。"]
+
+
+def test_noisy_channel_with_a_fine_tuned_corrector_saves_and_loads(tmp_path):
+    """A corrector with a fine-tuned same-length model as judge and proposer, its reranker learned: saved, the model
+    goes to `corrector/` (the masked LM stays in the folder itself), `corrector_proposals` is kept, and loaded back
+    it reads every text as before; a folder saved before the setting existed loads with none."""
+    from hf_charlm.correction import LanguageModelCorrector
+    from hf_charlm.ngram import KneserNeyLM
+
+    from .conftest import tiny_config
+
+    corrector, texts = _tuned_noisy_channel()
+    masked, tokenizer = corrector.models["masked"]
+    torch.manual_seed(1)
+    fine_tuned = CharLMForMaskedLM(tiny_config(vocab_size=len(tokenizer))).eval()
+    judged = LanguageModelCorrector(KneserNeyLM(NC_CORPUS, order=3), masked=(masked, tokenizer),
+                                    corrector=(fine_tuned, tokenizer), proposal_penalty=0.0, masked_proposals=-1e9,
+                                    corrector_proposals=-1e9, margin=-1.0)
+    sources = ["我们去学效上课。", "学效很大。", "他在学效。", "我们去学效上课。"]
+    targets = ["我们去学校上课。", "学校很大。", "他在学效。", "我们去学校上课。"]
+    judged.fit_reranker(sources, targets)
+    assert "corrector" in judged.reranker.names and "corrector_only" in judged.reranker.names
+    folder = tmp_path / "judged"
+    judged.save_pretrained(folder)
+    saved = json.loads((folder / "noisy_channel.json").read_text())
+    assert saved["models"] == {"masked": ".", "corrector": "corrector"} and saved["corrector_proposals"] == -1e9
+    assert (folder / "corrector" / "model.safetensors").is_file()
+    again = LanguageModelCorrector.from_pretrained(folder)
+    assert set(again.models) == {"masked", "corrector"} and again.corrector_proposals == -1e9
+    assert again.features(texts) == judged.features(texts) and again(texts) == judged(texts)
+    del saved["corrector_proposals"], saved["models"]["corrector"]  # as written before the setting existed
+    (folder / "noisy_channel.json").write_text(json.dumps(saved))
+    older = LanguageModelCorrector.from_pretrained(folder)
+    assert older.corrector_proposals is None and set(older.models) == {"masked"}
 
 
 def test_noisy_channel_corrector_saves_loads_and_runs_in_the_pipeline(tmp_path):
@@ -1084,6 +1176,13 @@ def test_build_corrector_script_bad_input_exit_2_nothing_written(tmp_path, capsy
     assert code == 2 and "give --mlm" in message
     code, message = run_script_in_process(script, ["--tune_examples", "0", "--output_dir", str(out)], capsys)
     assert code == 2 and "--tune_examples=0 must be >= 1" in message
+    code, message = run_script_in_process(script, ["--corrector_proposals", "3", "--output_dir", str(out)], capsys)
+    assert code == 2 and "give --corrector" in message
+    code, message = run_script_in_process(script, ["--corrector", str(tmp_path), "--output_dir", str(out)], capsys)
+    assert code == 2 and "--corrector" in message and "no model folder" in message
+    (tmp_path / "config.json").write_text("{}")  # a folder that passes the check: the reranker is still missing
+    code, message = run_script_in_process(script, ["--corrector", str(tmp_path), "--output_dir", str(out)], capsys)
+    assert code == 2 and "give --reranker_examples" in message
     assert not out.exists()
 
 
