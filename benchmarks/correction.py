@@ -60,6 +60,7 @@ from hf_charlm.correction import (  # noqa: E402
     LanguageModelCorrector,
     ZeroShotCorrector,
     apply_edits,
+    corrector_proposals_above,
     predict_same_length,
     weight_grid,
 )
@@ -72,13 +73,14 @@ ENGLISH_SHOWN = ("word_accuracy", "sentence_accuracy", "cer", "sentence_correcti
 MIN_SCORES = (0.0, 0.3, 0.5, 0.7, 0.9)
 
 
-def with_gains(features: list[list[dict]], kept: set[str]) -> list[list[dict]]:
+def with_gains(features: list[list[dict]], kept: set[str], corrector_proposals: float | None = None) -> list[list[dict]]:
     """The noisy channel's `features` with only the gains named in `kept` (the n-gram alone reads no LM's gain);
     without the masked LM's gain, without its proposals either (`masked_proposals`: the edits marked
     `masked_only`), the same for the fine-tuned corrector's (`corrector_only`), each text's edit count taken
-    again: what the n-gram alone reads."""
+    again: what the n-gram alone reads. `corrector_proposals`: of the corrector's proposals, only those whose gain
+    beats it (`corrector_proposals_above`: what a reading at that threshold proposes, from one at a lower one)."""
     out = []
-    for row in features:
+    for row in corrector_proposals_above(features, corrector_proposals):
         row = [e for e in row if all(name in kept or not e.get("context", {}).get(f"{name}_only")
                                      for name in ("masked", "corrector"))]
         out.append([{**e, "gains": {k: v for k, v in e["gains"].items() if k in kept},
@@ -181,9 +183,10 @@ def main() -> None:
                         help="also learn the noisy channel's reranker from the first N peoples_daily_csc train pairs "
                              "(with an n-gram counted without their texts); runs the n-gram rows without --lm too")
     parser.add_argument("--corrector", help="a same-length corrector (scripts/finetune_correction.py)")
-    parser.add_argument("--corrector_proposals", type=float,
+    parser.add_argument("--corrector_proposals", type=float, nargs="+",
                         help="with --corrector and --reranker_examples: the corrector also proposes off the path, "
-                             "candidates that beat their character by more than this (nats), e.g. 3")
+                             "candidates that beat their character by more than this (nats); several values: the "
+                             "reranker rows with the corrector take the one of the best validation F1, e.g. 1 2 3 4 6")
     parser.add_argument("--seq2seq", help="an encoder-decoder trained on english_typos (scripts/finetune_seq2seq.py)")
     parser.add_argument("--max_examples", type=int, default=500, help="first N sentences of each test set (0: all)")
     parser.add_argument("--tune_examples", type=int, default=300, help="peoples_daily_csc validation sentences for the thresholds")
@@ -230,7 +233,7 @@ def main() -> None:
         lm_corrector = LanguageModelCorrector.from_pretrained(
             ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, corrector=judge,
             proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
-            corrector_proposals=args.corrector_proposals)
+            corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None)
         features = lm_corrector.features(validation["source"])
         shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
         with_lms = f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs"
@@ -239,7 +242,7 @@ def main() -> None:
         for row, (grid, kept) in grids.items():
             best = lm_corrector.tune(validation["source"], validation["target"], weights=grid,
                                      features=with_gains(features, kept))["best"]
-            noisy_channel[row] = (best["weights"], best["margin"], None, kept)
+            noisy_channel[row] = (best["weights"], best["margin"], None, kept, None)
             report["chosen"][row] = {**best, "grid_size": len(grid), "proposal_penalty": args.proposal_penalty,
                                      "ngram_order": args.ngram_order, "masked_proposals": args.masked_proposals}
             print(f"{row}: weights {best['weights']} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
@@ -261,14 +264,25 @@ def main() -> None:
                 if shown:
                     variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs + fine-tuned corrector"] = set(GAINS)
             for row, kept in variants.items():
-                counts = lm_corrector.fit_reranker(train["source"], train["target"],
-                                                   features=with_gains(train_features, kept))
-                best = lm_corrector.tune(validation["source"], validation["target"],
-                                         features=with_gains(features, kept))["best"]
-                noisy_channel[row] = (best["weights"], best["margin"], lm_corrector.reranker, kept)
+                # the corrector's proposal threshold, where it proposes: each value fitted and tuned, the best on validation
+                thresholds = sorted(args.corrector_proposals) if "corrector" in kept and args.corrector_proposals else [None]
+                tried = []
+                for threshold in thresholds:
+                    counts = lm_corrector.fit_reranker(train["source"], train["target"],
+                                                       features=with_gains(train_features, kept, threshold))
+                    best = lm_corrector.tune(validation["source"], validation["target"],
+                                             features=with_gains(features, kept, threshold))["best"]
+                    tried.append((best["f1"], threshold, best, counts, lm_corrector.reranker))
+                    if threshold is not None:
+                        print(f"{row}, corrector proposals above {threshold}: validation F1 {best['f1']:.4f}", flush=True)
+                _, threshold, best, counts, reranker = max(tried, key=lambda t: t[0])  # ties: the lower threshold
+                noisy_channel[row] = (best["weights"], best["margin"], reranker, kept, threshold)
                 report["chosen"][row] = {"margin": best["margin"], "f1": best["f1"], "train_pairs": train.num_rows,
-                                         **counts, "features": list(lm_corrector.reranker.names),
-                                         "coefficients": [round(float(w), 4) for w in lm_corrector.reranker.weight]}
+                                         **counts, "features": list(reranker.names),
+                                         "coefficients": [round(float(w), 4) for w in reranker.weight],
+                                         **({"corrector_proposals": threshold,
+                                             "validation_f1_by_corrector_proposals": {t[1]: t[0] for t in tried}}
+                                            if threshold is not None else {})}
                 print(f"{row}: {counts} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
                 lm_corrector.reranker = None
     if args.corrector:
@@ -298,9 +312,9 @@ def main() -> None:
             rows["zero-shot masked LM"] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if noisy_channel:
             features, seconds = timed(lm_corrector.features, sources)  # the rows share the models' reading
-            for row, (weights, margin, reranker, kept) in noisy_channel.items():
+            for row, (weights, margin, reranker, kept, threshold) in noisy_channel.items():
                 lm_corrector.weights, lm_corrector.margin, lm_corrector.reranker = weights, margin, reranker
-                edits = lm_corrector.correct(sources, lm_corrector.score_features(with_gains(features, kept)))
+                edits = lm_corrector.correct(sources, lm_corrector.score_features(with_gains(features, kept, threshold)))
                 rows[row] = score(sources, targets, [apply_edits(s, e) for s, e in zip(sources, edits)], seconds)
         if corrector is not None:
             model, tokenizer, min_score = corrector

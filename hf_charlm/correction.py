@@ -45,6 +45,7 @@ __all__ = [
     "LanguageModelCorrector",
     "EditReranker",
     "weight_grid",
+    "corrector_proposals_above",
 ]
 
 
@@ -290,17 +291,20 @@ class ConfusionSetCorrector(_MarginCorrector):
 
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
         out: list[list[dict]] = []
-        for text, table in zip(texts, self.candidate_log_probs(texts)):
-            edits = []
-            for p, logps in table.items():
-                own, *options = logps  # the character first, then its candidates in sorted order
-                if not options:
-                    continue
-                best = max(options, key=logps.__getitem__)  # (the first of equal ones, as argmax)
-                edits.append({"start": p, "end": p + 1, "original": own, "replacement": best,
-                              "score": logps[best] - logps[own]})
-            out.append(edits)
+        for table in self.candidate_log_probs(texts):
+            out.append([{"start": p, "end": p + 1, "original": own, "replacement": best, "score": gain}
+                        for p, (own, best, gain) in _best_candidates(table)])
         return out
+
+
+def _best_candidates(table: dict[int, dict[str, float]]):
+    """(position, (character, its best candidate, that candidate's log-probability gain over it)) for each position
+    of a `candidate_log_probs` table that has a candidate; of equal candidates the first (sorted), as argmax."""
+    for p, logps in table.items():
+        own, *options = logps  # the character first, then its candidates in sorted order
+        if options:
+            best = max(options, key=logps.__getitem__)
+            yield p, (own, best, logps[best] - logps[own])
 
 
 # the gains `LanguageModelCorrector` weighs: the n-gram's, the forward and backward causal LMs', the masked LM's, the
@@ -338,6 +342,21 @@ CONTEXT_FEATURES = ("seen_top_new", "seen_top_old", "seen_bigram_new", "seen_big
                     "log_count_old", "at_edge", "edits_in_text", "masked_only", "corrector_only")
 # the log-odds margins `tune` tries once a reranker scores the edits (0: probability 1/2)
 RERANKER_MARGINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def corrector_proposals_above(features: list[list[dict]], threshold: float | None) -> list[list[dict]]:
+    """`LanguageModelCorrector.features` as a reading with `corrector_proposals=threshold` gives them, from one at
+    a lower threshold: the fine-tuned corrector's own proposals (`corrector_only`) whose gain does not beat
+    `threshold` dropped, each text's `edits_in_text` counted again (None: unchanged). One reading then serves a
+    search over the threshold on validation pairs."""
+    if threshold is None:
+        return features
+    out = []
+    for row in features:
+        row = [e for e in row if not (e.get("context", {}).get("corrector_only") and e["gains"]["corrector"] <= threshold)]
+        out.append([{**e, "context": {**e["context"], "edits_in_text": float(len(row))}} if "context" in e else e
+                    for e in row])
+    return out
 
 
 class EditReranker:
@@ -488,11 +507,11 @@ class LanguageModelCorrector(_MarginCorrector):
 
     @classmethod
     def from_pretrained(cls, ngram: Any, forward: str | None = None, backward: str | None = None,
-                        masked: str | None = None, corrector: str | None = None, *, revision: str | None = None, token: str | bool | None = None,
-                        cache_dir: str | os.PathLike | None = None, **kwargs):
+                        masked: str | None = None, corrector: str | None = None, *, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | os.PathLike | None = None, **kwargs):
         """Loads the models (folders or Hub ids) with their tokenizers: `from_pretrained(ngram, forward=...,
-        backward=..., masked=..., corrector=...)`. Given a folder (or a Hub repo) in place of `ngram`, loads the corrector
-        `save_pretrained` wrote there (n-gram, models, weights, margin, reranker); keyword arguments then override
+        backward=..., masked=..., corrector=...)`. Given a folder (or a Hub repo) in place of `ngram`, loads the
+        corrector `save_pretrained` wrote there (n-gram, models, weights, margin, reranker); keyword arguments then override
         its settings (`margin=...`, `batch_size=...`). `revision`, `token` and `cache_dir` go to the Hub downloads
         (a saved corrector's repo, or the models' repos), as for any `from_pretrained`."""
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
@@ -555,9 +574,8 @@ class LanguageModelCorrector(_MarginCorrector):
         the margin, the search and reading settings, the reranker's coefficients), the n-gram (`ngram.json.gz`,
         `KneserNeyLM.save`) and each model with its tokenizer, the first of masked / forward / backward in the
         folder itself (the model the pipeline loads), the others (and a fine-tuned `corrector`) in subfolders named
-        after them. Only the
-        default confusion sets and channel can be saved (a function of your own is not data); that is checked
-        before anything is written."""
+        after them. Only the default confusion sets and channel can be saved (a function of your own is not data);
+        that is checked before anything is written."""
         from . import correction_data
 
         if self.candidates is not correction_data.candidates:
@@ -729,18 +747,8 @@ class LanguageModelCorrector(_MarginCorrector):
         more than `corrector_proposals` nats. Empty lists when `corrector_proposals` is None."""
         if self.corrector_proposals is None:
             return [[] for _ in texts]
-        out = []
-        for text, table, seen in zip(texts, readings, taken):
-            groups = []
-            for p, logps in table.items():
-                own, *options = logps
-                if p in seen or not options:
-                    continue
-                best = max(options, key=logps.__getitem__)
-                if logps[best] - logps[own] > self.corrector_proposals:
-                    groups.append([(p, best)])
-            out.append(groups)
-        return out
+        return [[[(p, best)] for p, (_, best, gain) in _best_candidates(table)
+                 if p not in seen and gain > self.corrector_proposals] for table, seen in zip(readings, taken)]
 
     def _context(self, text: str, p: int, new: str, edits_in_text: int) -> dict[str, float]:
         """The n-gram counts around a change of `text[p]` into `new` (`CONTEXT_FEATURES`)."""

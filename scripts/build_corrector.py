@@ -44,9 +44,10 @@ class BuildArguments:
     corrector: str | None = field(
         default=None, metadata={"help": "A same-length corrector (scripts/finetune_correction.py) as a judge: fine-tuned "
                                 "without the first --reranker_examples train pairs (e.g. --train_file of the others)."})
-    corrector_proposals: float | None = field(
+    corrector_proposals: list[float] | None = field(
         default=None, metadata={"help": "With --corrector: also propose each confusable candidate it prefers by more "
-                                "than this many nats, off the proposals so far."})
+                                "than this many nats, off the proposals so far; several values: the one of the best "
+                                "validation F1 (one reading serves all), e.g. 1 2 3 4 6.", "nargs": "+"})
     ngram_order: int = field(default=4, metadata={"help": "Order of the character n-gram."})
     proposal_penalty: float = field(default=1.5, metadata={"help": "The n-gram search's cost per change (nats)."})
     reranker_examples: int = field(default=0, metadata={"help": "Learn the reranker from the first N train pairs (0: grid)."})
@@ -86,7 +87,7 @@ def write_card(args: BuildArguments, corrector, report: dict) -> None:
         "n-gram": f"order {args.ngram_order}, People's Daily train text (Kneser-Ney)",
         "proposal_penalty": args.proposal_penalty, "beam": corrector.beam, "context": corrector.context,
         **{name if name == "fine-tuned corrector" else f"{name} LM": path for name, path in models.items() if path},
-        "masked_proposals": args.masked_proposals, "corrector_proposals": args.corrector_proposals,
+        "masked_proposals": args.masked_proposals, "corrector_proposals": corrector.corrector_proposals,
         "scoring": (f"learned reranker, {report['reranker']['edits']:,} proposed edits of the first "
                     f"{args.reranker_examples:,} peoples_daily_csc train pairs ({report['reranker']['right']:,} right)"
                     if args.reranker_examples else f"weights {json.dumps(corrector.weights)} (grid, validation)"),
@@ -116,7 +117,7 @@ def main() -> dict:
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses()
     from transformers import pipeline
 
-    from hf_charlm.correction import LanguageModelCorrector, weight_grid
+    from hf_charlm.correction import LanguageModelCorrector, corrector_proposals_above, weight_grid
     from hf_charlm.data import load_builtin
     from hf_charlm.metrics import correction_scores
     from hf_charlm.ngram import KneserNeyLM
@@ -128,19 +129,35 @@ def main() -> dict:
     corrector = LanguageModelCorrector.from_pretrained(
         KneserNeyLM(texts, order=args.ngram_order), forward=args.lm, backward=args.backward_lm, masked=args.mlm,
         corrector=args.corrector, proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
-        corrector_proposals=args.corrector_proposals)
+        corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None)
     report: dict = {"arguments": vars(args)}
+    features = None
     if args.reranker_examples:
         train = csc["train"].select(range(min(args.reranker_examples, csc["train"].num_rows)))
         held_out = set(train["target"])
         print(f"reading {train.num_rows:,} train pairs for the reranker ...", file=sys.stderr, flush=True)
-        report["reranker"] = corrector.fit_reranker(
-            train["source"], train["target"], ngram=KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order))
-        grid = None
+        with corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)):
+            train_features = corrector.features(train["source"])
+        print(f"reading {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)
+        features = corrector.features(validation["source"])
+        tried = []  # per proposal threshold of the fine-tuned corrector (one, None, without it)
+        for threshold in sorted(args.corrector_proposals or [None]):
+            counts = corrector.fit_reranker(train["source"], train["target"],
+                                            features=corrector_proposals_above(train_features, threshold))
+            best = corrector.tune(validation["source"], validation["target"],
+                                  features=corrector_proposals_above(features, threshold))["best"]
+            tried.append((best["f1"], threshold, best, counts, corrector.reranker))
+            if threshold is not None:
+                print(f"corrector proposals above {threshold}: validation F1 {best['f1']:.4f}", file=sys.stderr, flush=True)
+        _, threshold, best, report["reranker"], corrector.reranker = max(tried, key=lambda t: t[0])  # ties: the lower
+        corrector.margin = best["margin"]
+        if threshold is not None:
+            corrector.corrector_proposals = threshold
+            report["validation_f1_by_corrector_proposals"] = {t[1]: t[0] for t in tried}
     else:
         grid = weight_grid([name for name in ("forward", "backward", "masked") if name in corrector.models])
-    print(f"tuning on {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)
-    best = corrector.tune(validation["source"], validation["target"], weights=grid)["best"]
+        print(f"tuning on {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)
+        best = corrector.tune(validation["source"], validation["target"], weights=grid)["best"]
     report["chosen"] = best
     print(f"chosen: {json.dumps(best)}", file=sys.stderr, flush=True)
     corrector.save_pretrained(args.output_dir)

@@ -546,6 +546,10 @@ def test_benchmark_reads_the_ngram_alone_without_the_masked_lms_proposals():
     assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "masked"})[0]] == [5]
     assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "corrector"})[0]] == [0]
     assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "masked", "corrector"})[0]] == [0, 5]
+    judged[0][0]["gains"]["corrector"] = 2.5  # its proposal beats 2 but not 3: a reading at 3 would not have it
+    assert [e["start"] for e in with_gains(judged, {"ngram", "channel", "masked", "corrector"}, 2.0)[0]] == [0, 5]
+    (row,) = with_gains(judged, {"ngram", "channel", "masked", "corrector"}, 3.0)
+    assert [e["start"] for e in row] == [5] and row[0]["context"]["edits_in_text"] == 1.0
 
 @needs_pycorrector
 def test_script_refuses_training_on_sighan(tmp_path, capsys):
@@ -1189,7 +1193,8 @@ def test_build_corrector_script_bad_input_exit_2_nothing_written(tmp_path, capsy
 @pytest.mark.slow
 def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     """scripts/build_corrector.py end to end on the built-in data (counts the People's Daily 4-gram twice, ~1 min):
-    a tiny masked LM, a reranker from 40 train pairs, the margin from 20 validation pairs; the folder it saves
+    a tiny masked LM (also standing in for the fine-tuned corrector, its proposal threshold chosen of two on
+    validation), a reranker from 40 train pairs, the margin from 20 validation pairs; the folder it saves
     loads through the pipeline, which answers as the corrector loaded by hand, and its report's test scores are
     those of the pipeline's corrections."""
     pytest.importorskip("pycorrector")
@@ -1209,13 +1214,17 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     tokenizer.save_pretrained(mlm)
     out = tmp_path / "corrector"
     code, _ = run_script_in_process(ROOT / "scripts" / "build_corrector.py", [
-        "--mlm", str(mlm), "--masked_proposals", "3", "--reranker_examples", "40", "--tune_examples", "20",
-        "--evaluate_examples", "5", "--output_dir", str(out)], capsys)
+        "--mlm", str(mlm), "--masked_proposals", "3", "--corrector", str(mlm), "--corrector_proposals", "1000", "0.5",
+        "--reranker_examples", "40", "--tune_examples", "20", "--evaluate_examples", "5", "--output_dir", str(out)], capsys)
     assert code == 0
     report = json.loads((out / "build_report.json").read_text())
     assert report["reranker"]["edits"] > report["reranker"]["right"] > 0 and report["chosen"]["margin"] in RERANKER_MARGINS
+    by_threshold = report["validation_f1_by_corrector_proposals"]
+    assert set(by_threshold) == {"0.5", "1000.0"} and report["chosen"]["f1"] == max(by_threshold.values())
     corrector = LanguageModelCorrector.from_pretrained(out)
     assert corrector.reranker is not None and corrector.margin == report["chosen"]["margin"] and corrector.ngram.order == 4
+    assert by_threshold[str(corrector.corrector_proposals)] == report["chosen"]["f1"] and "corrector" in corrector.models
+    assert "corrector" in corrector.reranker.names and (out / "corrector" / "model.safetensors").is_file()
     sighan = load_builtin("sighan2015_test")["test"].select(range(5))
     answers = pipeline("text-correction", model=str(out))(list(sighan["source"]))
     assert answers == corrector(list(sighan["source"]))
