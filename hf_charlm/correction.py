@@ -275,7 +275,9 @@ class ConfusionSetCorrector(_MarginCorrector):
         device = next(self.model.parameters()).device
         for start, ids, mask in _batches(columns, self.batch_size, self.tokenizer.pad_token_id):
             outputs = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
-            logp = outputs.logits.float().log_softmax(-1).cpu()  # (B, T, V)
+            logits = outputs.logits.float()  # (B, T, V): the few log-probabilities wanted are logit - logsumexp,
+            norm = logits.logsumexp(-1).cpu()  # with no second (B, T, V) tensor (a batch of long texts is large)
+            logits = logits.cpu()
             for b in range(ids.shape[0]):
                 n, positions, own_start, own_end = plan[start + b]
                 text = texts[n]
@@ -286,7 +288,8 @@ class ConfusionSetCorrector(_MarginCorrector):
                     if not options:
                         continue
                     chars = [text[p], *(c for c in options if c != text[p])]
-                    out[n][p] = dict(zip(chars, logp[b, k, [self._ids[c] for c in chars]].tolist()))
+                    values = logits[b, k, [self._ids[c] for c in chars]] - norm[b, k]
+                    out[n][p] = dict(zip(chars, values.tolist()))
         return out
 
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:

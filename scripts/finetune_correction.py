@@ -78,6 +78,7 @@ class DataArguments:
     target_column: str = field(default="target", metadata={"help": "Column of the corrected texts (same length as the source)."})
     max_seq_length: int | None = field(default=None, metadata={"help": "Longest window in tokens (default: the model's limit); longer texts are read in overlapping windows."})
     stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default: a quarter of max_seq_length)."})
+    skip_train_samples: int = field(default=0, metadata={"help": "Leave out the first N training examples (before --max_train_samples), e.g. the pairs a noisy-channel reranker learns from (scripts/build_corrector.py --reranker_examples N), which a corrector it weighs must not have seen."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation examples."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Use only this many test examples."})
@@ -100,6 +101,8 @@ class DataArguments:
             raise UsageError(f"--stride={self.stride} must be 0 or more.")
         if self.error_copies < 0:
             raise UsageError(f"--error_copies={self.error_copies} must be 0 or more.")
+        if self.skip_train_samples < 0:
+            raise UsageError(f"--skip_train_samples={self.skip_train_samples} must be 0 or more.")
         weight = self.detection_loss_weight
         if weight is not None and not 0.0 < weight < 1.0:
             raise UsageError(f"--detection_loss_weight={weight} must be in (0, 1).")
@@ -173,6 +176,11 @@ def main() -> None:
         check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)
 
+    if do_train and data_args.skip_train_samples:
+        if data_args.skip_train_samples >= raw["train"].num_rows:
+            raise UsageError(f"--skip_train_samples={data_args.skip_train_samples} leaves none of the "
+                             f"{raw['train'].num_rows} training examples.")
+        raw["train"] = raw["train"].select(range(data_args.skip_train_samples, raw["train"].num_rows))
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
     raw = limit_splits(raw, limits, training_args.seed, sample=False)
     pairs = seq2seq_pairs(raw, origins, data_args.source_column, data_args.target_column)
@@ -267,6 +275,7 @@ def main() -> None:
                 hyperparameters=card_hyperparameters(
                     trainer.model, training_args, task=data_args.task_name if builtin else data_name,
                     max_seq_length=max_len, **({"error_copies": data_args.error_copies} if data_args.error_copies else {}),
+                    **({"skip_train_samples": data_args.skip_train_samples} if data_args.skip_train_samples else {}),
                     started_from=model_args.model_name_or_path or f"scratch ({model_args.preset} preset)",
                     epochs_run=round(trainer.state.epoch or 0, 2),
                 ),

@@ -465,6 +465,12 @@ def test_script_bad_input_exit_2_nothing_written(tmp_path, capsys):
     assert not out.exists()
     code, message = run_script_in_process(SCRIPT, ["--error_copies", "-1", "--preset", "tiny", "--output_dir", str(out)], capsys)
     assert code == 2 and "--error_copies=-1 must be 0 or more" in message
+    code, message = run_script_in_process(SCRIPT, ["--skip_train_samples", "-1", "--output_dir", str(out)], capsys)
+    assert code == 2 and "--skip_train_samples=-1 must be 0 or more" in message
+    good = write_jsonl(tmp_path / "good.jsonl", [("我们去学效", "我们去学校"), ("他很高心", "他很高兴")])
+    code, message = run_script_in_process(SCRIPT, ["--train_file", str(good), "--validation_file", str(good), "--preset",
+                                                   "tiny", "--skip_train_samples", "2", "--output_dir", str(out)], capsys)
+    assert code == 2 and "--skip_train_samples=2 leaves none of the 2 training examples" in message
     assert not out.exists()
 
 
