@@ -221,6 +221,9 @@ def main() -> None:
                         help="run the shared pretraining only (its folder is WORKDIR/BUDGET/pretrain), then stop: the "
                              "fine-tuning runs can then start from it with --pretrained, side by side")
     parser.add_argument("--where", default=None, help="describe the machine in the rows and the table (default: the recipe's own words)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="the fine-tuning runs' seed (default: the scripts' own, 42), said in the rows' system names; "
+                             "the shared pretraining keeps its own (a repeat of a run with another seed)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.02 for a smoke run)")
     parser.add_argument("--probe_steps", type=int, default=40)
     parser.add_argument("--step_margin", type=float, default=0.85, help="share of the budget given to training steps")
@@ -291,6 +294,8 @@ def main() -> None:
                    *[pretrained if a == PRETRAINED else a for a in extra], *limit, "--disable_tqdm", "true"]
             if args.max_samples is not None:
                 cmd += ["--max_test_samples", str(args.max_samples)]
+            if args.seed is not None:
+                cmd += ["--seed", str(args.seed)]
             cmds[name] = (cmd, workdir / name)
     seconds = recipe["finetune_seconds"] * args.scale
     steps = fit_steps(cmds, seconds, args, workdir, recipe["parallel"], env)
@@ -311,7 +316,7 @@ def main() -> None:
         cost = costs[name]
         pre = report.get("pretrain")
         row = make_result(
-            task, f"hf_charlm {system} ({recipe['where']} recipe)", {m: results[f"test_{m}"] for m in METRICS[task]},
+            task, f"hf_charlm {system}{'' if args.seed is None else f', seed {args.seed}'} ({recipe['where']} recipe)", {m: results[f"test_{m}"] for m in METRICS[task]},
             num_examples=num_test[task],
             cpu_seconds={"load": None, "train": cost["cpu_s"], "test": None},
             model_size_bytes=(output_dir / "model.safetensors").stat().st_size,
