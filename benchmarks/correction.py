@@ -32,7 +32,7 @@ Systems (each only where its input is given or its package installed):
   `--reranker_examples` it is also a judge of the noisy channel (its gain, read on the erroneous text as it is)
   and, with `--corrector_proposals T`, a proposer off the path (reranker rows with it, alone beside the n-gram
   and beside every LM). Its training pairs must not include the reranker's (the first N train pairs): fine-tune
-  it on the others (`--train_file`), or it knows their answers;
+  it on the others (`scripts/finetune_correction.py --skip_train_samples N`), or it knows their answers;
 - `--seq2seq DIR`: an encoder-decoder trained on `english_typos` by `scripts/finetune_seq2seq.py`, through the
   `text-correction` pipeline.
 SIGHAN 2015 is only ever scored: nothing is chosen on it.
@@ -263,28 +263,25 @@ def main() -> None:
                 variants["noisy channel, learned reranker: n-gram + fine-tuned corrector"] = {"ngram", "channel", "corrector"}
                 if shown:
                     variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs + fine-tuned corrector"] = set(GAINS)
+            lowest = lm_corrector.corrector_proposals  # what every reading is made at
             for row, kept in variants.items():
-                # the corrector's proposal threshold, where it proposes: each value fitted and tuned, the best on validation
-                thresholds = sorted(args.corrector_proposals) if "corrector" in kept and args.corrector_proposals else [None]
-                tried = []
-                for threshold in thresholds:
-                    counts = lm_corrector.fit_reranker(train["source"], train["target"],
-                                                       features=with_gains(train_features, kept, threshold))
-                    best = lm_corrector.tune(validation["source"], validation["target"],
-                                             features=with_gains(features, kept, threshold))["best"]
-                    tried.append((best["f1"], threshold, best, counts, lm_corrector.reranker))
-                    if threshold is not None:
-                        print(f"{row}, corrector proposals above {threshold}: validation F1 {best['f1']:.4f}", flush=True)
-                _, threshold, best, counts, reranker = max(tried, key=lambda t: t[0])  # ties: the lower threshold
+                # where the corrector proposes, each threshold gets its reranker and margin: the best on validation
+                fitted = lm_corrector.fit_reranker_and_tune(
+                    train["source"], train["target"], with_gains(train_features, kept), validation["source"],
+                    validation["target"], with_gains(features, kept),
+                    args.corrector_proposals if "corrector" in kept else None)
+                best, counts, threshold = fitted["best"], fitted["counts"], fitted["corrector_proposals"]
+                reranker = lm_corrector.reranker
                 noisy_channel[row] = (best["weights"], best["margin"], reranker, kept, threshold)
                 report["chosen"][row] = {"margin": best["margin"], "f1": best["f1"], "train_pairs": train.num_rows,
                                          **counts, "features": list(reranker.names),
                                          "coefficients": [round(float(w), 4) for w in reranker.weight],
                                          **({"corrector_proposals": threshold,
-                                             "validation_f1_by_corrector_proposals": {t[1]: t[0] for t in tried}}
+                                             "validation_f1_by_corrector_proposals": fitted["by_threshold"]}
                                             if threshold is not None else {})}
-                print(f"{row}: {counts} margin {best['margin']} (validation F1 {best['f1']:.4f})", flush=True)
-                lm_corrector.reranker = None
+                by_threshold = "" if threshold is None else f"; by the corrector's proposal threshold: {fitted['by_threshold']}"
+                print(f"{row}: {counts} margin {best['margin']} (validation F1 {best['f1']:.4f}{by_threshold})", flush=True)
+                lm_corrector.reranker, lm_corrector.corrector_proposals = None, lowest
     if args.corrector:
         model, tokenizer = load_mlm(args.corrector)
         edits = predict_same_length(model, tokenizer, validation["source"])

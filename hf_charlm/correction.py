@@ -867,6 +867,29 @@ class LanguageModelCorrector(_MarginCorrector):
         self.reranker = EditReranker(names, l2=l2).fit(edits, labels)
         return {"edits": len(edits), "right": sum(labels)}
 
+    def fit_reranker_and_tune(self, sources: Sequence[str], targets: Sequence[str], features: list[list[dict]],
+                              validation_sources: Sequence[str], validation_targets: Sequence[str],
+                              validation_features: list[list[dict]],
+                              corrector_proposals: Sequence[float] | None = None) -> dict[str, Any]:
+        """`fit_reranker` on training pairs, then `tune` (the margin) on validation pairs, from readings already made
+        (`features` of both; the training pairs' read by an n-gram that has not counted them). With several
+        `corrector_proposals` thresholds (the readings made at the lowest), once per threshold on what a reading at
+        it proposes (`corrector_proposals_above`), and the best validation F1 kept (ties: the lower threshold): the
+        corrector is left with that reranker, margin and threshold. Returns {"best": tune's best, "counts":
+        fit_reranker's, "corrector_proposals": the threshold kept (None without), "by_threshold": {threshold: F1}}."""
+        tried = []
+        for threshold in sorted(corrector_proposals) if corrector_proposals else [None]:
+            counts = self.fit_reranker(sources, targets, features=corrector_proposals_above(features, threshold))
+            best = self.tune(validation_sources, validation_targets,
+                             features=corrector_proposals_above(validation_features, threshold))["best"]
+            tried.append((best["f1"], threshold, best, counts, self.reranker))
+        _, threshold, best, counts, self.reranker = max(tried, key=lambda t: t[0])  # max() keeps the first of equals
+        self.margin = best["margin"]
+        if threshold is not None:
+            self.corrector_proposals = threshold
+        return {"best": best, "counts": counts, "corrector_proposals": threshold,
+                "by_threshold": {t[1]: t[0] for t in tried}}
+
     def proposals(self, texts: Sequence[str]) -> list[list[dict]]:
         """Per text, the proposed edits with their `score` (`score_features`), before any margin."""
         return self.score_features(self.features(texts))

@@ -43,7 +43,7 @@ class BuildArguments:
                                 "candidate the masked LM prefers by more than this many nats (3 measured best)."})
     corrector: str | None = field(
         default=None, metadata={"help": "A same-length corrector (scripts/finetune_correction.py) as a judge: fine-tuned "
-                                "without the first --reranker_examples train pairs (e.g. --train_file of the others)."})
+                                "without the first --reranker_examples train pairs (its --skip_train_samples)."})
     corrector_proposals: list[float] | None = field(
         default=None, metadata={"help": "With --corrector: also propose each confusable candidate it prefers by more "
                                 "than this many nats, off the proposals so far; several values: the one of the best "
@@ -117,7 +117,7 @@ def main() -> dict:
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses()
     from transformers import pipeline
 
-    from hf_charlm.correction import LanguageModelCorrector, corrector_proposals_above, weight_grid
+    from hf_charlm.correction import LanguageModelCorrector, weight_grid
     from hf_charlm.data import load_builtin
     from hf_charlm.metrics import correction_scores
     from hf_charlm.ngram import KneserNeyLM
@@ -131,7 +131,6 @@ def main() -> dict:
         corrector=args.corrector, proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
         corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None)
     report: dict = {"arguments": vars(args)}
-    features = None
     if args.reranker_examples:
         train = csc["train"].select(range(min(args.reranker_examples, csc["train"].num_rows)))
         held_out = set(train["target"])
@@ -139,21 +138,13 @@ def main() -> dict:
         with corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)):
             train_features = corrector.features(train["source"])
         print(f"reading {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)
-        features = corrector.features(validation["source"])
-        tried = []  # per proposal threshold of the fine-tuned corrector (one, None, without it)
-        for threshold in sorted(args.corrector_proposals or [None]):
-            counts = corrector.fit_reranker(train["source"], train["target"],
-                                            features=corrector_proposals_above(train_features, threshold))
-            best = corrector.tune(validation["source"], validation["target"],
-                                  features=corrector_proposals_above(features, threshold))["best"]
-            tried.append((best["f1"], threshold, best, counts, corrector.reranker))
-            if threshold is not None:
-                print(f"corrector proposals above {threshold}: validation F1 {best['f1']:.4f}", file=sys.stderr, flush=True)
-        _, threshold, best, report["reranker"], corrector.reranker = max(tried, key=lambda t: t[0])  # ties: the lower
-        corrector.margin = best["margin"]
-        if threshold is not None:
-            corrector.corrector_proposals = threshold
-            report["validation_f1_by_corrector_proposals"] = {t[1]: t[0] for t in tried}
+        fitted = corrector.fit_reranker_and_tune(train["source"], train["target"], train_features, validation["source"],
+                                                 validation["target"], corrector.features(validation["source"]),
+                                                 args.corrector_proposals)
+        best, report["reranker"] = fitted["best"], fitted["counts"]
+        if fitted["corrector_proposals"] is not None:
+            report["validation_f1_by_corrector_proposals"] = fitted["by_threshold"]
+            print(f"validation F1 by the corrector's proposal threshold: {fitted['by_threshold']}", file=sys.stderr, flush=True)
     else:
         grid = weight_grid([name for name in ("forward", "backward", "masked") if name in corrector.models])
         print(f"tuning on {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)

@@ -1066,6 +1066,17 @@ def test_noisy_channel_with_a_fine_tuned_corrector_saves_and_loads(tmp_path):
     again = LanguageModelCorrector.from_pretrained(folder)
     assert set(again.models) == {"masked", "corrector"} and again.corrector_proposals == -1e9
     assert again.features(texts) == judged.features(texts) and again(texts) == judged(texts)
+    # the proposal threshold chosen on validation from one reading at the lowest: each gets its own reranker
+    train_features = judged.features(sources)
+    fitted = judged.fit_reranker_and_tune(sources, targets, train_features, texts[:2], ["我们去学校上课。", "学校很大。"],
+                                          judged.features(texts[:2]), corrector_proposals=[1e9, -1e9])
+    assert set(fitted["by_threshold"]) == {-1e9, 1e9} and fitted["best"]["f1"] == max(fitted["by_threshold"].values())
+    assert judged.corrector_proposals == fitted["corrector_proposals"] and judged.margin == fitted["best"]["margin"]
+    again = LanguageModelCorrector(KneserNeyLM(NC_CORPUS, order=3), masked=(masked, tokenizer),
+                                   corrector=(fine_tuned, tokenizer), proposal_penalty=0.0, masked_proposals=-1e9,
+                                   corrector_proposals=judged.corrector_proposals)
+    again.fit_reranker(sources, targets)  # read at the chosen threshold: the same reranker
+    assert again.reranker.weight.tolist() == pytest.approx(judged.reranker.weight.tolist(), abs=1e-6)
     del saved["corrector_proposals"], saved["models"]["corrector"]  # as written before the setting existed
     (folder / "noisy_channel.json").write_text(json.dumps(saved))
     older = LanguageModelCorrector.from_pretrained(folder)
