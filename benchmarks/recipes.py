@@ -315,8 +315,9 @@ def main() -> None:
         points = curve(output_dir, MAIN[task])
         cost = costs[name]
         pre = report.get("pretrain")
+        seeded = "" if args.seed is None else f", seed {args.seed}"
         row = make_result(
-            task, f"hf_charlm {system}{'' if args.seed is None else f', seed {args.seed}'} ({recipe['where']} recipe)", {m: results[f"test_{m}"] for m in METRICS[task]},
+            task, f"hf_charlm {system}{seeded} ({recipe['where']} recipe)", {m: results[f"test_{m}"] for m in METRICS[task]},
             num_examples=num_test[task],
             cpu_seconds={"load": None, "train": cost["cpu_s"], "test": None},
             model_size_bytes=(output_dir / "model.safetensors").stat().st_size,
