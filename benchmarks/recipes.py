@@ -224,6 +224,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="the fine-tuning runs' seed (default: the scripts' own, 42), said in the rows' system names; "
                              "the shared pretraining keeps its own (a repeat of a run with another seed)")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="K > 1: each token system's fine-tuning runs K times side by side (seeds --seed, --seed + 1, "
+                             "...; one core each with OMP_NUM_THREADS=1: K = 2 on the 2-core machine, one task per "
+                             "command), then scripts/ensemble_token_classification.py builds their output ensemble, "
+                             "scored like the members (one row per member and one for the ensemble)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.02 for a smoke run)")
     parser.add_argument("--probe_steps", type=int, default=40)
     parser.add_argument("--step_margin", type=float, default=0.85, help="share of the budget given to training steps")
@@ -256,12 +261,18 @@ def main() -> None:
     def save() -> None:  # partial results survive a run cut short
         result_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
+    if args.ensemble < 1:
+        parser.error(f"--ensemble={args.ensemble} must be >= 1")
     wanted = {name.strip() for name in args.systems.split(";")} if args.systems else None
     if wanted is not None and wanted - set(recipe["systems"]):
         parser.error(f"--systems: unknown {sorted(wanted - set(recipe['systems']))}; the {args.budget} recipe has "
                      + "; ".join(recipe["systems"]))
     chosen = {system: (tasks, extra) for system, (tasks, extra) in recipe["systems"].items()
               if (wanted is None or system in wanted) and set(tasks) & set(args.tasks.split(","))}
+
+    token_tasks = set(args.tasks.split(",")) - {"sentiment"}
+    if args.ensemble > 1 and not any(set(tasks) & token_tasks for tasks, _ in chosen.values()):
+        parser.error("--ensemble builds ensembles of token classifiers: choose a system and --tasks of ner or cws")
 
     # 1. the shared pretraining run (only if a chosen system starts from it)
     pretrained = args.pretrained
@@ -283,8 +294,11 @@ def main() -> None:
             print(f"wrote {result_path} (pretraining only); fine-tune with --pretrained {pretrained}")
             return
 
-    # 2. the fine-tuning runs
+    # 2. the fine-tuning runs (with --ensemble K, K runs of each token system, one seed each)
     cmds: dict[str, tuple[list[str], Path]] = {}
+    runs_of: dict[str, tuple[str, str, int | None]] = {}  # run name -> (task, system, seed)
+    groups: dict[tuple[str, str], list[str]] = {}  # (task, system) -> the member runs of its ensemble
+    first_seed = 42 if args.seed is None else args.seed  # (the scripts' default seed)
     for system, (tasks, extra) in chosen.items():
         for task in tasks:
             if task not in args.tasks.split(","):
@@ -294,28 +308,37 @@ def main() -> None:
                    *[pretrained if a == PRETRAINED else a for a in extra], *limit, "--disable_tqdm", "true"]
             if args.max_samples is not None:
                 cmd += ["--max_test_samples", str(args.max_samples)]
+            if args.ensemble > 1 and task != "sentiment":
+                for seed in range(first_seed, first_seed + args.ensemble):
+                    member = f"{name}--seed_{seed}"
+                    cmds[member] = (cmd + ["--seed", str(seed)], workdir / member)
+                    runs_of[member] = (task, system, seed)
+                    groups.setdefault((task, system), []).append(member)
+                continue
             if args.seed is not None:
                 cmd += ["--seed", str(args.seed)]
             cmds[name] = (cmd, workdir / name)
+            runs_of[name] = (task, system, args.seed)
+    # the members of an ensemble train side by side, as they would on a machine with a core per member
+    parallel = recipe["parallel"] or args.ensemble > 1
     seconds = recipe["finetune_seconds"] * args.scale
-    steps = fit_steps(cmds, seconds, args, workdir, recipe["parallel"], env)
+    steps = fit_steps(cmds, seconds, args, workdir, parallel, env)
     full = {}
     for name, (cmd, output_dir) in cmds.items():
         every = str(max(1, steps[name] // args.evaluations))
         full[name] = cmd + ["--max_steps", str(steps[name]), "--eval_steps", every, "--save_steps", every,
                             "--output_dir", str(output_dir), "--overwrite_output_dir", "true"]
-    costs = run_all(full, workdir, recipe["parallel"], env)
+    costs = run_all(full, workdir, parallel, env)
     num_test = {task: (load_builtin(BUILTIN[task])["test"].num_rows if args.max_samples is None else args.max_samples)
                 for task in BUILTIN}
     for name, (cmd, output_dir) in cmds.items():
-        task, _, system_key = name.partition("--")
-        system = next(s for s in recipe["systems"] if s.replace(", ", "--").replace(" ", "_") == system_key)
+        task, system, seed = runs_of[name]
         results = json.loads((output_dir / "all_results.json").read_text())
         config = json.loads((output_dir / "config.json").read_text())
         points = curve(output_dir, MAIN[task])
         cost = costs[name]
         pre = report.get("pretrain")
-        seeded = "" if args.seed is None else f", seed {args.seed}"
+        seeded = "" if seed is None else f", seed {seed}"
         row = make_result(
             task, f"hf_charlm {system}{seeded} ({recipe['where']} recipe)", {m: results[f"test_{m}"] for m in METRICS[task]},
             num_examples=num_test[task],
@@ -336,12 +359,60 @@ def main() -> None:
         # the steps it trained: early stopping (the scripts' default patience) may end a run before --max_steps
         trained = json.loads((output_dir / "trainer_state.json").read_text())["global_step"]
         report["runs"][name] = {**cost, "steps": steps[name], "trained_steps": trained}
-        print(f"[{task}] {system}: test {MAIN[task]} {results[f'test_{MAIN[task]}']:.4f}; {cost}", flush=True)
+        print(f"[{task}] {system}{seeded}: test {MAIN[task]} {results[f'test_{MAIN[task]}']:.4f}; {cost}", flush=True)
+        save()
+    for (task, system), members in groups.items():
+        smoke = [] if args.max_samples is None else ["--max_eval_samples", str(args.max_samples), "--max_test_samples", str(args.max_samples)]
+        ensemble_row(report, task, system, members, cmds, costs, workdir, python, env, recipe["where"], num_test[task], smoke)
+        save()
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     report["load_average_end"] = os.getloadavg()
     save()
     print(f"wrote {result_path}")
     finish(report, out_dir, args)
+
+
+def ensemble_row(report: dict, task: str, system: str, members: list[str], cmds: dict, costs: dict, workdir: Path,
+                 python: str, env: dict, where: str, num_test: int, limit: list[str]) -> None:
+    """Builds the output ensemble of a system's member runs (scripts/ensemble_token_classification.py), scores it on
+    validation and test with the fine-tuning script (`--do_train false`), and adds its row: wall time the slowest
+    member plus building and scoring (the members ran side by side), CPU time all of it."""
+    name = f"{members[0].rsplit('--seed_', 1)[0]}--ensemble_of_{len(members)}"
+    model_dir, score_dir = workdir / f"{name}-model", workdir / name
+    build = [python, str(ROOT / "scripts" / "ensemble_token_classification.py"), "--members",
+             *[str(cmds[m][1]) for m in members], "--output_dir", str(model_dir), "--overwrite_output_dir", "true"]
+    score = [python, str(ROOT / "scripts" / SCRIPTS[task]), "--task_name", BUILTIN[task], "--model_name_or_path",
+             str(model_dir), "--do_train", "false", "--do_eval", "true", "--do_predict", "true", "--disable_tqdm", "true",
+             *limit, "--output_dir", str(score_dir), "--overwrite_output_dir", "true"]
+    after = run_all({f"{name}-build": build}, workdir, False, env)[f"{name}-build"]
+    scored = run_all({f"{name}-score": score}, workdir, False, env)[f"{name}-score"]
+    results = json.loads((score_dir / "all_results.json").read_text())
+    config = json.loads((model_dir / "config.json").read_text())
+    seeds = ", ".join(m.rsplit("--seed_", 1)[1] for m in members)
+    wall = max(costs[m]["wall_s"] for m in members) + after["wall_s"] + scored["wall_s"]
+    cpu = sum(costs[m]["cpu_s"] for m in members) + after["cpu_s"] + scored["cpu_s"]
+    member_walls = ", ".join(format(costs[m]["wall_s"], ".0f") for m in members)
+    row = make_result(
+        task, f"hf_charlm {system}, ensemble of {len(members)} (seeds {seeds}) ({where} recipe)",
+        {m: results[f"test_{m}"] for m in METRICS[task]},
+        num_examples=num_test,
+        cpu_seconds={"load": None, "train": round(cpu, 1), "test": None},
+        model_size_bytes=(model_dir / "model.safetensors").stat().st_size,
+        model_size_note=f"model.safetensors (float32, {len(members)} x {config['backbone']}, hidden {config['hidden_size']} x "
+                        f"{config['num_hidden_layers']} layers)",
+        notes=(f"{where}: the {len(members)} members fine-tuned side by side ({member_walls} s "
+               f"wall), the ensemble built in {after['wall_s']:.0f} s and scored in {scored['wall_s']:.0f} s: {wall:.0f} s wall in "
+               f"all, CPU {cpu:.0f} s; test prediction {results.get('test_runtime', float('nan')):.1f} s wall"),
+        command=" ; ".join([shlex.join(["python", *build[1:]]), shlex.join(["python", *score[1:]])]),
+        validation_metrics={MAIN[task]: results[f"eval_{MAIN[task]}"]},
+    )
+    row["curve"] = []  # (no training of its own)
+    row["budget"] = report["budget"]
+    report["rows"].append(row)
+    member_steps = " + ".join(str(report["runs"][m]["trained_steps"]) for m in members)
+    report["runs"][name] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "steps": member_steps, "trained_steps": member_steps}
+    print(f"[{task}] {system}, ensemble of {len(members)}: validation {MAIN[task]} {results[f'eval_{MAIN[task]}']:.4f}, "
+          f"test {MAIN[task]} {results[f'test_{MAIN[task]}']:.4f}; wall {wall:.0f} s, CPU {cpu:.0f} s", flush=True)
 
 
 def finish(report: dict, out_dir: Path, args: argparse.Namespace) -> None:

@@ -7,13 +7,14 @@ the backbone model, then the heads.
 """
 
 import contextlib
+import copy
 import functools
 import inspect
 import itertools
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -1252,6 +1253,14 @@ def _check_no_features(config: CharLMConfig, head: str) -> None:
         )
 
 
+def _check_no_ensemble(config: CharLMConfig, head: str) -> None:
+    if config.ensemble_size != 1:
+        raise ValueError(
+            f"CharLMConfig.ensemble_size={config.ensemble_size}: ensembles are of token classifiers "
+            f"(CharLMForTokenClassification.from_members); {head} is one model. Set ensemble_size=1."
+        )
+
+
 def _check_labels_shape(labels: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
     if tuple(labels.shape) != tuple(expected):
         raise ValueError(f"labels have shape {tuple(labels.shape)}, but {what} needs shape {tuple(expected)}.")
@@ -1311,6 +1320,7 @@ class CharLMForCausalLM(CharLMPreTrainedModel, CharLMGenerationMixin):
                 "Set bigram_buckets=0."
             )
         _check_no_features(config, "CharLMForCausalLM")
+        _check_no_ensemble(config, "CharLMForCausalLM")
         super().__init__(config)
         self.model = CharLMModel(config)
         self.lm_head = CharLMLinear(config.hidden_size, config.vocab_size, bias=False)
@@ -1448,6 +1458,7 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
                 f"CharLMForMaskedLM needs right context: a {config.backbone} backbone must have bidirectional=True."
             )
         _check_no_features(config, "CharLMForMaskedLM")
+        _check_no_ensemble(config, "CharLMForMaskedLM")
         super().__init__(config)
         self.model = CharLMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
@@ -1535,6 +1546,19 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
         )
 
 
+class CharLMTokenScorer(nn.Module):
+    """A further member of a token-classification ensemble (`CharLMForTokenClassification.ensemble`): a backbone,
+    its classifier and its n-gram features, named as in a single model."""
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        self.model = CharLMModel(config)
+        self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
+        self.features = (
+            CharLMNgramFeatures(config, CharLMForTokenClassification.FEATURE_TEMPLATES) if config.feature_buckets else None
+        )
+
+
 class CharLMForTokenClassification(CharLMPreTrainedModel):
     """A label per character (NER, word segmentation) read from context on both sides.
 
@@ -1556,7 +1580,75 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
         self.crf = CharLMCRF(config) if config.use_crf else None
         self.features = CharLMNgramFeatures(config, self.FEATURE_TEMPLATES) if config.feature_buckets else None
+        # an output ensemble (config.ensemble_size > 1): the first member is the model above (its weights keep the
+        # names of a single model's), the others live here; all read the same input and share the CRF
+        self.ensemble = (
+            nn.ModuleList(CharLMTokenScorer(config) for _ in range(config.ensemble_size - 1)) if config.ensemble_size > 1 else None
+        )
         self.post_init()
+
+    @classmethod
+    def from_members(
+        cls, members: "Sequence[str | os.PathLike | CharLMForTokenClassification]", **kwargs
+    ) -> "CharLMForTokenClassification":
+        """An output ensemble of fine-tuned token classifiers: one model whose scores are the mean of theirs.
+
+        `members` are models or folders (`from_pretrained(member, **kwargs)`), each a single model
+        (`ensemble_size=1`) with the same architecture and labels (runs of one fine-tuning recipe with different
+        seeds or learning rates; the dropout rates may differ). Each member keeps its backbone, classifier and
+        n-gram features; with a CRF the ensemble's transition, start and end scores are the mean of the members',
+        so that its Viterbi path is the best path under the members' mean score. The result saves, loads
+        (`AutoModelForTokenClassification`, remote code) and runs in `pipeline("token-classification")` like any
+        token classifier, at the members' summed cost. Returned in evaluation mode."""
+        loaded = [m if isinstance(m, CharLMForTokenClassification) else cls.from_pretrained(m, **kwargs) for m in members]
+        if len(loaded) < 2:
+            raise ValueError(f"from_members needs at least two members, got {len(loaded)}.")
+        # what members may differ in: training-only settings and bookkeeping
+        free = {"hidden_dropout_prob", "attention_dropout", "embedding_dropout", "classifier_dropout", "_name_or_path",
+                "transformers_version", "architectures", "dtype", "torch_dtype", "_attn_implementation_autoset"}
+        first = {k: v for k, v in loaded[0].config.to_dict().items() if k not in free}
+        for i, member in enumerate(loaded):
+            where = members[i] if not isinstance(members[i], nn.Module) else f"member {i}"
+            if member.config.ensemble_size != 1:
+                raise ValueError(f"{where} is already an ensemble of {member.config.ensemble_size}: pass its members instead.")
+            mine = {k: v for k, v in member.config.to_dict().items() if k not in free}
+            differ = sorted(k for k in set(first) | set(mine) if first.get(k) != mine.get(k))
+            if differ:
+                raise ValueError(
+                    f"{where} differs from the first member in {', '.join(differ)}: the members of an ensemble share "
+                    "one architecture and one label set."
+                )
+        config = copy.deepcopy(loaded[0].config)
+        config.ensemble_size = len(loaded)
+        model = cls(config)
+        state = {k: v for k, v in loaded[0].state_dict().items() if not k.startswith("crf.")}
+        for i, member in enumerate(loaded[1:]):
+            state.update({f"ensemble.{i}.{k}": v for k, v in member.state_dict().items() if not k.startswith("crf.")})
+        if config.use_crf:
+            for name, _ in model.crf.named_parameters():
+                state[f"crf.{name}"] = torch.stack([dict(m.crf.named_parameters())[name].detach() for m in loaded]).mean(0)
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+    def _scores(self, scorer: nn.Module, input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states,
+                output_attentions, **kwargs) -> tuple[torch.Tensor, CharLMModelOutput]:
+        """One member's per-token scores (B, T, num_labels): the classifier on its backbone, plus its features."""
+        outputs = scorer.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            is_causal=self.config.classifier_attention == "causal",
+            return_dict=True,
+            **kwargs,
+        )
+        logits = scorer.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
+        if scorer.features is not None:
+            logits = logits + scorer.features(input_ids, attention_mask)
+        return logits, outputs
 
     def _check_gold_paths(self, labels: torch.Tensor, mask: torch.Tensor) -> None:
         """A gold path the tag scheme forbids (I-X after O, an unfinished B-M) cannot be learnt: name it."""
@@ -1587,21 +1679,12 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
     ) -> TokenClassifierOutput:
         r"""labels: (B, T) label ids, -100 where no label applies (special tokens, padding)."""
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=False,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            is_causal=self.config.classifier_attention == "causal",
-            return_dict=True,
-            **kwargs,
-        )
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
-        if self.features is not None:
-            logits = logits + self.features(input_ids, attention_mask)
+        inputs = (input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        logits, outputs = self._scores(self, *inputs, **kwargs)
+        if self.ensemble is not None:  # the mean of the members' scores (hidden states and attentions: the first's)
+            for member in self.ensemble:
+                logits = logits + self._scores(member, *inputs, **kwargs)[0]
+            logits = logits / self.config.ensemble_size
         loss = None
         if labels is not None:
             _check_labels_shape(labels, logits.shape[:2], "token classification (one label per input token)")
@@ -1647,6 +1730,7 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
 
     def __init__(self, config: CharLMConfig):
         super().__init__(config)
+        _check_no_ensemble(config, "CharLMForSequenceClassification")
         self.num_labels = config.num_labels
         self.model = CharLMModel(config)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob

@@ -49,6 +49,7 @@ from .modeling_charlm import (
     CharLMRecurrentStack,
     CharLMRMSNorm,
     CharLMRotaryEmbedding,
+    _check_no_ensemble,
     _check_no_features,
     _token_cross_entropy,
     use_growing_layers,
@@ -560,6 +561,7 @@ class CharLMForConditionalGeneration(CharLMPreTrainedModel, CharLMGenerationMixi
     def __init__(self, config: CharLMConfig):
         self._check_no_bigrams(getattr(config, "bigram_buckets", 0))
         _check_no_features(config, "CharLMForConditionalGeneration")
+        _check_no_ensemble(config, "CharLMForConditionalGeneration")
         # generate() reads is_encoder_decoder; only this head sets it (and the decoder start token, defaulting to
         # <s>), on its own copy: a config shared with a causal LM must keep it False there
         if not config.is_encoder_decoder:
