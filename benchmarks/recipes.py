@@ -406,7 +406,9 @@ def ensemble_row(report: dict, task: str, system: str, members: list[str], cmds:
         command=" ; ".join([shlex.join(["python", *build[1:]]), shlex.join(["python", *score[1:]])]),
         validation_metrics={MAIN[task]: results[f"eval_{MAIN[task]}"]},
     )
-    row["curve"] = []  # (no training of its own)
+    row["curve"] = []  # (no training of its own: the plot draws its members' curves and its own validation score)
+    row["member_curves"] = [next(r["curve"] for r in report["rows"] if r["command"].endswith(f"/{m} --overwrite_output_dir true"))
+                            for m in members]
     row["budget"] = report["budget"]
     report["rows"].append(row)
     member_steps = " + ".join(str(report["runs"][m]["trained_steps"]) for m in members)
@@ -484,7 +486,8 @@ def best_rows(report: dict) -> dict[str, dict]:
     best: dict[str, dict] = {}
     for row in report["rows"]:
         task = row["task"]
-        if row["curve"] and validation(row) is not None and (task not in best or validation(row) > validation(best[task])):
+        drawn = row["curve"] or row.get("member_curves")
+        if drawn and validation(row) is not None and (task not in best or validation(row) > validation(best[task])):
             best[task] = row
     return best
 
@@ -508,6 +511,16 @@ def plot(report: dict, path: Path, best_only: bool = False) -> None:
         if sum(row["task"] == task for row in rows) > 10:  # more lines than the default cycle has colours
             ax.set_prop_cycle(color=plt.cm.tab20.colors)
         for row in rows:
+            if row["task"] == task and row.get("member_curves"):  # an ensemble: its members, then its own score
+                label = row["system"].removeprefix("hf_charlm ").split(" (")[0]
+                for i, member in enumerate(row["member_curves"] if best_only else ()):  # (all rows: drawn as their own)
+                    xs, ys = zip(*member)
+                    ax.plot(xs, ys, marker="o", ms=2, lw=1, ls="--", alpha=0.7, label=f"member {i + 1} (one core)")
+                end = max(member[-1][0] for member in row["member_curves"])
+                label += f"; validation {row['validation_metrics'][MAIN[task]]:.4f}"
+                if best_only:
+                    label += f", test {MAIN[task]} {row['metrics'][MAIN[task]]:.4f}"
+                ax.plot([end], [row["validation_metrics"][MAIN[task]]], marker="*", ms=12, ls="none", label=label)
             if row["task"] == task and row["curve"]:
                 xs, ys = zip(*row["curve"])
                 label = row["system"].removeprefix("hf_charlm ").split(" (")[0]

@@ -110,3 +110,6 @@ def test_best_rows_choose_on_validation_not_test(recipes):
     best = recipes.best_rows({"rows": rows})
     # the higher validation wins over the higher test; a row without a curve or a validation score is not drawn
     assert {task: r["system"] for task, r in best.items()} == {"cws": "s0.962", "sentiment": "s0.86"}
+    # an ensemble has no curve of its own: drawn by its members' curves, chosen by its own validation score
+    ensemble = row("cws", 0.965, 0.971, curve=()) | {"member_curves": [[(10.0, 0.5)], [(12.0, 0.6)]]}
+    assert recipes.best_rows({"rows": rows + [ensemble]})["cws"] is ensemble
