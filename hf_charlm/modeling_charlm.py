@@ -1261,6 +1261,23 @@ def _check_no_ensemble(config: CharLMConfig, head: str) -> None:
         )
 
 
+def _read_for_classifier(backbone: "CharLMModel", input_ids, attention_mask, position_ids, inputs_embeds,
+                         output_hidden_states, output_attentions, **kwargs) -> CharLMModelOutput:
+    """The backbone read as the classification heads read it: no cache, attention as `classifier_attention` says."""
+    return backbone(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        use_cache=False,
+        output_hidden_states=output_hidden_states,
+        output_attentions=output_attentions,
+        is_causal=backbone.config.classifier_attention == "causal",
+        return_dict=True,
+        **kwargs,
+    )
+
+
 def _check_labels_shape(labels: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
     if tuple(labels.shape) != tuple(expected):
         raise ValueError(f"labels have shape {tuple(labels.shape)}, but {what} needs shape {tuple(expected)}.")
@@ -1633,18 +1650,8 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
     def _scores(self, scorer: nn.Module, input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states,
                 output_attentions, **kwargs) -> tuple[torch.Tensor, CharLMModelOutput]:
         """One member's per-token scores (B, T, num_labels): the classifier on its backbone, plus its features."""
-        outputs = scorer.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=False,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            is_causal=self.config.classifier_attention == "causal",
-            return_dict=True,
-            **kwargs,
-        )
+        outputs = _read_for_classifier(scorer.model, input_ids, attention_mask, position_ids, inputs_embeds,
+                                       output_hidden_states, output_attentions, **kwargs)
         logits = scorer.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
         if scorer.features is not None:
             logits = logits + scorer.features(input_ids, attention_mask)
@@ -1777,18 +1784,8 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
             # padded ids without a mask: find the real tokens as GPT-2's head does (the tokenizer never makes <pad>
             # from text)
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=False,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            is_causal=self.config.classifier_attention == "causal",
-            return_dict=True,
-            **kwargs,
-        )
+        outputs = _read_for_classifier(self.model, input_ids, attention_mask, position_ids, inputs_embeds,
+                                       output_hidden_states, output_attentions, **kwargs)
         pooled = self._pool(outputs.last_hidden_state, attention_mask)
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         if self.features is not None:
