@@ -361,8 +361,9 @@ def main() -> None:
         report["runs"][name] = {**cost, "steps": steps[name], "trained_steps": trained}
         print(f"[{task}] {system}{seeded}: test {MAIN[task]} {results[f'test_{MAIN[task]}']:.4f}; {cost}", flush=True)
         save()
+    # (a smoke run cuts the ensemble's scoring as it cut its members')
+    smoke = [] if args.max_samples is None else ["--max_eval_samples", str(args.max_samples), "--max_test_samples", str(args.max_samples)]
     for (task, system), members in groups.items():
-        smoke = [] if args.max_samples is None else ["--max_eval_samples", str(args.max_samples), "--max_test_samples", str(args.max_samples)]
         ensemble_row(report, task, system, members, cmds, costs, workdir, python, env, recipe["where"], num_test[task], smoke)
         save()
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
