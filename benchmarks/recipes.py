@@ -225,9 +225,9 @@ def main() -> None:
                         help="the fine-tuning runs' seed (default: the scripts' own, 42), said in the rows' system names; "
                              "the shared pretraining keeps its own (a repeat of a run with another seed)")
     parser.add_argument("--ensemble", type=int, default=1,
-                        help="K > 1: each token system's fine-tuning runs K times side by side (seeds --seed, --seed + 1, "
-                             "...; one core each with OMP_NUM_THREADS=1: K = 2 on the 2-core machine, one task per "
-                             "command), then scripts/ensemble_token_classification.py builds their output ensemble, "
+                        help="K > 1: each chosen system's fine-tuning runs K times side by side (seeds --seed, --seed + 1, "
+                             "...; with OMP_NUM_THREADS=1 one thread each: K = 2 is a core each on the 2-core machine; "
+                             "one task per command), then scripts/build_ensemble.py builds their output ensemble, "
                              "scored like the members (one row per member and one for the ensemble)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.02 for a smoke run)")
     parser.add_argument("--probe_steps", type=int, default=40)
@@ -270,9 +270,8 @@ def main() -> None:
     chosen = {system: (tasks, extra) for system, (tasks, extra) in recipe["systems"].items()
               if (wanted is None or system in wanted) and set(tasks) & set(args.tasks.split(","))}
 
-    token_tasks = set(args.tasks.split(",")) - {"sentiment"}
-    if args.ensemble > 1 and not any(set(tasks) & token_tasks for tasks, _ in chosen.values()):
-        parser.error("--ensemble builds ensembles of token classifiers: choose a system and --tasks of ner or cws")
+    if args.ensemble > 1 and not chosen:
+        parser.error("--ensemble: no system of the recipe runs on --tasks " + args.tasks)
 
     # 1. the shared pretraining run (only if a chosen system starts from it)
     pretrained = args.pretrained
@@ -308,7 +307,7 @@ def main() -> None:
                    *[pretrained if a == PRETRAINED else a for a in extra], *limit, "--disable_tqdm", "true"]
             if args.max_samples is not None:
                 cmd += ["--max_test_samples", str(args.max_samples)]
-            if args.ensemble > 1 and task != "sentiment":
+            if args.ensemble > 1:
                 for seed in range(first_seed, first_seed + args.ensemble):
                     member = f"{name}--seed_{seed}"
                     cmds[member] = (cmd + ["--seed", str(seed)], workdir / member)
@@ -375,12 +374,12 @@ def main() -> None:
 
 def ensemble_row(report: dict, task: str, system: str, members: list[str], cmds: dict, costs: dict, workdir: Path,
                  python: str, env: dict, where: str, num_test: int, limit: list[str]) -> None:
-    """Builds the output ensemble of a system's member runs (scripts/ensemble_token_classification.py), scores it on
+    """Builds the output ensemble of a system's member runs (scripts/build_ensemble.py), scores it on
     validation and test with the fine-tuning script (`--do_train false`), and adds its row: wall time the slowest
     member plus building and scoring (the members ran side by side), CPU time all of it."""
     name = f"{members[0].rsplit('--seed_', 1)[0]}--ensemble_of_{len(members)}"
     model_dir, score_dir = workdir / f"{name}-model", workdir / name
-    build = [python, str(ROOT / "scripts" / "ensemble_token_classification.py"), "--members",
+    build = [python, str(ROOT / "scripts" / "build_ensemble.py"), "--members",
              *[str(cmds[m][1]) for m in members], "--output_dir", str(model_dir), "--overwrite_output_dir", "true"]
     score = [python, str(ROOT / "scripts" / SCRIPTS[task]), "--task_name", BUILTIN[task], "--model_name_or_path",
              str(model_dir), "--do_train", "false", "--do_eval", "true", "--do_predict", "true", "--disable_tqdm", "true",

@@ -1256,9 +1256,80 @@ def _check_no_features(config: CharLMConfig, head: str) -> None:
 def _check_no_ensemble(config: CharLMConfig, head: str) -> None:
     if config.ensemble_size != 1:
         raise ValueError(
-            f"CharLMConfig.ensemble_size={config.ensemble_size}: ensembles are of token classifiers "
-            f"(CharLMForTokenClassification.from_members); {head} is one model. Set ensemble_size=1."
+            f"CharLMConfig.ensemble_size={config.ensemble_size}: ensembles are of token and sequence classifiers "
+            f"(CharLMForTokenClassification / CharLMForSequenceClassification.from_members); {head} is one model. "
+            "Set ensemble_size=1."
         )
+
+
+class CharLMEnsembleMember(nn.Module):
+    """A further member of a classifier's output ensemble (`CharLMForTokenClassification.ensemble`,
+    `CharLMForSequenceClassification.ensemble`): a backbone, its classifier and its n-gram features, named as in a
+    single model."""
+
+    def __init__(self, config: CharLMConfig, feature_templates):
+        super().__init__()
+        self.model = CharLMModel(config)
+        self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
+        self.features = CharLMNgramFeatures(config, feature_templates) if config.feature_buckets else None
+
+
+class CharLMEnsembleMixin:
+    """`from_members` for the classification heads: one model whose scores are the mean of its members'. The head
+    keeps its first member in its own modules (`model`, `classifier`, `features`: a single model's weight names) and
+    the others in `self.ensemble`; parameters of the head itself (a CRF) are the mean of the members'."""
+
+    FEATURE_TEMPLATES: tuple = ()
+
+    def _build_ensemble(self, config: CharLMConfig) -> None:
+        self.ensemble = (
+            nn.ModuleList(CharLMEnsembleMember(config, self.FEATURE_TEMPLATES) for _ in range(config.ensemble_size - 1))
+            if config.ensemble_size > 1 else None
+        )
+
+    @classmethod
+    def from_members(cls, members: "Sequence[str | os.PathLike | CharLMPreTrainedModel]", **kwargs):
+        """An output ensemble of fine-tuned classifiers of this head: one model whose scores are the mean of theirs.
+
+        `members` are models or folders (`from_pretrained(member, **kwargs)`), each a single model
+        (`ensemble_size=1`) with the same architecture and labels (runs of one fine-tuning recipe with different
+        seeds or learning rates; the dropout rates may differ). Each member keeps its backbone, classifier and
+        n-gram features. Token classification: the mean of the per-character scores, and with a CRF the mean of the
+        members' transition, start and end scores, so that the Viterbi path is the best path under the members'
+        mean score. Sequence classification: the mean of the logits (a label's probability is then proportional to
+        the geometric mean of the members'; for regression the mean prediction). The result saves, loads (its Auto
+        class, remote code) and runs in its pipeline like a single model, at the members' summed cost. Returned in
+        evaluation mode."""
+        loaded = [m if isinstance(m, cls) else cls.from_pretrained(m, **kwargs) for m in members]
+        if len(loaded) < 2:
+            raise ValueError(f"from_members needs at least two members, got {len(loaded)}.")
+        # what members may differ in: training-only settings and bookkeeping
+        free = {"hidden_dropout_prob", "attention_dropout", "embedding_dropout", "classifier_dropout", "_name_or_path",
+                "transformers_version", "architectures", "dtype", "torch_dtype", "_attn_implementation_autoset"}
+        first = {k: v for k, v in loaded[0].config.to_dict().items() if k not in free}
+        for i, member in enumerate(loaded):
+            where = members[i] if not isinstance(members[i], nn.Module) else f"member {i}"
+            if member.config.ensemble_size != 1:
+                raise ValueError(f"{where} is already an ensemble of {member.config.ensemble_size}: pass its members instead.")
+            mine = {k: v for k, v in member.config.to_dict().items() if k not in free}
+            differ = sorted(k for k in set(first) | set(mine) if first.get(k) != mine.get(k))
+            if differ:
+                raise ValueError(
+                    f"{where} differs from the first member in {', '.join(differ)}: the members of an ensemble share "
+                    "one architecture and one label set."
+                )
+        config = copy.deepcopy(loaded[0].config)
+        config.ensemble_size = len(loaded)
+        model = cls(config)
+        own = ("model.", "classifier.", "features.")  # a member's modules; the rest (a CRF) is the head's
+        state = {k: v for k, v in loaded[0].state_dict().items() if k.startswith(own)}
+        for i, member in enumerate(loaded[1:]):
+            state.update({f"ensemble.{i}.{k}": v for k, v in member.state_dict().items() if k.startswith(own)})
+        for name, _ in model.named_parameters():
+            if not name.startswith(own) and not name.startswith("ensemble."):
+                state[name] = torch.stack([dict(m.named_parameters())[name].detach() for m in loaded]).mean(0)
+        model.load_state_dict(state, strict=True)
+        return model.eval()
 
 
 def _read_for_classifier(backbone: "CharLMModel", input_ids, attention_mask, position_ids, inputs_embeds,
@@ -1563,20 +1634,7 @@ class CharLMForMaskedLM(CharLMPreTrainedModel):
         )
 
 
-class CharLMTokenScorer(nn.Module):
-    """A further member of a token-classification ensemble (`CharLMForTokenClassification.ensemble`): a backbone,
-    its classifier and its n-gram features, named as in a single model."""
-
-    def __init__(self, config: CharLMConfig):
-        super().__init__()
-        self.model = CharLMModel(config)
-        self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
-        self.features = (
-            CharLMNgramFeatures(config, CharLMForTokenClassification.FEATURE_TEMPLATES) if config.feature_buckets else None
-        )
-
-
-class CharLMForTokenClassification(CharLMPreTrainedModel):
+class CharLMForTokenClassification(CharLMEnsembleMixin, CharLMPreTrainedModel):
     """A label per character (NER, word segmentation) read from context on both sides.
 
     With `config.use_crf` a linear-chain CRF sits on the per-character scores: the loss is its negative
@@ -1599,53 +1657,8 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         self.features = CharLMNgramFeatures(config, self.FEATURE_TEMPLATES) if config.feature_buckets else None
         # an output ensemble (config.ensemble_size > 1): the first member is the model above (its weights keep the
         # names of a single model's), the others live here; all read the same input and share the CRF
-        self.ensemble = (
-            nn.ModuleList(CharLMTokenScorer(config) for _ in range(config.ensemble_size - 1)) if config.ensemble_size > 1 else None
-        )
+        self._build_ensemble(config)
         self.post_init()
-
-    @classmethod
-    def from_members(
-        cls, members: "Sequence[str | os.PathLike | CharLMForTokenClassification]", **kwargs
-    ) -> "CharLMForTokenClassification":
-        """An output ensemble of fine-tuned token classifiers: one model whose scores are the mean of theirs.
-
-        `members` are models or folders (`from_pretrained(member, **kwargs)`), each a single model
-        (`ensemble_size=1`) with the same architecture and labels (runs of one fine-tuning recipe with different
-        seeds or learning rates; the dropout rates may differ). Each member keeps its backbone, classifier and
-        n-gram features; with a CRF the ensemble's transition, start and end scores are the mean of the members',
-        so that its Viterbi path is the best path under the members' mean score. The result saves, loads
-        (`AutoModelForTokenClassification`, remote code) and runs in `pipeline("token-classification")` like any
-        token classifier, at the members' summed cost. Returned in evaluation mode."""
-        loaded = [m if isinstance(m, CharLMForTokenClassification) else cls.from_pretrained(m, **kwargs) for m in members]
-        if len(loaded) < 2:
-            raise ValueError(f"from_members needs at least two members, got {len(loaded)}.")
-        # what members may differ in: training-only settings and bookkeeping
-        free = {"hidden_dropout_prob", "attention_dropout", "embedding_dropout", "classifier_dropout", "_name_or_path",
-                "transformers_version", "architectures", "dtype", "torch_dtype", "_attn_implementation_autoset"}
-        first = {k: v for k, v in loaded[0].config.to_dict().items() if k not in free}
-        for i, member in enumerate(loaded):
-            where = members[i] if not isinstance(members[i], nn.Module) else f"member {i}"
-            if member.config.ensemble_size != 1:
-                raise ValueError(f"{where} is already an ensemble of {member.config.ensemble_size}: pass its members instead.")
-            mine = {k: v for k, v in member.config.to_dict().items() if k not in free}
-            differ = sorted(k for k in set(first) | set(mine) if first.get(k) != mine.get(k))
-            if differ:
-                raise ValueError(
-                    f"{where} differs from the first member in {', '.join(differ)}: the members of an ensemble share "
-                    "one architecture and one label set."
-                )
-        config = copy.deepcopy(loaded[0].config)
-        config.ensemble_size = len(loaded)
-        model = cls(config)
-        state = {k: v for k, v in loaded[0].state_dict().items() if not k.startswith("crf.")}
-        for i, member in enumerate(loaded[1:]):
-            state.update({f"ensemble.{i}.{k}": v for k, v in member.state_dict().items() if not k.startswith("crf.")})
-        if config.use_crf:
-            for name, _ in model.crf.named_parameters():
-                state[f"crf.{name}"] = torch.stack([dict(m.crf.named_parameters())[name].detach() for m in loaded]).mean(0)
-        model.load_state_dict(state, strict=True)
-        return model.eval()
 
     def _scores(self, scorer: nn.Module, input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states,
                 output_attentions, **kwargs) -> tuple[torch.Tensor, CharLMModelOutput]:
@@ -1727,7 +1740,7 @@ class CharLMForTokenClassification(CharLMPreTrainedModel):
         )
 
 
-class CharLMForSequenceClassification(CharLMPreTrainedModel):
+class CharLMForSequenceClassification(CharLMEnsembleMixin, CharLMPreTrainedModel):
     """A label (or labels, or a score) per text, from the hidden states pooled over the real tokens."""
 
     # the loss is a mean over the texts of the batch: the Trainer must not rescale it by a token count
@@ -1737,13 +1750,15 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
 
     def __init__(self, config: CharLMConfig):
         super().__init__(config)
-        _check_no_ensemble(config, "CharLMForSequenceClassification")
         self.num_labels = config.num_labels
         self.model = CharLMModel(config)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.classifier_hidden_size, config.num_labels)
         self.features = CharLMNgramFeatures(config, self.FEATURE_TEMPLATES) if config.feature_buckets else None
+        # an output ensemble (config.ensemble_size > 1, `from_members`): the first member is the model above, the
+        # others live here; the logits are the mean of the members'
+        self._build_ensemble(config)
         self.post_init()
 
     @staticmethod
@@ -1765,6 +1780,21 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
             index = torch.where(mask.bool(), positions, T).amin(dim=1).clamp(max=T - 1)
         return hidden[torch.arange(B, device=hidden.device), index]  # (B, H)
 
+    def _scores(self, scorer: nn.Module, input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states,
+                output_attentions, **kwargs) -> tuple[torch.Tensor, CharLMModelOutput]:
+        """One member's logits (B, num_labels): the classifier on its pooled backbone, plus its features."""
+        outputs = _read_for_classifier(scorer.model, input_ids, attention_mask, position_ids, inputs_embeds,
+                                       output_hidden_states, output_attentions, **kwargs)
+        pooled = self._pool(outputs.last_hidden_state, attention_mask)
+        logits = scorer.classifier(self.dropout(pooled))  # (B, num_labels)
+        if scorer.features is not None:
+            per_position = scorer.features(input_ids, attention_mask)  # (B, T, num_labels)
+            mask = self._real(attention_mask, per_position)
+            # summed over the text, divided by the square root of its length: a long text's n-grams count more
+            # than a short one's, less than in proportion
+            logits = logits + (per_position * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0).sqrt()
+        return logits, outputs
+
     @can_return_tuple
     def forward(
         self,
@@ -1784,16 +1814,12 @@ class CharLMForSequenceClassification(CharLMPreTrainedModel):
             # padded ids without a mask: find the real tokens as GPT-2's head does (the tokenizer never makes <pad>
             # from text)
             attention_mask = (input_ids != self.config.pad_token_id).long()
-        outputs = _read_for_classifier(self.model, input_ids, attention_mask, position_ids, inputs_embeds,
-                                       output_hidden_states, output_attentions, **kwargs)
-        pooled = self._pool(outputs.last_hidden_state, attention_mask)
-        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
-        if self.features is not None:
-            per_position = self.features(input_ids, attention_mask)  # (B, T, num_labels)
-            mask = self._real(attention_mask, per_position)
-            # summed over the text, divided by the square root of its length: a long text's n-grams count more
-            # than a short one's, less than in proportion
-            logits = logits + (per_position * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0).sqrt()
+        inputs = (input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        logits, outputs = self._scores(self, *inputs, **kwargs)
+        if self.ensemble is not None:  # the mean of the members' logits (hidden states and attentions: the first's)
+            for member in self.ensemble:
+                logits = logits + self._scores(member, *inputs, **kwargs)[0]
+            logits = logits / self.config.ensemble_size
 
         loss = None
         if labels is not None:
@@ -1833,4 +1859,5 @@ __all__ = [
     "CharLMRecurrentCache",
     "CharLMCRF",
     "CharLMNgramFeatures",
+    "CharLMEnsembleMember",
 ]

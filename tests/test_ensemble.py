@@ -1,6 +1,7 @@
-"""Output ensembles of token classifiers (`CharLMForTokenClassification.from_members`,
-scripts/ensemble_token_classification.py, `benchmarks/recipes.py --ensemble`): the mean of the members' scores, one
-Viterbi path under the mean CRF, saved and loaded (Auto classes, pipeline, remote code) like a single model."""
+"""Output ensembles of classifiers (`CharLMForTokenClassification.from_members`,
+`CharLMForSequenceClassification.from_members`, scripts/build_ensemble.py, `benchmarks/recipes.py --ensemble`): the
+mean of the members' scores (one Viterbi path under the mean CRF; a text's mean logits), saved and loaded (Auto
+classes, pipelines, remote code) like a single model."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoModelForTokenClassification, pipeline
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, pipeline
 
-from hf_charlm import CharLMForCausalLM, CharLMForSequenceClassification, CharLMForTokenClassification
+from hf_charlm import CharLMForCausalLM, CharLMForMaskedLM, CharLMForSequenceClassification, CharLMForTokenClassification
 from hf_charlm.modeling_charlm import CharLMCRF
 from tests.conftest import run_script_in_process, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "ensemble_token_classification.py"
+SCRIPT = ROOT / "scripts" / "build_ensemble.py"
 BMES = ["B", "M", "E", "S"]
 TEXTS = ["人民日报新年", "北京天安门广场"]
 
@@ -139,11 +140,118 @@ def test_members_must_share_architecture_and_labels(tokenizer):
     # dropout rates may differ (training-only)
     assert CharLMForTokenClassification.from_members([first, _member(tokenizer, 2, hidden_dropout_prob=0.1)]).config.ensemble_size == 2
     # the other heads are single models
-    for head in (CharLMForCausalLM, CharLMForSequenceClassification):
-        with pytest.raises(ValueError, match=f"ensemble_size=2: ensembles are of token classifiers .* {head.__name__} is one model"):
+    for head in (CharLMForCausalLM, CharLMForMaskedLM):
+        with pytest.raises(ValueError, match=f"ensemble_size=2: ensembles are of token and sequence classifiers .* {head.__name__} is one model"):
             head(tiny_config("transformer", ensemble_size=2))
     with pytest.raises(ValueError, match="ensemble_size=0 is invalid: must be an integer >= 1"):
         tiny_config("transformer", ensemble_size=0)
+
+
+LABELS = ["negative", "positive"]
+REVIEWS = ["这本书很好看，推荐", "房间太小了，服务也差", "还行"]
+
+
+def _sentiment_member(tokenizer, seed: int, **overrides) -> CharLMForSequenceClassification:
+    config = tiny_config("transformer", vocab_size=len(tokenizer), num_labels=2, id2label=dict(enumerate(LABELS)),
+                         label2id={n: i for i, n in enumerate(LABELS)}, pad_token_id=tokenizer.pad_token_id, **overrides)
+    torch.manual_seed(seed)
+    return CharLMForSequenceClassification(config).eval()
+
+
+@pytest.mark.parametrize("feature_buckets", [0, 64])
+def test_sequence_ensemble_averages_the_logits_and_loads_like_one_model(tokenizer, tmp_path, feature_buckets):
+    members = [_sentiment_member(tokenizer, seed, feature_buckets=feature_buckets) for seed in (6, 7, 8)]
+    if feature_buckets:  # n-gram weights start at zero: give the members their own
+        for m in members:
+            with torch.no_grad():
+                m.features.weight.weight.normal_()
+    ensemble = CharLMForSequenceClassification.from_members(members)
+    assert ensemble.config.ensemble_size == 3 and not ensemble.training
+    enc = tokenizer(REVIEWS, return_tensors="pt", padding=True)
+    labels = torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        alone = torch.stack([m(**enc).logits for m in members])
+        mean = alone.mean(0)
+        out = ensemble(**enc, labels=labels)
+        torch.testing.assert_close(out.logits, mean)
+        torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(mean, labels))
+        assert not torch.allclose(alone[0], alone[1])  # the members differ: the mean is not one of them
+        # without an attention mask the padding is found from the pad id, as for a single model
+        torch.testing.assert_close(ensemble(input_ids=enc["input_ids"]).logits, mean)
+    ensemble.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "classifier.weight" in keys and "ensemble.1.classifier.weight" in keys and "ensemble.1.model.norm.weight" in keys and "ensemble.2.classifier.weight" not in keys
+    assert ("ensemble.1.features.weight.weight" in keys) == bool(feature_buckets)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**enc).logits, mean, rtol=0, atol=0)
+    classify = pipeline("text-classification", model=loaded, tokenizer=tokenizer, top_k=None)
+    for text, scores, row in zip(REVIEWS, classify(REVIEWS), mean.softmax(-1)):
+        assert {s["label"]: round(s["score"], 5) for s in scores} == {LABELS[i]: round(float(p), 5) for i, p in enumerate(row)}, text
+    if feature_buckets:
+        return
+    # without the package: the shipped modeling file builds the same ensemble
+    script = tmp_path / "remote.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys, torch
+        from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
+        root = sys.argv[1]
+        tok = PreTrainedTokenizerFast.from_pretrained(root)
+        model = AutoModelForSequenceClassification.from_pretrained(root, trust_remote_code=True).eval()
+        enc = tok({REVIEWS!r}, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            logits = model(**enc).logits
+        print(json.dumps({{"module": type(model).__module__, "logits": logits.tolist()}}))
+    """))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "hf_charlm" not in report["module"]
+    torch.testing.assert_close(torch.tensor(report["logits"]), mean)
+
+
+def test_sequence_ensemble_members_must_agree(tokenizer):
+    first = _sentiment_member(tokenizer, 1)
+    with pytest.raises(ValueError, match="differs from the first member in classifier_pooling"):
+        CharLMForSequenceClassification.from_members([first, _sentiment_member(tokenizer, 2, classifier_pooling="last")])
+    ensemble = CharLMForSequenceClassification.from_members([first, _sentiment_member(tokenizer, 2)])
+    with pytest.raises(ValueError, match="already an ensemble of 2: pass its members instead"):
+        CharLMForSequenceClassification.from_members([first, ensemble])
+
+
+def test_ensemble_script_builds_a_sequence_classifier_and_refuses_mixed_heads(tokenizer, tmp_path, capsys):
+    folders = []
+    for seed in (1, 2):
+        folder = tmp_path / f"sentiment{seed}"
+        _sentiment_member(tokenizer, seed).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        (folder / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.8 + seed / 100, "test_accuracy": 0.75,
+                                                             "eval_loss": 0.4}))
+        folders.append(str(folder))
+    out = tmp_path / "ensemble"
+    # the former name of the script runs the same code
+    code, _ = run_script_in_process(ROOT / "scripts" / "ensemble_token_classification.py",
+                                    ["--members", *folders, "--output_dir", str(out)], capsys)
+    assert code == 0
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    assert type(loaded) is CharLMForSequenceClassification and loaded.config.ensemble_size == 2
+    card = (out / "README.md").read_text()
+    assert f'member 1 | {folders[1]} {{"eval_accuracy": 0.82, "test_accuracy": 0.75}}' in card
+    assert "pipeline_tag: text-classification" in card and "mean of their logits" in card
+    token = tmp_path / "token"
+    _member(tokenizer, 3).save_pretrained(token)
+    tokenizer.save_pretrained(token)
+    code, message = run_script_in_process(SCRIPT, ["--members", folders[0], str(token), "--output_dir", str(tmp_path / "x")], capsys)
+    assert code == 2 and "a CharLMForTokenClassification, while" in message and "runs of one recipe" in message
+    lm = tmp_path / "lm"
+    CharLMForCausalLM(tiny_config("transformer", vocab_size=len(tokenizer))).save_pretrained(lm)
+    code, message = run_script_in_process(SCRIPT, ["--members", str(lm), folders[0], "--output_dir", str(tmp_path / "x")], capsys)
+    assert code == 2 and "it holds CharLMForCausalLM; ensembles are of" in message
+    assert not (tmp_path / "x").exists()
 
 
 def test_ensemble_script_builds_a_folder_and_refuses_bad_members(tokenizer, tmp_path, capsys):
@@ -183,15 +291,15 @@ def test_ensemble_script_builds_a_folder_and_refuses_bad_members(tokenizer, tmp_
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-def test_recipes_ensemble_needs_a_token_task(tmp_path):
+def test_recipes_ensemble_arguments(tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipes.py"), "--budget", "cpu", *args],
                               cwd=tmp_path, capture_output=True, text=True)
 
     proc = run("--ensemble", "0")
     assert proc.returncode == 2 and "--ensemble=0 must be >= 1" in proc.stderr
-    proc = run("--ensemble", "2", "--tasks", "sentiment", "--pretrained", str(tmp_path))
-    assert proc.returncode == 2 and "--ensemble builds ensembles of token classifiers" in proc.stderr
+    proc = run("--ensemble", "2", "--tasks", "sentiment", "--systems", "BiLSTM-CRF, scratch", "--pretrained", str(tmp_path))
+    assert proc.returncode == 2 and "--ensemble: no system of the recipe runs on --tasks sentiment" in proc.stderr
 
 
 @pytest.mark.slow
