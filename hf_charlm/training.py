@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+# the seed of the data a run sees: the validation split carved from train when the data has none, and the seeded
+# `--max_*_samples` sample. Fixed (the scripts' default `--seed`), not `--seed`: runs that differ only in their seed
+# (a seed study, the members of an ensemble) train and validate on the same examples, as in transformers' examples,
+# whose carve-outs and samples do not follow the seed either
+DATA_SEED = 42
 
 
 class UsageError(ValueError):

@@ -39,6 +39,7 @@ from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import correction_scores
 from hf_charlm.trainers import CharLMTrainer
 from hf_charlm.training import (
+    DATA_SEED,
     FINETUNE_DEFAULTS,
     ModelArguments,
     UsageError,
@@ -165,7 +166,7 @@ def main() -> None:
     raw, data_name, dataset_ids, origins = load_finetune_splits(
         data_args.task_name, data_args.dataset_name, data_args.dataset_config_name,
         {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file},
-        data_args.file_format, data_args.validation_split_percentage, training_args.seed, token_task=False,
+        data_args.file_format, data_args.validation_split_percentage, DATA_SEED, token_task=False,
         carve_validation=not (builtin and data_args.task_name in EVALUATION_ONLY),
     )
     if builtin and data_args.task_name in EVALUATION_ONLY and choices.phases(training_args, list(raw))[0]:
@@ -182,7 +183,7 @@ def main() -> None:
                              f"{raw['train'].num_rows} training examples.")
         raw["train"] = raw["train"].select(range(data_args.skip_train_samples, raw["train"].num_rows))
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
-    raw = limit_splits(raw, limits, training_args.seed, sample=False)
+    raw = limit_splits(raw, limits, DATA_SEED, sample=False)
     pairs = seq2seq_pairs(raw, origins, data_args.source_column, data_args.target_column)
     check_same_length(pairs, origins)
     if do_train and data_args.error_copies:

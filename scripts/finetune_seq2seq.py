@@ -45,6 +45,7 @@ from hf_charlm.metrics import bleu_tokenize_for, seq2seq_compute_metrics
 from hf_charlm.tokenization_charlm import train_char_tokenizer
 from hf_charlm.trainers import CharLMSeq2SeqTrainer
 from hf_charlm.training import (
+    DATA_SEED,
     FINETUNE_DEFAULTS,
     ModelArguments,
     UsageError,
@@ -261,7 +262,7 @@ def main() -> None:
     raw, data_name, dataset_ids, origins = load_finetune_splits(
         data_args.task_name, data_args.dataset_name, data_args.dataset_config_name,
         {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file},
-        data_args.file_format, data_args.validation_split_percentage, training_args.seed, token_task=False,
+        data_args.file_format, data_args.validation_split_percentage, DATA_SEED, token_task=False,
     )
     do_train, do_eval, do_predict, evaluate_during_training, raw = choices.plan(training_args, raw, model_args.model_name_or_path)
     if do_predict and not training_args.predict_with_generate:
@@ -271,7 +272,7 @@ def main() -> None:
     set_seed(training_args.seed)
 
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
-    raw = limit_splits(raw, limits, training_args.seed, sample=False)
+    raw = limit_splits(raw, limits, DATA_SEED, sample=False)
     pairs = seq2seq_pairs(raw, origins, data_args.source_column, data_args.target_column, data_args.source_lang, data_args.target_lang)
     if do_train and data_args.error_copies:
         before = pairs["train"].num_rows

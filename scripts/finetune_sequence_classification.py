@@ -38,6 +38,7 @@ from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import sequence_classification_compute_metrics
 from hf_charlm.trainers import CharLMTrainer
 from hf_charlm.training import (
+    DATA_SEED,
     FINETUNE_DEFAULTS,
     HPSearchArguments,
     ModelArguments,
@@ -80,7 +81,7 @@ class DataArguments(HPSearchArguments):
     problem_type: str | None = field(default=None, metadata={"help": f"One of {', '.join(PROBLEM_TYPES)} (default: from the labels)."})
     label_list: str | None = field(default=None, metadata={"help": "Comma-separated label set for string or integer labels."})
     max_seq_length: int | None = field(default=None, metadata={"help": "Truncate to this many tokens (default: the model's limit)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training examples (a seeded sample)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training examples (a sample drawn with a fixed seed: the same for every --seed)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation examples (a seeded sample)."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Use only this many test examples (a seeded sample)."})
     validation_split_percentage: int = field(default=10, metadata={"help": "Validation share of train when there is none."})
@@ -219,7 +220,7 @@ def main() -> None:
     raw, data_name, dataset_ids, origins = load_finetune_splits(
         data_args.task_name, data_args.dataset_name, data_args.dataset_config_name,
         {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file},
-        data_args.file_format, data_args.validation_split_percentage, training_args.seed, token_task=False,
+        data_args.file_format, data_args.validation_split_percentage, DATA_SEED, token_task=False,
     )
     do_train, do_eval, do_predict, evaluate_during_training, raw = choices.plan(training_args, raw, model_args.model_name_or_path)
     if do_train:
@@ -228,7 +229,7 @@ def main() -> None:
 
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
     # the built-in splits are ordered by label: sample, don't take a prefix
-    raw = limit_splits(raw, limits, training_args.seed, sample=True)
+    raw = limit_splits(raw, limits, DATA_SEED, sample=True)
     check_columns(raw, {"--text_column": data_args.text_column})
     check_columns(datasets.DatasetDict({s: d for s, d in raw.items() if s != "test"}), {"--label_column": data_args.label_column})
     model_labels = None

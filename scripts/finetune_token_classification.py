@@ -47,6 +47,7 @@ from hf_charlm.metrics import (
 )
 from hf_charlm.trainers import CharLMTrainer
 from hf_charlm.training import (
+    DATA_SEED,
     FINETUNE_DEFAULTS,
     HPSearchArguments,
     ModelArguments,
@@ -222,7 +223,7 @@ def main() -> None:
     raw, data_name, dataset_ids, origins = load_finetune_splits(
         data_args.task_name, data_args.dataset_name, data_args.dataset_config_name,
         {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file},
-        data_args.file_format, data_args.validation_split_percentage, training_args.seed, token_task=True,
+        data_args.file_format, data_args.validation_split_percentage, DATA_SEED, token_task=True,
     )
     do_train, do_eval, do_predict, evaluate_during_training, raw = choices.plan(training_args, raw, model_args.model_name_or_path)
     if do_train:
@@ -230,7 +231,7 @@ def main() -> None:
     set_seed(training_args.seed)
 
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_test_samples}
-    raw = limit_splits(raw, limits, training_args.seed, sample=False)
+    raw = limit_splits(raw, limits, DATA_SEED, sample=False)
     first = next(iter(raw))
     tags_column = data_args.tags_column or ("ner_tags" if "ner_tags" in raw[first].column_names else "tags")
     check_columns(raw, {"--tokens_column": data_args.tokens_column})

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from transformers import TrainingArguments
 
 from hf_charlm.collators import MASKING_SCHEMES
-from hf_charlm.training import ModelArguments, UsageError, parse_script_args, run_main
+from hf_charlm.training import DATA_SEED, ModelArguments, UsageError, parse_script_args, run_main
 
 if TYPE_CHECKING:
     import datasets
@@ -222,7 +222,7 @@ def main() -> None:
     check_output_dir(training_args.output_dir, data_args.overwrite_output_dir, resume is not None)
     set_seed(training_args.seed)
 
-    texts, data_name, dataset_ids = load_text(data_args, training_args.seed)
+    texts, data_name, dataset_ids = load_text(data_args, DATA_SEED)
     logger.info("train texts: %d, validation texts: %d", texts["train"].num_rows, texts["validation"].num_rows)
 
     # tokenizer: loaded, or trained on the training text only

@@ -303,28 +303,35 @@ def test_recipes_ensemble_arguments(tmp_path):
 
 
 @pytest.mark.slow
-def test_recipes_ensemble_trains_members_side_by_side_and_scores_their_ensemble(tmp_path):
-    """End to end from scratch (a BiLSTM-CRF system: no pretraining), cut to 64 examples and a few steps."""
+@pytest.mark.parametrize("system, task, metric", [
+    ("BiLSTM-CRF, scratch", "ner", "f1"),
+    ("BiLSTM, bigrams, n-gram features, scratch", "sentiment", "accuracy"),
+])
+def test_recipes_ensemble_trains_members_side_by_side_and_scores_their_ensemble(tmp_path, system, task, metric):
+    """End to end from scratch (BiLSTM systems: no pretraining), cut to 64 examples and a few steps."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "recipes.py"), "--budget", "cpu", "--systems", "BiLSTM-CRF, scratch",
-         "--tasks", "ner", "--ensemble", "2", "--scale", "0.01", "--max_samples", "64", "--probe_steps", "4", "--plot", "false",
+        [sys.executable, str(ROOT / "benchmarks" / "recipes.py"), "--budget", "cpu", "--systems", system,
+         "--tasks", task, "--ensemble", "2", "--scale", "0.01", "--max_samples", "64", "--probe_steps", "4", "--plot", "false",
          "--workdir", str(tmp_path / "work"), "--output_dir", str(tmp_path / "out")],
         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "recipes_cpu.json").read_text())
     systems = [row["system"].split(" (")[0] for row in report["rows"]]
-    assert systems == ["hf_charlm BiLSTM-CRF, scratch, seed 42", "hf_charlm BiLSTM-CRF, scratch, seed 43",
-                       "hf_charlm BiLSTM-CRF, scratch, ensemble of 2"]
-    assert report["rows"][2]["system"].startswith("hf_charlm BiLSTM-CRF, scratch, ensemble of 2 (seeds 42, 43) (")
+    assert systems == [f"hf_charlm {system}, seed 42", f"hf_charlm {system}, seed 43", f"hf_charlm {system}, ensemble of 2"]
+    assert report["rows"][2]["system"].startswith(f"hf_charlm {system}, ensemble of 2 (seeds 42, 43) (")
     members, ensemble = report["rows"][:2], report["rows"][2]
     assert ensemble["member_curves"] == [m["curve"] for m in members] and ensemble["curve"] == []
-    folder = tmp_path / "work" / "cpu" / "ner--BiLSTM-CRF--scratch--ensemble_of_2-model"
-    assert json.loads((folder / "config.json").read_text())["ensemble_size"] == 2
-    scores = json.loads((tmp_path / "work" / "cpu" / "ner--BiLSTM-CRF--scratch--ensemble_of_2" / "all_results.json").read_text())
-    assert ensemble["metrics"]["f1"] == scores["test_f1"] and ensemble["validation_metrics"]["f1"] == scores["eval_f1"]
-    run = report["runs"]["ner--BiLSTM-CRF--scratch--ensemble_of_2"]
+    name = f"{task}--{system.replace(', ', '--').replace(' ', '_')}"
+    folder = tmp_path / "work" / "cpu" / f"{name}--ensemble_of_2-model"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["ensemble_size"] == 2
+    assert config["architectures"] == ["CharLMForTokenClassification" if task == "ner" else "CharLMForSequenceClassification"]
+    scores = json.loads((tmp_path / "work" / "cpu" / f"{name}--ensemble_of_2" / "all_results.json").read_text())
+    assert ensemble["metrics"][metric] == scores[f"test_{metric}"]
+    assert ensemble["validation_metrics"][metric] == scores[f"eval_{metric}"]
+    run = report["runs"][f"{name}--ensemble_of_2"]
     # the members ran side by side: the ensemble's wall time is the slowest member's plus building and scoring
-    walls = [report["runs"][f"ner--BiLSTM-CRF--scratch--seed_{s}"]["wall_s"] for s in (42, 43)]
+    walls = [report["runs"][f"{name}--seed_{s}"]["wall_s"] for s in (42, 43)]
     assert max(walls) < run["wall_s"] < sum(walls) + 300
-    assert "| ner | hf_charlm BiLSTM-CRF, scratch, ensemble of 2 (seeds 42, 43)" in (tmp_path / "out" / "recipes_cpu.md").read_text()
+    assert f"| {task} | hf_charlm {system}, ensemble of 2 (seeds 42, 43)" in (tmp_path / "out" / "recipes_cpu.md").read_text()

@@ -170,6 +170,25 @@ def test_sequence_classification_sentiment_end_to_end(pretrained_dir, tmp_path):
     assert "pipeline_tag: text-classification" in (out / "README.md").read_text()
 
 
+def test_runs_that_differ_in_seed_see_the_same_examples(tmp_path):
+    """The validation carve-out and the --max_train_samples sample use a fixed data seed, not --seed: an ensemble's
+    members (other seeds) must not validate on each other's training texts. --seed still sets the initialisation."""
+    # every text its own characters, so that another sample or carve-out gives another tokenizer
+    rows = [{"text": chr(0x4E00 + 3 * i) + chr(0x4E01 + 3 * i) + chr(0x4E02 + 3 * i), "label": ["neg", "pos"][i % 2]}
+            for i in range(80)]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    outs = []
+    for seed in (1, 2):
+        out = tmp_path / f"seed{seed}"
+        run(SEQ_SCRIPT, ["--train_file", str(tmp_path / "train.jsonl"), "--max_train_samples", "40", "--seed", str(seed),
+                         "--config_overrides", TINY, "--output_dir", str(out), *QUICK, "--max_steps", "2",
+                         "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"])
+        outs.append(out)
+    first, second = (json.loads((o / "tokenizer.json").read_text())["model"]["vocab"] for o in outs)
+    assert first == second and len(first) < 7 + 256 + 3 * 80  # the same 40 of the 72 training texts (8 validation)
+    assert (outs[0] / "model.safetensors").read_bytes() != (outs[1] / "model.safetensors").read_bytes()
+
+
 @pytest.mark.parametrize("problem,label,metric", [
     ("multi_label_classification", lambda i: ["sports", "news"][: 1 + i % 2], "eval_macro_f1"),
     ("regression", lambda i: float(i % 5) / 4, "eval_mse"),
