@@ -158,9 +158,9 @@ def launch(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
     return proc
 
 
-def wait(proc: subprocess.Popen) -> dict:
-    """Wait for one run: its exit status, wall seconds and CPU seconds (its own process tree, from wait4)."""
-    _, status, usage = os.wait4(proc.pid, 0)
+def finished(proc: subprocess.Popen, status: int, usage) -> dict:
+    """A run that has ended (`os.wait4`'s status and usage): its wall seconds and CPU seconds (its own process
+    tree); a failed run stops the benchmark with the end of its log."""
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - proc.started  # type: ignore[attr-defined]
     if proc.returncode:
@@ -172,8 +172,21 @@ def wait(proc: subprocess.Popen) -> dict:
 def run_all(cmds: dict[str, list[str]], workdir: Path, parallel: bool, env: dict) -> dict[str, dict]:
     if parallel:
         procs = {name: launch(cmd, workdir / f"{name}.log", env) for name, cmd in cmds.items()}
-        return {name: wait(proc) for name, proc in procs.items()}
-    return {name: wait(launch(cmd, workdir / f"{name}.log", env)) for name, cmd in cmds.items()}
+        # collected as they end, each timed at its own end (waiting in launch order would time a run that ended
+        # before an earlier one at that one's end)
+        running = {proc.pid: name for name, proc in procs.items()}
+        costs = {}
+        while running:
+            pid, status, usage = os.wait4(-1, 0)
+            if pid in running:
+                name = running.pop(pid)
+                costs[name] = finished(procs[name], status, usage)
+        return {name: costs[name] for name in cmds}
+    out = {}
+    for name, cmd in cmds.items():
+        proc = launch(cmd, workdir / f"{name}.log", env)
+        out[name] = finished(proc, *os.wait4(proc.pid, 0)[1:])
+    return out
 
 
 def fit_steps(cmds: dict[str, tuple[list[str], Path]], seconds: float, args, workdir: Path, parallel: bool, env: dict) -> dict[str, int]:

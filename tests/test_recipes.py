@@ -113,3 +113,16 @@ def test_best_rows_choose_on_validation_not_test(recipes):
     # an ensemble has no curve of its own: drawn by its members' curves, chosen by its own validation score
     ensemble = row("cws", 0.965, 0.971, curve=()) | {"member_curves": [[(10.0, 0.5)], [(12.0, 0.6)]]}
     assert recipes.best_rows({"rows": rows + [ensemble]})["cws"] is ensemble
+
+
+def test_runs_side_by_side_are_each_timed_at_their_own_end(recipes, tmp_path):
+    import sys
+
+    # the long run is launched first: a run that ends before it must not be timed at its end
+    cmds = {"long": [sys.executable, "-c", "import time; time.sleep(2.0)"],
+            "short": [sys.executable, "-c", "import time; time.sleep(0.1)"]}
+    costs = recipes.run_all(cmds, tmp_path, True, {})
+    assert list(costs) == ["long", "short"]
+    assert costs["long"]["wall_s"] >= 2.0 and costs["short"]["wall_s"] < 1.5
+    with pytest.raises(SystemExit, match="failed \\(3\\):\nbroken"):
+        recipes.run_all({"fails": [sys.executable, "-c", "import sys; print('broken'); sys.exit(3)"]}, tmp_path, True, {})
