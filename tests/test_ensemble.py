@@ -83,6 +83,30 @@ def test_ensemble_without_crf_averages_the_logits(tokenizer):
         torch.testing.assert_close(ensemble(**enc).logits, expected)
 
 
+def _logits_without_the_package(folder: Path, auto_class: str, texts: list[str]) -> torch.Tensor:
+    """The logits of the saved model in `folder` for `texts`, loaded with `trust_remote_code=True` in a process that
+    cannot import hf_charlm (it fails if the model class came from the package)."""
+    script = folder / "remote.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys, torch
+        from transformers import {auto_class}, PreTrainedTokenizerFast
+        root = sys.argv[1]
+        tok = PreTrainedTokenizerFast.from_pretrained(root)
+        model = {auto_class}.from_pretrained(root, trust_remote_code=True).eval()
+        enc = tok({texts!r}, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            logits = model(**enc).logits
+        print(json.dumps({{"module": type(model).__module__, "logits": logits.tolist()}}))
+    """))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, str(script), str(folder)], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "hf_charlm" not in report["module"]
+    return torch.tensor(report["logits"])
+
+
 def test_ensemble_saves_loads_and_runs_in_the_pipeline(tokenizer, tmp_path):
     ensemble = CharLMForTokenClassification.from_members([_member(tokenizer, 1), _member(tokenizer, 2)])
     ensemble.save_pretrained(tmp_path)
@@ -103,25 +127,7 @@ def test_ensemble_saves_loads_and_runs_in_the_pipeline(tokenizer, tmp_path):
     assert [r["entity"] for r in tagger(TEXTS[0])] == [BMES[i] for i in logits[0, 1:7].argmax(-1).tolist()]
 
     # without the package: the shipped modeling file builds the same ensemble
-    script = tmp_path / "remote.py"
-    script.write_text(textwrap.dedent(f"""
-        import json, sys, torch
-        from transformers import AutoModelForTokenClassification, PreTrainedTokenizerFast
-        root = sys.argv[1]
-        tok = PreTrainedTokenizerFast.from_pretrained(root)
-        model = AutoModelForTokenClassification.from_pretrained(root, trust_remote_code=True).eval()
-        enc = tok({TEXTS!r}, return_tensors="pt", padding=True)
-        with torch.no_grad():
-            logits = model(**enc).logits
-        print(json.dumps({{"module": type(model).__module__, "logits": logits.tolist()}}))
-    """))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "hf_charlm" not in report["module"]
-    torch.testing.assert_close(torch.tensor(report["logits"]), logits)
+    torch.testing.assert_close(_logits_without_the_package(tmp_path, "AutoModelForTokenClassification", TEXTS), logits)
 
 
 def test_members_must_share_architecture_and_labels(tokenizer):
@@ -193,25 +199,7 @@ def test_sequence_ensemble_averages_the_logits_and_loads_like_one_model(tokenize
     if feature_buckets:
         return
     # without the package: the shipped modeling file builds the same ensemble
-    script = tmp_path / "remote.py"
-    script.write_text(textwrap.dedent(f"""
-        import json, sys, torch
-        from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
-        root = sys.argv[1]
-        tok = PreTrainedTokenizerFast.from_pretrained(root)
-        model = AutoModelForSequenceClassification.from_pretrained(root, trust_remote_code=True).eval()
-        enc = tok({REVIEWS!r}, return_tensors="pt", padding=True)
-        with torch.no_grad():
-            logits = model(**enc).logits
-        print(json.dumps({{"module": type(model).__module__, "logits": logits.tolist()}}))
-    """))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "hf_charlm" not in report["module"]
-    torch.testing.assert_close(torch.tensor(report["logits"]), mean)
+    torch.testing.assert_close(_logits_without_the_package(tmp_path, "AutoModelForSequenceClassification", REVIEWS), mean)
 
 
 def test_sequence_ensemble_members_must_agree(tokenizer):
