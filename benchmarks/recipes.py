@@ -190,8 +190,11 @@ def run_all(cmds: dict[str, list[str]], workdir: Path, parallel: bool, env: dict
 
 
 def fit_steps(cmds: dict[str, tuple[list[str], Path]], seconds: float, args, workdir: Path, parallel: bool, env: dict) -> dict[str, int]:
-    """Steps each command trains in `seconds` of training time: a timing run of `--probe_steps` steps of the same
-    command (no evaluation, no prediction), the same runs side by side when they will run side by side."""
+    """Steps each command trains in `seconds`: a timing run of `--probe_steps` steps of the same command and, for
+    fine-tuning, one evaluation of the validation split (no prediction), the same runs side by side when they will
+    run side by side. A fine-tuning run evaluates `--evaluations` times, at its last step, once more at the end and
+    predicts the test split: that time is set aside (with a CRF about a seventh of a 30-minute budget), and
+    `--step_margin` of the rest goes to training steps."""
     probes, probe_steps = {}, {}
     for name, (cmd, _) in cmds.items():
         # batches grouped by length come longest first within each mega-batch of 50 (transformers'
@@ -200,16 +203,20 @@ def fit_steps(cmds: dict[str, tuple[list[str], Path]], seconds: float, args, wor
         probe_steps[name] = max(args.probe_steps, 60) if "group_by_length" in cmd else args.probe_steps
         probes[name] = cmd + ["--output_dir", str(workdir / "probe" / name), "--max_steps", str(probe_steps[name]),
                               "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
-                              "--do_train", "true", "--do_eval", "false",
-                              "--overwrite_output_dir", "true"]
-        if "pretrain.py" not in cmd[1]:
-            probes[name] += ["--do_predict", "false"]
+                              "--do_train", "true", "--overwrite_output_dir", "true"]
+        finetuning = "pretrain.py" not in cmd[1]
+        probes[name] += ["--do_eval", "true", "--do_predict", "false"] if finetuning else ["--do_eval", "false"]
     run_all(probes, workdir / "probe", parallel, env)
     steps = {}
     for name in cmds:
-        runtime = json.loads((workdir / "probe" / name / "all_results.json").read_text())["train_runtime"]
+        results = json.loads((workdir / "probe" / name / "all_results.json").read_text())
+        scoring = (args.evaluations + 3) * results.get("eval_runtime", 0.0)
+        if scoring >= seconds / 2:  # (smoke runs) the run is then longer than its budget: say so
+            print(f"warning: {name}: {args.evaluations + 3} evaluations of {results['eval_runtime']:.1f} s take "
+                  f"{scoring:.0f} s of the {seconds:.0f} s budget", flush=True)
         # the probe's first steps carry warm-up costs (allocation, kernel selection): a slight underestimate of the rate
-        steps[name] = max(probe_steps[name], int(seconds * probe_steps[name] / runtime * args.step_margin))
+        rate = probe_steps[name] / results["train_runtime"]
+        steps[name] = max(probe_steps[name], int(max(seconds - scoring, 0.0) * rate * args.step_margin))
     return steps
 
 
@@ -244,7 +251,9 @@ def main() -> None:
                              "scored like the members (one row per member and one for the ensemble)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.02 for a smoke run)")
     parser.add_argument("--probe_steps", type=int, default=40)
-    parser.add_argument("--step_margin", type=float, default=0.85, help="share of the budget given to training steps")
+    parser.add_argument("--step_margin", type=float, default=0.9,
+                        help="share of the budget given to training steps, after the time of the run's evaluations "
+                             "(timed by the probe) is set aside: the rest covers start-up, saving and slower steps")
     parser.add_argument("--evaluations", type=int, default=8, help="validation scores per fine-tuning run")
     parser.add_argument("--max_samples", type=int, default=None, help="cut every split (smoke runs only)")
     parser.add_argument("--workdir", default="outputs/recipes")
