@@ -1287,6 +1287,15 @@ class CharLMEnsembleMixin:
             if config.ensemble_size > 1 else None
         )
 
+    def resize_token_embeddings(self, *args, **kwargs):
+        """As transformers' method, refused on an ensemble: it would resize the first member's embeddings only."""
+        if self.config.ensemble_size != 1:
+            raise ValueError(
+                f"resize_token_embeddings on an ensemble of {self.config.ensemble_size} would resize its first member "
+                "only: resize each member (and fine-tune it), then build the ensemble with from_members."
+            )
+        return super().resize_token_embeddings(*args, **kwargs)
+
     @classmethod
     def from_members(cls, members: "Sequence[str | os.PathLike | CharLMPreTrainedModel]", **kwargs):
         """An output ensemble of fine-tuned classifiers of this head: one model whose scores are the mean of theirs.

@@ -209,6 +209,13 @@ def test_sequence_ensemble_members_must_agree(tokenizer):
     ensemble = CharLMForSequenceClassification.from_members([first, _sentiment_member(tokenizer, 2)])
     with pytest.raises(ValueError, match="already an ensemble of 2: pass its members instead"):
         CharLMForSequenceClassification.from_members([first, ensemble])
+    # resizing would touch the first member only: refused, and the ensemble is left as it was
+    before = {k: v.clone() for k, v in ensemble.state_dict().items()}
+    with pytest.raises(ValueError, match="would resize its first member only: resize each member"):
+        ensemble.resize_token_embeddings(len(tokenizer) + 8)
+    assert all(torch.equal(before[k], v) for k, v in ensemble.state_dict().items())
+    # a single model resizes as usual
+    assert first.resize_token_embeddings(len(tokenizer) + 8).weight.shape[0] == len(tokenizer) + 8
 
 
 def test_ensemble_script_builds_a_sequence_classifier_and_refuses_mixed_heads(tokenizer, tmp_path, capsys):
