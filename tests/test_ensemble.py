@@ -83,6 +83,15 @@ def test_ensemble_without_crf_averages_the_logits(tokenizer):
         torch.testing.assert_close(ensemble(**enc).logits, expected)
 
 
+def _saved(folder: Path, model, tokenizer, results: dict | None = None) -> str:
+    """`folder` as a fine-tuning run leaves it: model, tokenizer and (given) its all_results.json."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if results is not None:
+        (folder / "all_results.json").write_text(json.dumps(results))
+    return str(folder)
+
+
 def _logits_without_the_package(folder: Path, auto_class: str, texts: list[str]) -> torch.Tensor:
     """The logits of the saved model in `folder` for `texts`, loaded with `trust_remote_code=True` in a process that
     cannot import hf_charlm (it fails if the model class came from the package)."""
@@ -219,14 +228,8 @@ def test_sequence_ensemble_members_must_agree(tokenizer):
 
 
 def test_ensemble_script_builds_a_sequence_classifier_and_refuses_mixed_heads(tokenizer, tmp_path, capsys):
-    folders = []
-    for seed in (1, 2):
-        folder = tmp_path / f"sentiment{seed}"
-        _sentiment_member(tokenizer, seed).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        (folder / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.8 + seed / 100, "test_accuracy": 0.75,
-                                                             "eval_loss": 0.4}))
-        folders.append(str(folder))
+    folders = [_saved(tmp_path / f"sentiment{seed}", _sentiment_member(tokenizer, seed), tokenizer,
+                      {"eval_accuracy": 0.8 + seed / 100, "test_accuracy": 0.75, "eval_loss": 0.4}) for seed in (1, 2)]
     out = tmp_path / "ensemble"
     # the former name of the script runs the same code
     code, _ = run_script_in_process(ROOT / "scripts" / "ensemble_token_classification.py",
@@ -237,10 +240,8 @@ def test_ensemble_script_builds_a_sequence_classifier_and_refuses_mixed_heads(to
     card = (out / "README.md").read_text()
     assert f'member 1 | {folders[1]} {{"eval_accuracy": 0.82, "test_accuracy": 0.75}}' in card
     assert "pipeline_tag: text-classification" in card and "mean of their logits" in card
-    token = tmp_path / "token"
-    _member(tokenizer, 3).save_pretrained(token)
-    tokenizer.save_pretrained(token)
-    code, message = run_script_in_process(SCRIPT, ["--members", folders[0], str(token), "--output_dir", str(tmp_path / "x")], capsys)
+    token = _saved(tmp_path / "token", _member(tokenizer, 3), tokenizer)
+    code, message = run_script_in_process(SCRIPT, ["--members", folders[0], token, "--output_dir", str(tmp_path / "x")], capsys)
     assert code == 2 and "a CharLMForTokenClassification, while" in message and "runs of one recipe" in message
     lm = tmp_path / "lm"
     CharLMForCausalLM(tiny_config("transformer", vocab_size=len(tokenizer))).save_pretrained(lm)
@@ -250,13 +251,8 @@ def test_ensemble_script_builds_a_sequence_classifier_and_refuses_mixed_heads(to
 
 
 def test_ensemble_script_builds_a_folder_and_refuses_bad_members(tokenizer, tmp_path, capsys):
-    folders = []
-    for seed in (1, 2):
-        folder = tmp_path / f"member{seed}"
-        _member(tokenizer, seed).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        (folder / "all_results.json").write_text(json.dumps({"eval_f1": 0.5 + seed / 10, "test_f1": 0.25}))
-        folders.append(str(folder))
+    folders = [_saved(tmp_path / f"member{seed}", _member(tokenizer, seed), tokenizer,
+                      {"eval_f1": 0.5 + seed / 10, "test_f1": 0.25}) for seed in (1, 2)]
     out = tmp_path / "ensemble"
     code, _ = run_script_in_process(SCRIPT, ["--members", *folders, "--output_dir", str(out)], capsys)
     assert code == 0
