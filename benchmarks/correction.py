@@ -26,6 +26,8 @@ Systems (each only where its input is given or its package installed):
   the validation sentences; with the n-gram alone and, with `--lm` / `--backward_lm`, with the LMs' gains too
   (runs the n-gram rows without any LM as well); given both causal and masked LMs, also with only the causal
   LMs' gains and with only the masked LM's (its proposals with it), all fitted on one reading of the pairs;
+  `--lexicon` (`peoples_daily`, `pycorrector` or a file): every reranker row again with the lexicon's features
+  (`hf_charlm.correction.Lexicon`: which words cover the changed character, with the change and without);
 - `--corrector DIR`: the same-length corrector of `scripts/finetune_correction.py`, its `min_score` chosen on the
   same validation sentences; and the same model held to the confusion sets (`ConfusionSetCorrector`: only a
   confusable character may replace one, when it beats it by a margin chosen on those sentences); with
@@ -187,6 +189,9 @@ def main() -> None:
                         help="with --corrector and --reranker_examples: the corrector also proposes off the path, "
                              "candidates that beat their character by more than this (nats); several values: the "
                              "reranker rows with the corrector take the one of the best validation F1, e.g. 1 2 3 4 6")
+    parser.add_argument("--lexicon",
+                        help="with --reranker_examples: each reranker row again with a lexicon's features (the words "
+                             "around each change): peoples_daily, pycorrector or a file of `word count` lines")
     parser.add_argument("--seq2seq", help="an encoder-decoder trained on english_typos (scripts/finetune_seq2seq.py)")
     parser.add_argument("--max_examples", type=int, default=500, help="first N sentences of each test set (0: all)")
     parser.add_argument("--tune_examples", type=int, default=300, help="peoples_daily_csc validation sentences for the thresholds")
@@ -224,7 +229,10 @@ def main() -> None:
     if args.corrector_proposals is not None and not (args.corrector and args.reranker_examples):
         sys.exit("error: --corrector_proposals reads the fine-tuned corrector inside the reranked noisy channel: "
                  "give --corrector and --reranker_examples")
+    if args.lexicon is not None and not args.reranker_examples:
+        sys.exit("error: --lexicon is read by the learned reranker: give --reranker_examples")
     if args.lm or args.backward_lm or args.reranker_examples:
+        from hf_charlm.correction_data import load_lexicon
         from hf_charlm.ngram import KneserNeyLM
 
         texts = load_builtin("peoples_daily_text")["train"]["text"]
@@ -233,7 +241,8 @@ def main() -> None:
         lm_corrector = LanguageModelCorrector.from_pretrained(
             ngram, forward=args.lm, backward=args.backward_lm, masked=args.mlm, corrector=judge,
             proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
-            corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None)
+            corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None,
+            lexicon=load_lexicon(args.lexicon) if args.lexicon else None)  # (the rows without it ignore its features)
         features = lm_corrector.features(validation["source"])
         shown = [n for n in ("forward", "backward", "masked") if n in lm_corrector.models]
         with_lms = f"zero-shot noisy channel: n-gram + {' + '.join(shown)} LMs"
@@ -250,7 +259,9 @@ def main() -> None:
             train = load_builtin("peoples_daily_csc")["train"]
             train = train.select(range(min(args.reranker_examples, train.num_rows)))
             held_out = set(train["target"])  # the reranker's n-gram has not read the texts it learns from
-            with lm_corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)):
+            held_out_lexicon = load_lexicon(args.lexicon, exclude=held_out) if args.lexicon == "peoples_daily" else None
+            with lm_corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order),
+                                         held_out_lexicon):
                 train_features = lm_corrector.features(train["source"])
             variants = {"noisy channel, learned reranker: n-gram alone": {"ngram", "channel"}}
             if shown:
@@ -264,7 +275,11 @@ def main() -> None:
                 if shown:
                     variants[f"noisy channel, learned reranker: n-gram + {' + '.join(shown)} LMs + fine-tuned corrector"] = set(GAINS)
             lowest = lm_corrector.corrector_proposals  # what every reading is made at
+            lexicon = lm_corrector.lexicon
+            if lexicon is not None:  # every row again with the lexicon's features
+                variants.update({f"{row} + lexicon": kept for row, kept in variants.items()})
             for row, kept in variants.items():
+                lm_corrector.lexicon = lexicon if row.endswith(" + lexicon") else None  # (the reranker's features)
                 # where the corrector proposes, each threshold gets its reranker and margin: the best on validation
                 fitted = lm_corrector.fit_reranker_and_tune(
                     train["source"], train["target"], with_gains(train_features, kept), validation["source"],
@@ -281,7 +296,7 @@ def main() -> None:
                                             if threshold is not None else {})}
                 by_threshold = "" if threshold is None else f"; by the corrector's proposal threshold: {fitted['by_threshold']}"
                 print(f"{row}: {counts} margin {best['margin']} (validation F1 {best['f1']:.4f}{by_threshold})", flush=True)
-                lm_corrector.reranker, lm_corrector.corrector_proposals = None, lowest
+                lm_corrector.reranker, lm_corrector.corrector_proposals, lm_corrector.lexicon = None, lowest, lexicon
     if args.corrector:
         model, tokenizer = load_mlm(args.corrector)
         edits = predict_same_length(model, tokenizer, validation["source"])

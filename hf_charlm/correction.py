@@ -44,6 +44,7 @@ __all__ = [
     "ConfusionSetCorrector",
     "LanguageModelCorrector",
     "EditReranker",
+    "Lexicon",
     "weight_grid",
     "corrector_proposals_above",
 ]
@@ -347,6 +348,122 @@ CONTEXT_FEATURES = ("seen_top_new", "seen_top_old", "seen_bigram_new", "seen_big
 RERANKER_MARGINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
+# the lexicon features an edit's context gets when the corrector has a `Lexicon`: of the words of two characters or
+# more that cover the changed character, the log of 1 + the count of the most frequent (0: no word covers it) and the
+# length of the longest, in the text with the change and without it
+LEXICON_FEATURES = ("word_new", "word_old", "word_length_new", "word_length_old")
+
+
+class Lexicon:
+    """Words of two to `max_length` characters with their counts: which words of a text cover a character
+    (`cover`), the context a noisy-channel corrector's reranker reads beside the n-gram's counts (a change that
+    makes a known word where the text had none is likely right; one that breaks a known word, a name, likely not).
+
+    `Lexicon.from_words(words)` counts a list of words (the People's Daily segmentation's train words,
+    `hf_charlm.correction_data.peoples_daily_lexicon`); `Lexicon.from_file(path)` reads `word count` lines (the
+    format of jieba's dictionary and of pycorrector's `word_freq.txt`, `hf_charlm.correction_data.pycorrector_lexicon`);
+    `save` / `load` write and read `word<TAB>count` lines, gzip-compressed."""
+
+    FILE_NAME = "lexicon.txt.gz"
+
+    def __init__(self, counts: dict[str, int], max_length: int = 6):
+        if max_length < 2:
+            raise ValueError(f"max_length={max_length}: a lexicon holds words of two characters or more")
+        self.max_length = max_length
+        self.counts = {w: int(c) for w, c in counts.items() if 2 <= len(w) <= max_length}
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.counts
+
+    @classmethod
+    def from_words(cls, words: Any, max_length: int = 6) -> "Lexicon":
+        counts: dict[str, int] = {}
+        for word in words:
+            counts[word] = counts.get(word, 0) + 1
+        return cls(counts, max_length)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, max_length: int = 6) -> "Lexicon":
+        """Reads `word count [anything]` lines (whitespace-separated; a line with a word alone counts 1); of a word
+        listed twice the larger count. Gzip-compressed when the name ends in `.gz`."""
+        import gzip
+
+        opener = gzip.open if os.fspath(path).endswith(".gz") else open
+        counts: dict[str, int] = {}
+        try:
+            with opener(path, "rt", encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    fields = line.split()
+                    if not fields:
+                        continue
+                    try:
+                        count = int(fields[1]) if len(fields) > 1 else 1
+                    except ValueError:
+                        raise ValueError(f"{os.fspath(path)!r} line {number}: the count {fields[1]!r} after the word is "
+                                         "not a whole number (lines are `word count`)") from None
+                    counts[fields[0]] = max(count, counts.get(fields[0], 0))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no lexicon file at {os.fspath(path)!r}") from None
+        return cls(counts, max_length)
+
+    def merged(self, other: "Lexicon") -> "Lexicon":
+        """Both lexicons' words, of a word in both the larger count."""
+        counts = dict(self.counts)
+        for word, count in other.counts.items():
+            counts[word] = max(count, counts.get(word, 0))
+        return Lexicon(counts, max(self.max_length, other.max_length))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes `word<TAB>count` lines, gzip-compressed, through a temporary file (an earlier file stays whole
+        if the write fails); `Lexicon.load` reads it back."""
+        import gzip
+
+        temporary = f"{os.fspath(path)}.tmp"
+        with gzip.open(temporary, "wt", encoding="utf-8") as f:
+            f.write(f"# hf_charlm.Lexicon max_length={self.max_length}\n")
+            f.writelines(f"{word}\t{count}\n" for word, count in sorted(self.counts.items()))
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Lexicon":
+        import gzip
+
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                header = f.readline()
+                if not header.startswith("# hf_charlm.Lexicon max_length="):
+                    raise ValueError(f"{os.fspath(path)!r} is not a lexicon written by Lexicon.save")
+                max_length = int(header.split("=", 1)[1])
+                counts = {word: int(count) for word, count in (line.rstrip("\n").split("\t") for line in f)}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no lexicon at {os.fspath(path)!r}") from None
+        except (OSError, EOFError) as error:  # not gzip, or cut short
+            raise ValueError(f"{os.fspath(path)!r} is not a lexicon written by Lexicon.save ({error})") from None
+        return cls(counts, max_length)
+
+    def cover(self, text: str, p: int) -> tuple[float, int]:
+        """(log(1 + count) of the most frequent word of the lexicon that covers `text[p]`, the length of the longest);
+        (0.0, 0) when none does."""
+        best, longest = -1, 0
+        counts, n = self.counts, len(text)
+        for i in range(max(0, p - self.max_length + 1), p + 1):
+            for j in range(max(p + 1, i + 2), min(n, i + self.max_length) + 1):
+                count = counts.get(text[i:j])
+                if count is not None:
+                    best, longest = max(best, count), max(longest, j - i)
+        return (math.log1p(best) if best >= 0 else 0.0), longest
+
+    def features(self, text: str, p: int, new: str) -> dict[str, float]:
+        """`LEXICON_FEATURES` of changing `text[p]` into `new`."""
+        word_old, length_old = self.cover(text, p)
+        word_new, length_new = self.cover(text[:p] + new + text[p + 1:], p)
+        return {"word_new": word_new, "word_old": word_old, "word_length_new": float(length_new),
+                "word_length_old": float(length_old)}
+
+
 def corrector_proposals_above(features: list[list[dict]], threshold: float | None) -> list[list[dict]]:
     """`LanguageModelCorrector.features` as a reading with `corrector_proposals=threshold` gives them, from one at
     a lower threshold: the fine-tuned corrector's own proposals (`corrector_only`) whose gain does not beat
@@ -466,7 +583,8 @@ class LanguageModelCorrector(_MarginCorrector):
     `tune` picks the weights (a grid) and the margin on validation pairs. Each model comes with its tokenizer
     (`forward=(model, tokenizer)`); `from_pretrained` loads them from folders or the Hub. `fit_reranker` learns
     a logistic regression over the gains and the edit's n-gram context from training pairs, whose log-odds then
-    score the edits in place of the weights.
+    score the edits in place of the weights. With a `lexicon` (`Lexicon`: words with counts) the context also holds
+    which words cover the changed character with the change and without it (`LEXICON_FEATURES`), for the reranker.
 
     `corrector`: a same-length corrector fine-tuned on erroneous text (`scripts/finetune_correction.py`), which
     reads each text once, as it is, and knows what the errors look like: its gain is log P(replacement) - log
@@ -480,11 +598,12 @@ class LanguageModelCorrector(_MarginCorrector):
                  channel: Callable[[str, str], float] | None = None, weights: dict[str, float] | None = None,
                  margin: float = 8.0, proposal_penalty: float = 1.5, beam: int = 8, context: int = 32,
                  batch_size: int = 64, masked_proposals: float | None = None,
-                 corrector: tuple[Any, Any] | None = None, corrector_proposals: float | None = None):
+                 corrector: tuple[Any, Any] | None = None, corrector_proposals: float | None = None,
+                 lexicon: Lexicon | None = None):
         if channel is None and candidates is None:  # the default confusion sets come with the draw that uses them
             from .correction_data import channel_log_prob as channel
         super().__init__(None, None, candidates, margin, None, batch_size)
-        self.ngram, self.channel = ngram, channel
+        self.ngram, self.channel, self.lexicon = ngram, channel, lexicon
         self.proposal_penalty, self.beam, self.context = proposal_penalty, beam, context
         if masked_proposals is not None and masked is None:
             raise ValueError("masked_proposals reads the masked LM's candidates: pass masked=(model, tokenizer)")
@@ -552,10 +671,11 @@ class LanguageModelCorrector(_MarginCorrector):
                  "corrector": AutoModelForMaskedLM}
         # only what save_pretrained writes: each model in the folder itself or in the subfolder of its name, the
         # n-gram under its own name (a settings file cannot point the loader elsewhere on the machine)
+        lexicon_file = config.get("lexicon")  # (absent from folders saved before lexicons)
         if any(name not in autos or where not in (".", name) for name, where in config["models"].items()) or (
-                config["ngram"] != cls.NGRAM_NAME):
+                config["ngram"] != cls.NGRAM_NAME) or lexicon_file not in (None, Lexicon.FILE_NAME):
             raise ValueError(f"{os.fspath(config_file)!r} names models or files that save_pretrained does not write: "
-                             f"models {config['models']}, n-gram {config['ngram']!r}")
+                             f"models {config['models']}, n-gram {config['ngram']!r}, lexicon {lexicon_file!r}")
         models = {name: pair(str(folder / where), autos[name]) for name, where in config["models"].items()}
         if config["candidates"] != "default":
             raise ValueError(f"{os.fspath(config_file)!r}: unknown candidates {config['candidates']!r}")
@@ -566,9 +686,13 @@ class LanguageModelCorrector(_MarginCorrector):
         settings.update(overrides)
         corrector = cls(KneserNeyLM.load(folder / config["ngram"]), candidates=candidates, channel=channel,
                         forward=models.get("forward"), backward=models.get("backward"), masked=models.get("masked"),
-                        corrector=models.get("corrector"), **settings)
+                        corrector=models.get("corrector"),
+                        lexicon=Lexicon.load(folder / lexicon_file) if lexicon_file else None, **settings)
         if config["reranker"] is not None:
             corrector.reranker = EditReranker.from_dict(config["reranker"])
+            if corrector.lexicon is None and set(LEXICON_FEATURES) & set(corrector.reranker.names):
+                raise ValueError(f"{os.fspath(config_file)!r}: the reranker weighs lexicon features but the folder "
+                                 "holds no lexicon")
         return corrector
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
@@ -577,7 +701,8 @@ class LanguageModelCorrector(_MarginCorrector):
         the margin, the search and reading settings, the reranker's coefficients), the n-gram (`ngram.json.gz`,
         `KneserNeyLM.save`) and each model with its tokenizer, the first of masked / forward / backward in the
         folder itself (the model the pipeline loads), the others (and a fine-tuned `corrector`) in subfolders named
-        after them. Only the default confusion sets and channel can be saved (a function of your own is not data);
+        after them, and its lexicon (`lexicon.txt.gz`, `Lexicon.save`) if it has one. Only the default confusion sets
+        and channel can be saved (a function of your own is not data);
         that is checked before anything is written."""
         from . import correction_data
 
@@ -598,9 +723,12 @@ class LanguageModelCorrector(_MarginCorrector):
             "channel": None if self.channel is None else "default",
             **{key: getattr(self, key) for key in self.SETTINGS},
             "reranker": None if self.reranker is None else self.reranker.to_dict(),
+            "lexicon": None if self.lexicon is None else Lexicon.FILE_NAME,
         }
         folder.mkdir(parents=True, exist_ok=True)
         self.ngram.save(folder / self.NGRAM_NAME)
+        if self.lexicon is not None:
+            self.lexicon.save(folder / Lexicon.FILE_NAME)
         for name in names:
             model, tokenizer = self.models[name]
             model.save_pretrained(folder / where[name])
@@ -700,14 +828,18 @@ class LanguageModelCorrector(_MarginCorrector):
         return groups
 
     @contextlib.contextmanager
-    def with_ngram(self, ngram: Any):
+    def with_ngram(self, ngram: Any, lexicon: Lexicon | None = None):
         """Proposes and counts with `ngram` instead of the corrector's own n-gram inside the block (the reading of
-        training pairs by an n-gram that has not counted their texts, `fit_reranker`); restored after it."""
-        kept, self.ngram = self.ngram, ngram
+        training pairs by an n-gram that has not counted their texts, `fit_reranker`), and with `lexicon`, when given,
+        instead of its lexicon (one whose words were not counted from those texts either); restored after it."""
+        kept = self.ngram, self.lexicon
+        self.ngram = ngram
+        if lexicon is not None:
+            self.lexicon = lexicon
         try:
             yield self
         finally:
-            self.ngram = kept
+            self.ngram, self.lexicon = kept
 
     def masked_groups(self, texts: Sequence[str],
                       paths: Sequence[list[list[tuple[int, str]]]]) -> list[list[list[tuple[int, str]]]]:
@@ -765,10 +897,13 @@ class LanguageModelCorrector(_MarginCorrector):
             return math.log1p(counts[1].get((char,), 0))
 
         bigram = min(order, 2)  # (an order-1 model counts single characters only)
-        return {"seen_top_new": seen(changed, order), "seen_top_old": seen(text, order),
-                "seen_bigram_new": seen(changed, bigram), "seen_bigram_old": seen(text, bigram),
-                "log_count_new": log_count(new), "log_count_old": log_count(text[p]),
-                "at_edge": float(p == 0 or p == len(text) - 1), "edits_in_text": float(edits_in_text)}
+        context = {"seen_top_new": seen(changed, order), "seen_top_old": seen(text, order),
+                   "seen_bigram_new": seen(changed, bigram), "seen_bigram_old": seen(text, bigram),
+                   "log_count_new": log_count(new), "log_count_old": log_count(text[p]),
+                   "at_edge": float(p == 0 or p == len(text) - 1), "edits_in_text": float(edits_in_text)}
+        if self.lexicon is not None:
+            context.update(self.lexicon.features(text, p, new))
+        return context
 
     def features(self, texts: Sequence[str]) -> list[list[dict]]:
         """Per text, the proposed edits, each with `gains` ({model name: log-probability gain}) before weighting
@@ -847,7 +982,7 @@ class LanguageModelCorrector(_MarginCorrector):
                  for e, score in zip(edits, row)] for edits, row in zip(features, scores)]
 
     def fit_reranker(self, sources: Sequence[str], targets: Sequence[str], ngram: Any = None, l2: float = 1.0,
-                     features: list[list[dict]] | None = None) -> dict[str, Any]:
+                     features: list[list[dict]] | None = None, lexicon: Lexicon | None = None) -> dict[str, Any]:
         """Learns an `EditReranker` from erroneous `sources` and their corrections `targets` (training pairs): a
         proposed edit is a right one when the target has its replacement at its position. From then on the
         reranker's log-odds score the edits instead of `weights`; `tune` (with `RERANKER_MARGINS`) then picks
@@ -855,15 +990,21 @@ class LanguageModelCorrector(_MarginCorrector):
 
         The n-gram that proposes and counts must not have read the targets (a count model remembers its training
         text: its gains on them are those of text it knows by heart, which test text is not): pass `ngram`, one
-        counted without these targets (`KneserNeyLM` of the train texts less them), used for these features only.
+        counted without these targets (`KneserNeyLM` of the train texts less them), used for these features only;
+        the same for a `lexicon` counted from the same text (`correction_data.peoples_daily_lexicon(exclude=targets)`).
         Returns {"edits": proposals read, "right": the right ones among them}."""
         if features is None:
-            with self.with_ngram(self.ngram if ngram is None else ngram):
+            with self.with_ngram(self.ngram if ngram is None else ngram, lexicon):
                 features = self.features(sources)
         edits = [e for row in features for e in row]
+        if self.lexicon is not None and any(LEXICON_FEATURES[0] not in e.get("context", {}) for e in edits):
+            raise ValueError("this corrector has a lexicon, but the features given were read without one: read them "
+                             "with the lexicon (features(sources)) so that the reranker learns its weights")
         labels = [int(len(target) == len(source) and target[e["start"]:e["end"]] == e["replacement"])
                   for source, target, row in zip(sources, targets, features) for e in row]
         names = [n for n in GAINS if any(n in e["gains"] for e in edits)] + list(CONTEXT_FEATURES)
+        if self.lexicon is not None:
+            names += LEXICON_FEATURES
         self.reranker = EditReranker(names, l2=l2).fit(edits, labels)
         return {"edits": len(edits), "right": sum(labels)}
 

@@ -25,6 +25,7 @@ import lzma
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset, DatasetInfo, Features, List, Value
 
@@ -41,6 +42,10 @@ __all__ = [
     "fresh_errors",
     "add_typos",
     "keyboard_neighbours",
+    "LEXICONS",
+    "load_lexicon",
+    "peoples_daily_lexicon",
+    "pycorrector_lexicon",
     "build",
 ]
 
@@ -145,6 +150,60 @@ def candidates(ch: str) -> frozenset[str]:
     """Every confusable character of `ch` (sound and shape), empty for a character with none."""
     sets = confusion_sets().get(ch)
     return sets["pinyin"] | sets["shape"] if sets else frozenset()
+
+
+def peoples_daily_lexicon(exclude: Any = ()) -> Any:
+    """The words of the `peoples_daily_cws` train split's segmentation with their counts (an
+    `hf_charlm.correction.Lexicon`; People's Daily train text only), leaving out the sentences whose text is in
+    `exclude` (the training pairs of a reranker, which must not find their own words counted)."""
+    from .correction import Lexicon
+
+    exclude = set(exclude)
+    train = _data.load_builtin("peoples_daily_cws")["train"]
+    names = train.features["tags"].feature.names
+    words: list[str] = []
+    for tokens, tags in zip(train["tokens"], train["tags"]):
+        if "".join(tokens) in exclude:
+            continue
+        word = ""
+        for token, tag in zip(tokens, tags):
+            word += token
+            if names[tag] in ("E", "S"):
+                words.append(word)
+                word = ""
+        if word:
+            words.append(word)
+    return Lexicon.from_words(words)
+
+
+def pycorrector_lexicon() -> Any:
+    """The dictionary pycorrector's own corrector reads, from its installed data: `word_freq.txt` (584k words with
+    counts, jieba's dictionary) with `person_name.txt` and `place_name.txt` (an `hf_charlm.correction.Lexicon`, of a
+    word listed twice the larger count). Not People's Daily only: a model of a general vocabulary."""
+    from .correction import Lexicon
+
+    lexicon = Lexicon.from_file(_pycorrector_data("word_freq.txt"))
+    for name in ("person_name.txt", "place_name.txt"):
+        lexicon = lexicon.merged(Lexicon.from_file(_pycorrector_data(name)))
+    return lexicon
+
+
+LEXICONS = ("peoples_daily", "pycorrector")
+
+
+def load_lexicon(name_or_path: str, exclude: Any = ()) -> Any:
+    """A lexicon by name (`LEXICONS`: `peoples_daily_lexicon(exclude)`, `pycorrector_lexicon()`) or from a file of
+    `word count` lines (`Lexicon.from_file`). `exclude` applies to the People's Daily words only: the others are not
+    counted from this package's text."""
+    from .correction import Lexicon
+
+    if name_or_path == "peoples_daily":
+        return peoples_daily_lexicon(exclude)
+    if name_or_path == "pycorrector":
+        return pycorrector_lexicon()
+    if not Path(name_or_path).is_file():
+        raise FileNotFoundError(f"lexicon {name_or_path!r}: not one of {LEXICONS} nor a file of `word count` lines")
+    return Lexicon.from_file(name_or_path)
 
 
 def channel_log_prob(observed: str, intended: str) -> float:

@@ -11,7 +11,10 @@ regression learns from the first N `peoples_daily_csc` train pairs which propose
 by an n-gram counted without their texts); without it the weights come from a grid. Either way the margin (and the
 grid's weights) are chosen on the first `--tune_examples` validation pairs; the test splits are never read.
 `--evaluate_examples N` then scores the saved corrector, loaded back through the pipeline, on the first N sentences
-of the `peoples_daily_csc` test split and of SIGHAN 2015 (`hf_charlm.metrics.correction_scores`).
+of the `peoples_daily_csc` test split and of SIGHAN 2015 (`hf_charlm.metrics.correction_scores`). `--lexicon` gives
+the reranker the words around each change (`hf_charlm.correction.Lexicon`, saved in the folder): `peoples_daily`
+(the segmentation's train words; the reranker's pairs read by one counted without their sentences), `pycorrector`
+(the dictionary and name lists its own corrector reads, from its installed data) or a file of `word count` lines.
 
     python scripts/build_corrector.py --mlm outputs/charlm-mlm --lm outputs/pd-lm --backward_lm outputs/pd-lm-reversed \\
         --masked_proposals 3 --reranker_examples 4000 --output_dir outputs/csc-corrector
@@ -30,6 +33,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 import hf_charlm  # noqa: F401  (registers the Auto classes and the text-correction pipeline)
+from hf_charlm.correction_data import LEXICONS
 from hf_charlm.training import UsageError, run_main
 
 @dataclass
@@ -48,6 +52,11 @@ class BuildArguments:
         default=None, metadata={"help": "With --corrector: also propose each confusable candidate it prefers by more "
                                 "than this many nats, off the proposals so far; several values: the one of the best "
                                 "validation F1 (one reading serves all), e.g. 1 2 3 4 6.", "nargs": "+"})
+    lexicon: str | None = field(
+        default=None, metadata={"help": "Words whose presence around a change the reranker reads (needs "
+                                "--reranker_examples): 'peoples_daily' (the peoples_daily_cws train words), 'pycorrector' "
+                                "(the dictionary and name lists of pycorrector's data, jieba's words: not People's Daily "
+                                "only), or a file of `word count` lines."})
     ngram_order: int = field(default=4, metadata={"help": "Order of the character n-gram."})
     proposal_penalty: float = field(default=1.5, metadata={"help": "The n-gram search's cost per change (nats)."})
     reranker_examples: int = field(default=0, metadata={"help": "Learn the reranker from the first N train pairs (0: grid)."})
@@ -71,10 +80,22 @@ class BuildArguments:
         if self.corrector is not None and not self.reranker_examples:
             raise UsageError("--corrector is weighed by the learned reranker: give --reranker_examples (the weight grid "
                              "holds the n-gram, the channel and the LMs)")
+        if self.lexicon is not None and not self.reranker_examples:
+            raise UsageError("--lexicon is read by the learned reranker: give --reranker_examples (the weight grid "
+                             "holds the gains only)")
+        if self.lexicon not in (None, *LEXICONS) and not Path(self.lexicon).is_file():
+            raise UsageError(f"--lexicon {self.lexicon}: not 'peoples_daily', 'pycorrector' or a file of `word count` lines")
         if self.tune_examples < 1:
             raise UsageError(f"--tune_examples={self.tune_examples} must be >= 1")
         if Path(self.output_dir).is_file():
             raise UsageError(f"--output_dir {self.output_dir} is a file")
+
+
+LEXICON_SOURCES = {
+    "peoples_daily": "peoples_daily (the words of the peoples_daily_cws train split)",
+    "pycorrector": "pycorrector (word_freq.txt, person_name.txt and place_name.txt of the pycorrector package's data, "
+                   "Apache-2.0)",
+}
 
 
 def write_card(args: BuildArguments, corrector, report: dict) -> None:
@@ -88,6 +109,8 @@ def write_card(args: BuildArguments, corrector, report: dict) -> None:
         "proposal_penalty": args.proposal_penalty, "beam": corrector.beam, "context": corrector.context,
         **{name if name == "fine-tuned corrector" else f"{name} LM": path for name, path in models.items() if path},
         "masked_proposals": args.masked_proposals, "corrector_proposals": corrector.corrector_proposals,
+        "lexicon": (f"{LEXICON_SOURCES.get(args.lexicon, args.lexicon)} ({len(corrector.lexicon):,} words)"
+                    if corrector.lexicon is not None else None),
         "scoring": (f"learned reranker, {report['reranker']['edits']:,} proposed edits of the first "
                     f"{args.reranker_examples:,} peoples_daily_csc train pairs ({report['reranker']['right']:,} right)"
                     if args.reranker_examples else f"weights {json.dumps(corrector.weights)} (grid, validation)"),
@@ -117,6 +140,7 @@ def main() -> dict:
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses()
     from transformers import pipeline
 
+    from hf_charlm import correction_data
     from hf_charlm.correction import LanguageModelCorrector, weight_grid
     from hf_charlm.data import load_builtin
     from hf_charlm.metrics import correction_scores
@@ -126,16 +150,22 @@ def main() -> dict:
     texts = load_builtin("peoples_daily_text")["train"]["text"]
     csc = load_builtin("peoples_daily_csc")
     validation = csc["validation"].select(range(min(args.tune_examples, csc["validation"].num_rows)))
+    train = csc["train"].select(range(min(args.reranker_examples, csc["train"].num_rows)))
+    held_out = set(train["target"])  # what the reranker learns from: no count model may have read these texts
+    lexicon = held_out_lexicon = None
+    if args.lexicon is not None:
+        lexicon = correction_data.load_lexicon(args.lexicon)
+        if args.lexicon == "peoples_daily":  # counted from the train text: the reranker's pairs read without theirs
+            held_out_lexicon = correction_data.load_lexicon(args.lexicon, exclude=held_out)
     corrector = LanguageModelCorrector.from_pretrained(
         KneserNeyLM(texts, order=args.ngram_order), forward=args.lm, backward=args.backward_lm, masked=args.mlm,
         corrector=args.corrector, proposal_penalty=args.proposal_penalty, masked_proposals=args.masked_proposals,
-        corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None)
+        corrector_proposals=min(args.corrector_proposals) if args.corrector_proposals else None, lexicon=lexicon)
     report: dict = {"arguments": vars(args)}
     if args.reranker_examples:
-        train = csc["train"].select(range(min(args.reranker_examples, csc["train"].num_rows)))
-        held_out = set(train["target"])
         print(f"reading {train.num_rows:,} train pairs for the reranker ...", file=sys.stderr, flush=True)
-        with corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order)):
+        with corrector.with_ngram(KneserNeyLM([t for t in texts if t not in held_out], order=args.ngram_order),
+                                  held_out_lexicon):
             train_features = corrector.features(train["source"])
         print(f"reading {validation.num_rows:,} validation pairs ...", file=sys.stderr, flush=True)
         fitted = corrector.fit_reranker_and_tune(train["source"], train["target"], train_features, validation["source"],

@@ -852,6 +852,119 @@ def test_noisy_channel_reranker_learns_from_pairs_read_by_a_held_out_ngram():
     assert [r["margin"] for r in result["records"]] == list(RERANKER_MARGINS)
 
 
+def test_lexicon_cover_features_and_files(tmp_path):
+    """`Lexicon.cover` finds, of the words (two characters or more, up to max_length) around a character, the most
+    frequent's log(1 + count) and the longest's length (checked by hand); `features` reads them with and without a
+    change; files of `word count` lines load (a word twice: the larger count), `save` / `load` round-trip, and a
+    bad file is refused with a message naming it."""
+    from hf_charlm.correction import LEXICON_FEATURES, Lexicon
+
+    lexicon = Lexicon.from_words(["学校", "学校", "上课", "我们", "学", "学校上课了吗"], max_length=4)
+    assert lexicon.counts == {"学校": 2, "上课": 1, "我们": 1} and len(lexicon) == 3  # one character, six: left out
+    assert lexicon.cover("我们去学校上课", 4) == (pytest.approx(math.log(3)), 2)  # 学校 covers 校
+    assert lexicon.cover("我们去学效上课", 4) == (0.0, 0)
+    assert lexicon.cover("我们去学效上课", 0) == (pytest.approx(math.log(2)), 2)
+    features = lexicon.features("我们去学效上课", 4, "校")
+    assert list(features) == list(LEXICON_FEATURES)
+    assert features == {"word_new": pytest.approx(math.log(3)), "word_old": 0.0, "word_length_new": 2.0,
+                        "word_length_old": 0.0}
+    longer = Lexicon({"学校": 2, "去学校上": 9, "我们去学校上课": 1}, max_length=4)  # the seven-character word: too long
+    assert longer.cover("我们去学校上课", 4) == (pytest.approx(math.log(10)), 4)
+    assert longer.cover("我们去学校上课", 2) == (pytest.approx(math.log(10)), 4)
+    assert longer.cover("我们去学校上课", 1) == (0.0, 0)
+    source = tmp_path / "words.txt"
+    source.write_text("学校 5 n\n上课 2\n\n学校 7 n\n我们\n", encoding="utf-8")
+    assert Lexicon.from_file(source).counts == {"学校": 7, "上课": 2, "我们": 1}
+    assert longer.merged(Lexicon.from_file(source)).counts == {"学校": 7, "去学校上": 9, "上课": 2, "我们": 1}
+    saved = tmp_path / "lexicon.txt.gz"
+    longer.save(saved)
+    again = Lexicon.load(saved)
+    assert again.counts == longer.counts and again.max_length == 4
+    source.write_text("学校 many\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="words.txt.*line 1.*not a whole number"):
+        Lexicon.from_file(source)
+    with pytest.raises(FileNotFoundError, match="no lexicon file"):
+        Lexicon.from_file(tmp_path / "nowhere.txt")
+    with pytest.raises(ValueError, match="not a lexicon written by Lexicon.save"):
+        Lexicon.load(source)
+    with pytest.raises(ValueError, match="two characters or more"):
+        Lexicon({}, max_length=1)
+
+
+def test_peoples_daily_lexicon_counts_the_segmentation_train_words():
+    """The People's Daily lexicon is the `peoples_daily_cws` train split's words (from its BMES tags), and
+    `exclude` leaves out the words of the sentences given; no word of validation or test text only."""
+    pytest.importorskip("pycorrector")
+    from hf_charlm.correction_data import peoples_daily_lexicon
+    from hf_charlm.data import load_builtin
+
+    cws = load_builtin("peoples_daily_cws")
+    first = cws["train"][0]
+    words, word = [], ""
+    for token, tag in zip(first["tokens"], first["tags"]):
+        word += token
+        if tag in (2, 3):  # E, S
+            words.append(word)
+            word = ""
+    assert "".join(words) == "".join(first["tokens"])
+    lexicon = peoples_daily_lexicon()
+    assert all(w in lexicon for w in words if len(w) >= 2) and lexicon.counts["新年"] >= 1
+    kept = peoples_daily_lexicon(exclude={"".join(first["tokens"])})
+    assert all(kept.counts.get(w, 0) == lexicon.counts[w] - words.count(w) for w in words if len(w) >= 2)
+    assert sum(lexicon.counts.values()) > sum(kept.counts.values())
+
+
+def test_noisy_channel_reranker_reads_a_lexicon_saves_and_loads_it(tmp_path):
+    """With a lexicon, each edit's context carries its features (what `Lexicon.features` gives), the reranker
+    weighs them, a held-out lexicon reads the training pairs (the corrector's own restored after); saved, the folder
+    holds the lexicon and loads back reading every text as before; a reranker of lexicon features in a folder
+    without one, and features read without the lexicon, are refused with a message."""
+    from hf_charlm.correction import CONTEXT_FEATURES, LEXICON_FEATURES, LanguageModelCorrector, Lexicon
+    from hf_charlm.ngram import KneserNeyLM
+
+    pytest.importorskip("pycorrector")  # saving writes the default confusion sets' corrector
+    from hf_charlm.correction_data import candidates
+
+    lexicon = Lexicon.from_words(["学校", "学校", "上课", "我们", "天气", "今天"])
+    corrector = LanguageModelCorrector(KneserNeyLM(NC_CORPUS, order=3), candidates=candidates, channel=None,
+                                       proposal_penalty=0.0, margin=0.0, lexicon=lexicon)
+    ((edit,),) = corrector.features(["我们去学效上课。"])
+    assert (edit["start"], edit["replacement"]) == (4, "校")
+    assert {k: edit["context"][k] for k in LEXICON_FEATURES} == lexicon.features("我们去学效上课。", 4, "校")
+    assert edit["context"]["word_new"] == pytest.approx(math.log(3)) and edit["context"]["word_old"] == 0.0
+    sources = ["我们去学效上课。", "学效很大。", "他在学效。", "我们去学效上课。"]
+    targets = ["我们去学校上课。", "学校很大。", "他在学效。", "我们去学校上课。"]
+    held_out = Lexicon.from_words(["上课", "学校"])  # 学校 once: other word features than the corrector's own
+    counts = corrector.fit_reranker(sources, targets, lexicon=held_out)
+    assert counts == {"edits": 4, "right": 3} and corrector.lexicon is lexicon
+    assert corrector.reranker.names == ("ngram", *CONTEXT_FEATURES, *LEXICON_FEATURES)
+    by_hand = LanguageModelCorrector(corrector.ngram, candidates=candidates, channel=None, proposal_penalty=0.0,
+                                     lexicon=held_out)
+    assert by_hand.features(sources) != corrector.features(sources)
+    fitted = corrector.reranker.weight.tolist()
+    corrector.fit_reranker(sources, targets, features=by_hand.features(sources))  # the held-out reading, given
+    assert corrector.reranker.weight.tolist() == pytest.approx(fitted, abs=1e-6)
+    with pytest.raises(ValueError, match="read without one"):
+        corrector.fit_reranker(sources, targets, features=LanguageModelCorrector(
+            corrector.ngram, candidates=candidates, channel=None, proposal_penalty=0.0).features(sources))
+    folder = tmp_path / "with-lexicon"
+    corrector.save_pretrained(folder)
+    config = json.loads((folder / "noisy_channel.json").read_text())
+    assert config["lexicon"] == "lexicon.txt.gz" and (folder / "lexicon.txt.gz").is_file()
+    again = LanguageModelCorrector.from_pretrained(folder)
+    assert again.lexicon.counts == lexicon.counts
+    texts = ["我们去学效上课。", "学效很大。", "今添天气很好。"]
+    assert again.features(texts) == corrector.features(texts) and again(texts) == corrector(texts)
+    config["lexicon"] = None
+    (folder / "noisy_channel.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="weighs lexicon features but the folder holds no lexicon"):
+        LanguageModelCorrector.from_pretrained(folder)
+    config["lexicon"] = "../elsewhere.txt.gz"
+    (folder / "noisy_channel.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="save_pretrained does not write"):
+        LanguageModelCorrector.from_pretrained(folder)
+
+
 def test_noisy_channel_gains_of_the_neural_models(tokenizer):
     """The forward, backward and masked gains of an edit are what the models give when run on the whole texts:
     log P(text with the edit) - log P(text) read left to right, the same of the reversed texts, and the masked
@@ -1204,6 +1317,11 @@ def test_build_corrector_script_bad_input_exit_2_nothing_written(tmp_path, capsy
     (tmp_path / "config.json").write_text("{}")  # a folder that passes the check: the reranker is still missing
     code, message = run_script_in_process(script, ["--corrector", str(tmp_path), "--output_dir", str(out)], capsys)
     assert code == 2 and "give --reranker_examples" in message
+    code, message = run_script_in_process(script, ["--lexicon", "pycorrector", "--output_dir", str(out)], capsys)
+    assert code == 2 and "--lexicon is read by the learned reranker" in message
+    code, message = run_script_in_process(script, ["--lexicon", str(tmp_path / "words.txt"), "--reranker_examples", "5",
+                                                   "--output_dir", str(out)], capsys)
+    assert code == 2 and "words.txt" in message and "'peoples_daily', 'pycorrector' or a file" in message
     assert not out.exists()
 
 
@@ -1220,6 +1338,7 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     from transformers import pipeline
 
     from hf_charlm.correction import RERANKER_MARGINS, LanguageModelCorrector
+    from hf_charlm.correction_data import peoples_daily_lexicon
     from hf_charlm.data import load_builtin
 
     from .conftest import tiny_config
@@ -1232,7 +1351,8 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     out = tmp_path / "corrector"
     code, _ = run_script_in_process(ROOT / "scripts" / "build_corrector.py", [
         "--mlm", str(mlm), "--masked_proposals", "3", "--corrector", str(mlm), "--corrector_proposals", "1000", "0.5",
-        "--reranker_examples", "40", "--tune_examples", "20", "--evaluate_examples", "5", "--output_dir", str(out)], capsys)
+        "--reranker_examples", "40", "--tune_examples", "20", "--evaluate_examples", "5", "--lexicon", "peoples_daily",
+        "--output_dir", str(out)], capsys)
     assert code == 0
     report = json.loads((out / "build_report.json").read_text())
     assert report["reranker"]["edits"] > report["reranker"]["right"] > 0 and report["chosen"]["margin"] in RERANKER_MARGINS
@@ -1242,6 +1362,7 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     assert corrector.reranker is not None and corrector.margin == report["chosen"]["margin"] and corrector.ngram.order == 4
     assert by_threshold[str(corrector.corrector_proposals)] == report["chosen"]["f1"] and "corrector" in corrector.models
     assert "corrector" in corrector.reranker.names and (out / "corrector" / "model.safetensors").is_file()
+    assert "word_new" in corrector.reranker.names and corrector.lexicon.counts == peoples_daily_lexicon().counts
     sighan = load_builtin("sighan2015_test")["test"].select(range(5))
     answers = pipeline("text-correction", model=str(out))(list(sighan["source"]))
     assert answers == corrector(list(sighan["source"]))
@@ -1257,6 +1378,7 @@ def test_build_corrector_script_saves_what_the_pipeline_reads(tmp_path, capsys):
     sighan_f1 = report["test"]["sighan2015_test"]["sentence_correction_f1"]
     assert f"sighan2015_test (5 sentences): sentence correction P / R / F1 | " in card.text and f"{sighan_f1:.4f} |" in card.text
     assert "| proposal_penalty | 1.5 |" in card.text and f"| margin | {report['chosen']['margin']:.6g} |" in card.text
+    assert f"| lexicon | peoples_daily (the words of the peoples_daily_cws train split) ({len(corrector.lexicon):,} words) |" in card.text
     usage = card.text.split("## How to use")[1].split("## How it was built")[0]  # the package's pipeline, no remote code
     assert "trust_remote_code" not in usage and card.data.pipeline_tag == "text2text-generation"
 
