@@ -431,16 +431,17 @@ class Lexicon:
     def load(cls, path: str | os.PathLike) -> "Lexicon":
         import gzip
 
+        header = "# hf_charlm.Lexicon max_length="
         try:
             with gzip.open(path, "rt", encoding="utf-8") as f:
-                header = f.readline()
-                if not header.startswith("# hf_charlm.Lexicon max_length="):
-                    raise ValueError(f"{os.fspath(path)!r} is not a lexicon written by Lexicon.save")
-                max_length = int(header.split("=", 1)[1])
+                first = f.readline()
+                if not first.startswith(header):
+                    raise ValueError("no header line")
+                max_length = int(first[len(header):])
                 counts = {word: int(count) for word, count in (line.rstrip("\n").split("\t") for line in f)}
         except FileNotFoundError:
             raise FileNotFoundError(f"no lexicon at {os.fspath(path)!r}") from None
-        except (OSError, EOFError) as error:  # not gzip, or cut short
+        except (OSError, EOFError, ValueError) as error:  # not gzip, cut short, or not `word<TAB>count` lines
             raise ValueError(f"{os.fspath(path)!r} is not a lexicon written by Lexicon.save ({error})") from None
         return cls(counts, max_length)
 

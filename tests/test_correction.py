@@ -886,7 +886,13 @@ def test_lexicon_cover_features_and_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no lexicon file"):
         Lexicon.from_file(tmp_path / "nowhere.txt")
     with pytest.raises(ValueError, match="not a lexicon written by Lexicon.save"):
-        Lexicon.load(source)
+        Lexicon.load(source)  # not gzip
+    import gzip
+
+    with gzip.open(saved, "wt", encoding="utf-8") as f:
+        f.write("# hf_charlm.Lexicon max_length=4\n学校 2\n")  # a space, not a tab
+    with pytest.raises(ValueError, match="lexicon.txt.gz.*not a lexicon written by Lexicon.save"):
+        Lexicon.load(saved)
     with pytest.raises(ValueError, match="two characters or more"):
         Lexicon({}, max_length=1)
 
