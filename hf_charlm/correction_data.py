@@ -152,20 +152,15 @@ def candidates(ch: str) -> frozenset[str]:
     return sets["pinyin"] | sets["shape"] if sets else frozenset()
 
 
-def peoples_daily_lexicon(exclude: Any = ()) -> Any:
-    """The words of the `peoples_daily_cws` train split's segmentation with their counts (an
-    `hf_charlm.correction.Lexicon`; People's Daily train text only), leaving out the sentences whose text is in
-    `exclude` (the training pairs of a reranker, which must not find their own words counted)."""
-    from .correction import Lexicon
-
-    exclude = set(exclude)
+@functools.lru_cache(maxsize=1)
+def _peoples_daily_train_words() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(sentence text, its words) for each sentence of the `peoples_daily_cws` train split (BMES tags), read once
+    per process: a build reads it for its lexicon and again for the held-out one."""
     train = _data.load_builtin("peoples_daily_cws")["train"]
     names = train.features["tags"].feature.names
-    words: list[str] = []
+    out = []
     for tokens, tags in zip(train["tokens"], train["tags"]):
-        if "".join(tokens) in exclude:
-            continue
-        word = ""
+        words, word = [], ""
         for token, tag in zip(tokens, tags):
             word += token
             if names[tag] in ("E", "S"):
@@ -173,7 +168,18 @@ def peoples_daily_lexicon(exclude: Any = ()) -> Any:
                 word = ""
         if word:
             words.append(word)
-    return Lexicon.from_words(words)
+        out.append(("".join(tokens), tuple(words)))
+    return tuple(out)
+
+
+def peoples_daily_lexicon(exclude: Any = ()) -> Any:
+    """The words of the `peoples_daily_cws` train split's segmentation with their counts (an
+    `hf_charlm.correction.Lexicon`; People's Daily train text only), leaving out the sentences whose text is in
+    `exclude` (the training pairs of a reranker, which must not find their own words counted)."""
+    from .correction import Lexicon
+
+    exclude = set(exclude)
+    return Lexicon.from_words(w for text, words in _peoples_daily_train_words() if text not in exclude for w in words)
 
 
 def pycorrector_lexicon() -> Any:
