@@ -35,6 +35,8 @@ BOS, EOS = "<s>", "</s>"
 
 # The settings of issue #9 (what a new user tried) are in each grid, so the tuned row can only match or beat them.
 CRF_MAX_ITERATIONS = 100
+# the lexicon features' settings: those of the neural recipe's `--lexicon train` (words of 2-4 characters, 5 folds)
+LEXICON_MAX_LENGTH, LEXICON_FOLDS = 4, 5
 CRF_GRID: tuple[tuple[float, float], ...] = ((0.05, 0.01), (0.2, 0.01), (0.01, 0.01), (0.05, 0.1))
 SVM_C_GRID: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0)
 LOGREG_C_GRID: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -73,8 +75,55 @@ def crf_features(text: str, i: int) -> dict[str, str | bool]:
     }
 
 
-def sentence_features(text: str) -> list[dict[str, str | bool]]:
-    return [crf_features(text, i) for i in range(len(text))]
+def lexicon_features(text: str, lexicon: set[str] | frozenset[str], max_length: int = LEXICON_MAX_LENGTH) -> list[dict[str, bool]]:
+    """The lexicon features of each character (those of `hf_charlm`'s `CharLMLexiconFeatures`, as CRF attributes):
+    for each length l in 2..max_length, `B<l>` / `I<l>` / `E<l>` when a word of `lexicon` of l characters begins at,
+    continues through or ends at the character."""
+    out: list[dict[str, bool]] = [{} for _ in text]
+    for start in range(len(text)):
+        for length in range(2, max_length + 1):
+            end = start + length
+            if end <= len(text) and text[start:end] in lexicon:
+                out[start][f"B{length}"] = True
+                out[end - 1][f"E{length}"] = True
+                for inside in range(start + 1, end - 1):
+                    out[inside][f"I{length}"] = True
+    return out
+
+
+def sentence_features(text: str, lexicon: set[str] | frozenset[str] | None = None) -> list[dict[str, str | bool]]:
+    features = [crf_features(text, i) for i in range(len(text))]
+    if lexicon is not None:
+        for own, extra in zip(features, lexicon_features(text, lexicon)):
+            own.update(extra)
+    return features
+
+
+def span_words(text: str, tags: Sequence[str]) -> list[str]:
+    """The spans of a sentence's tags as strings: the words of B/M/E/S tags, the entities of BIO tags."""
+    from hf_charlm.metrics import bmes_to_spans, tags_to_entities
+
+    if set(tags) <= {"B", "M", "E", "S"}:
+        spans = bmes_to_spans(list(tags))
+    else:
+        spans = [(start, end) for _, start, end in tags_to_entities(list(tags), "bio")]
+    return [text[start:end] for start, end in spans]
+
+
+def fold_lexicons(
+    texts: Sequence[str], tags: Sequence[Sequence[str]], folds: int = LEXICON_FOLDS, max_length: int = LEXICON_MAX_LENGTH
+) -> tuple[list[frozenset[str]], frozenset[str]]:
+    """Lexicons of the train split's spans of 2..max_length characters, jackknifed as `finetune_token_classification.py
+    --lexicon train` does: sentence i (fold i mod `folds`) gets the words of the other folds; and the whole lexicon,
+    for validation and test."""
+    per_fold: list[dict[str, None]] = [{} for _ in range(folds)]
+    for i, (text, seq) in enumerate(zip(texts, tags)):
+        for word in span_words(text, seq):
+            if 2 <= len(word) <= max_length:
+                per_fold[i % folds][word] = None
+    whole = frozenset(w for fold in per_fold for w in fold)
+    others = [frozenset(w for j, fold in enumerate(per_fold) if j != k for w in fold) for k in range(folds)]
+    return [others[i % folds] for i in range(len(texts))], whole
 
 
 def train_crf(
@@ -84,10 +133,12 @@ def train_crf(
     c2: float,
     max_iterations: int = CRF_MAX_ITERATIONS,
     model_filename: str | None = None,
+    lexicons: Sequence[set[str] | frozenset[str]] | None = None,
 ) -> sklearn_crfsuite.CRF:
     """L-BFGS CRF (CRFsuite's defaults otherwise) on `crf_features`, one tag string per character.
     The features of a sentence are built as CRFsuite reads it and dropped after, so the whole train split
-    never sits in Python memory as dicts. The model is written to `model_filename` (a temp file if None)."""
+    never sits in Python memory as dicts. The model is written to `model_filename` (a temp file if None).
+    `lexicons`: one lexicon per sentence (`fold_lexicons`) whose words give it the `lexicon_features` too."""
     import sklearn_crfsuite
 
     if len(texts) != len(tags):
@@ -98,12 +149,15 @@ def train_crf(
     crf = sklearn_crfsuite.CRF(
         algorithm="lbfgs", c1=c1, c2=c2, max_iterations=max_iterations, model_filename=model_filename
     )
-    crf.fit((sentence_features(text) for text in texts), [list(seq) for seq in tags])
+    if lexicons is not None and len(lexicons) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(lexicons)} lexicons")
+    crf.fit((sentence_features(text, lexicons[n] if lexicons is not None else None) for n, text in enumerate(texts)),
+            [list(seq) for seq in tags])
     return crf
 
 
-def predict_crf(crf: sklearn_crfsuite.CRF, texts: Iterable[str]) -> list[list[str]]:
-    return [crf.predict_single(sentence_features(text)) for text in texts]
+def predict_crf(crf: sklearn_crfsuite.CRF, texts: Iterable[str], lexicon: set[str] | frozenset[str] | None = None) -> list[list[str]]:
+    return [crf.predict_single(sentence_features(text, lexicon)) for text in texts]
 
 
 def crf_model_size(crf: sklearn_crfsuite.CRF) -> tuple[int, int]:
@@ -129,18 +183,21 @@ def tune_crf(
     grid: Sequence[tuple[float, float]] = CRF_GRID,
     train_size: int | None = None,
     max_iterations: int = CRF_MAX_ITERATIONS,
+    lexicon: bool = False,
 ) -> tuple[tuple[float, float], list[dict[str, float]]]:
     """Trains one CRF per (c1, c2) of `grid` on a fixed sample of `train_size` train sentences (all if None)
     and scores each on the whole validation split with `score(references, predictions)`. Returns the best
-    (c1, c2) (the first of a tie, so the grid's first entry is the default) and one record per setting."""
+    (c1, c2) (the first of a tie, so the grid's first entry is the default) and one record per setting.
+    `lexicon`: with the lexicon features of the sample's spans (`fold_lexicons` of the sample)."""
     texts, tags = train
     keep = subsample(len(texts), train_size)
     sample_texts, sample_tags = [texts[i] for i in keep], [tags[i] for i in keep]
+    lexicons, whole = fold_lexicons(sample_texts, sample_tags) if lexicon else (None, None)
     records = []
     for c1, c2 in grid:
         start = time.process_time()
-        crf = train_crf(sample_texts, sample_tags, c1=c1, c2=c2, max_iterations=max_iterations)
-        value = score([list(t) for t in validation[1]], predict_crf(crf, validation[0]))
+        crf = train_crf(sample_texts, sample_tags, c1=c1, c2=c2, max_iterations=max_iterations, lexicons=lexicons)
+        value = score([list(t) for t in validation[1]], predict_crf(crf, validation[0], whole))
         records.append(
             {"c1": c1, "c2": c2, "validation": value, "cpu_seconds": time.process_time() - start}
         )

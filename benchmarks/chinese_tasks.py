@@ -138,28 +138,29 @@ def _cws_metrics(references: list[list[str]], predictions: list[list[str]]) -> d
     return segmentation_scores(references, predictions)
 
 
-def _run_crf(task: str, column: str, splits: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def _run_crf(task: str, column: str, splits: dict[str, Any], args: argparse.Namespace, lexicon: bool = False) -> dict[str, Any]:
     score_all = _ner_metrics if task == "ner" else _cws_metrics
     main = TASKS[task][2]
     train, validation, test = (_token_split(splits[name], column) for name in ("train", "validation", "test"))
 
     start = time.process_time()
     (c1, c2), records = baselines.tune_crf(
-        train, validation, lambda refs, preds: score_all(refs, preds)[main], train_size=args.crf_tune_train_size
+        train, validation, lambda refs, preds: score_all(refs, preds)[main], train_size=args.crf_tune_train_size, lexicon=lexicon
     )
     tuning_seconds = time.process_time() - start
     tuned_on = min(args.crf_tune_train_size, len(train[0]))
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         start = time.process_time()
-        crf = baselines.train_crf(*train, c1=c1, c2=c2, model_filename=os.path.join(tmp_dir, "model.crfsuite"))
+        lexicons, whole = baselines.fold_lexicons(*train) if lexicon else (None, None)
+        crf = baselines.train_crf(*train, c1=c1, c2=c2, model_filename=os.path.join(tmp_dir, "model.crfsuite"), lexicons=lexicons)
         train_seconds = time.process_time() - start
 
         start = time.process_time()
-        predictions = baselines.predict_crf(crf, test[0])
+        predictions = baselines.predict_crf(crf, test[0], whole)
         test_seconds = time.process_time() - start
 
-        validation_metrics = score_all(validation[1], baselines.predict_crf(crf, validation[0]))
+        validation_metrics = score_all(validation[1], baselines.predict_crf(crf, validation[0], whole))
         model_bytes, num_features = baselines.crf_model_size(crf)
 
     metrics = score_all(test[1], predictions)
@@ -168,7 +169,7 @@ def _run_crf(task: str, column: str, splits: dict[str, Any], args: argparse.Name
     return make_result(
         task=task,
         system=(
-            f"CRF, sklearn-crfsuite {_version('sklearn-crfsuite')} "
+            f"CRF{' + lexicon' if lexicon else ''}, sklearn-crfsuite {_version('sklearn-crfsuite')} "
             f"(L-BFGS {baselines.CRF_MAX_ITERATIONS} it., c1 {c1:g}, c2 {c2:g}, tuned on validation)"
         ),
         metrics={k: v for k, v in metrics.items() if not k.startswith("num_")},
@@ -178,7 +179,10 @@ def _run_crf(task: str, column: str, splits: dict[str, Any], args: argparse.Name
         model_size_note=f"CRFsuite model file, {num_features} non-zero features",
         notes=(
             f"{label_scheme} tags; features: chars at -2..2, bigrams (-2,-1) (-1,0) (0,1) (1,2) (-1,1), is-digit; "
-            f"trained on {len(train[0])} train sentences; validation {main} {validation_metrics[main]:.4f}; "
+            + (f"lexicon features (a train {'word' if task == 'cws' else 'entity'} of 2-{baselines.LEXICON_MAX_LENGTH} "
+               f"characters begins / continues / ends here; jackknifed over {baselines.LEXICON_FOLDS} folds of the train "
+               f"split, {len(whole)} words for validation and test); " if lexicon else "")
+            + f"trained on {len(train[0])} train sentences; validation {main} {validation_metrics[main]:.4f}; "
             f"(c1, c2) -> validation {main} with {tuned_on} train sentences: {tried} "
             f"(tuning CPU {tuning_seconds:.0f} s)"
         ),
@@ -200,6 +204,10 @@ def run_crf_ner(splits: dict[str, Any], args: argparse.Namespace) -> dict[str, A
 
 def run_crf_cws(splits: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     return _run_crf("cws", "tags", splits, args)
+
+
+def run_crf_lexicon_cws(splits: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    return _run_crf("cws", "tags", splits, args, lexicon=True)
 
 
 def _run_tfidf(kind: str, splits: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -372,7 +380,7 @@ def run_snownlp_sentiment(splits: dict[str, Any], args: argparse.Namespace) -> d
 # Systems run for each task, in table order; the first one is the reference of the "vs first" column.
 SYSTEMS: dict[str, list[Callable[[dict[str, Any], argparse.Namespace], dict[str, Any]]]] = {
     "ner": [run_crf_ner],
-    "cws": [run_crf_cws, run_jieba_cws],
+    "cws": [run_crf_cws, run_crf_lexicon_cws, run_jieba_cws],
     "sentiment": [run_tfidf_svm_sentiment, run_tfidf_logreg_sentiment, run_snownlp_sentiment],
 }
 

@@ -145,6 +145,11 @@ RECIPES = {
             "tiny transformer, MLM-pretrained, CRF, bigrams, lr 3e-3": (("ner", "cws"), [
                 "--model_name_or_path", PRETRAINED, "--use_crf", "true", "--learning_rate", "3e-3",
                 "--per_device_train_batch_size", "32", "--config_overrides", BIGRAMS]),
+            # lexicon features from the train split's spans (words for segmentation, entities for NER), jackknifed
+            # over 5 folds (each sentence sees the words of the other folds only), words of 2-4 characters
+            "tiny transformer, MLM-pretrained, CRF, bigrams, lexicon, lr 3e-3": (("ner", "cws"), [
+                "--model_name_or_path", PRETRAINED, "--use_crf", "true", "--learning_rate", "3e-3",
+                "--per_device_train_batch_size", "32", "--config_overrides", BIGRAMS, "--lexicon", "train"]),
         },
     },
 }

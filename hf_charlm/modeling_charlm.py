@@ -14,7 +14,7 @@ import itertools
 import math
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -178,6 +178,101 @@ class CharLMBigramEmbedding(nn.Module):
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, position_ids: torch.LongTensor | None = None
     ) -> torch.Tensor:
         return self.proj(self.embed(self.bucket_ids(input_ids, attention_mask, position_ids)))  # (B, T, H)
+
+
+class CharLMLexiconFeatures(nn.Module):
+    """Lexicon features (`config.lexicon_max_length`): for every length l in 2..L, whether a word of the model's
+    lexicon of l tokens begins at a position, continues through it (neither first nor last) or ends there; the
+    3 (L - 1) indicators are projected to the hidden size (starting at zero) and added to the character embedding.
+
+    The lexicon lives in two persistent buffers saved with the weights: `hashes`, the sorted hashes of its words'
+    token ids, and `folds`, for each word a bitmask of the training folds it came from. Training on a lexicon built
+    from the training data itself teaches the model that every word is in it; with folds (`lexicon_fold`, the fold
+    of each training example), an example sees only the words found in the other folds (jackknifing), so that the
+    features are as reliable in training as on unseen text. Without `lexicon_fold` (evaluation, prediction,
+    pipelines) every word counts. A window never crosses padding or the start of a packed sequence.
+    """
+
+    # odd multipliers below 2**32, one per position of a word; with token ids below 2**22 the sum of at most
+    # MAX_LEXICON_LENGTH products and the length term stays inside int64
+    MULTIPLIERS = (2654435761, 2246822519, 3266489917, 668265263, 374761393, 3432918353, 461845907, 2246822507)
+    LENGTH_TERM = 0x9E3779B97F4A7C  # times the word's length: words of different lengths never share a sum
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        self.max_length = config.lexicon_max_length
+        self.register_buffer("hashes", torch.full((config.lexicon_size,), -1, dtype=torch.long))
+        self.register_buffer("folds", torch.zeros(config.lexicon_size, dtype=torch.long))
+        self.proj = nn.Linear(3 * (self.max_length - 1), config.hidden_size, bias=False)
+        self.proj.starts_at_zero = True
+
+    @classmethod
+    def hash_ids(cls, ids: Sequence[int]) -> int:
+        """The hash of one word's token ids, as `forward` computes it for a window."""
+        if not 2 <= len(ids) <= len(cls.MULTIPLIERS):
+            raise ValueError(f"a lexicon word has 2 to {len(cls.MULTIPLIERS)} tokens, not {len(ids)}")
+        return len(ids) * cls.LENGTH_TERM + sum((i + 1) * m for i, m in zip(ids, cls.MULTIPLIERS))
+
+    def set_entries(self, hashes: torch.Tensor, folds: torch.Tensor) -> None:
+        """Replaces the lexicon (1D int64 tensors of equal length; sorted here)."""
+        order = torch.argsort(hashes)
+        device = self.hashes.device
+        self.hashes = hashes[order].to(device=device, dtype=torch.long)
+        self.folds = folds[order].to(device=device, dtype=torch.long)
+
+    def indicators(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        lexicon_fold: torch.LongTensor | None = None,
+    ) -> torch.Tensor:
+        """(B, T, 3 (L - 1)) float: per length, begins / inside / ends indicators."""
+        B, T = input_ids.shape
+        shifted = input_ids + 1
+        usable = torch.ones_like(input_ids, dtype=torch.bool)
+        if attention_mask is not None and attention_mask.ndim == 2:
+            usable = attention_mask[:, -T:].bool().to(input_ids.device)
+        starts = sequence_starts(input_ids.shape, attention_mask, position_ids, input_ids.device)
+        continues = usable if starts is None else usable & ~starts  # a window's later tokens may not start a sequence
+        own_fold = None
+        if lexicon_fold is not None:
+            own_fold = lexicon_fold.to(input_ids.device).view(B, 1)
+        size = self.hashes.shape[0]
+        out = []
+        for length in range(2, self.max_length + 1):
+            n = T - length + 1
+            if n <= 0 or size == 0:
+                out.extend([torch.zeros(B, T, dtype=torch.bool, device=input_ids.device)] * 3)
+                continue
+            h = torch.full((B, n), length * self.LENGTH_TERM, dtype=torch.long, device=input_ids.device)
+            ok = usable[:, :n]
+            for j in range(length):
+                h = h + shifted[:, j : j + n] * self.MULTIPLIERS[j]
+                if j:
+                    ok = ok & continues[:, j : j + n]
+            index = torch.searchsorted(self.hashes, h).clamp_(max=size - 1)
+            found = (self.hashes[index] == h) & ok
+            if own_fold is not None:
+                # the words of the other folds: this example's own fold bit cleared (a fold of -1 clears none)
+                own_bit = torch.where(own_fold >= 0, torch.ones_like(own_fold) << own_fold.clamp(min=0), torch.zeros_like(own_fold))
+                found = found & ((self.folds[index] & ~own_bit) != 0)
+            begins = F.pad(found, (0, length - 1))
+            ends = F.pad(found, (length - 1, 0))
+            inside = torch.zeros_like(begins)
+            for k in range(1, length - 1):
+                inside = inside | F.pad(found, (k, length - 1 - k))
+            out.extend([begins, inside, ends])
+        return torch.stack(out, dim=-1).to(self.proj.weight.dtype)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        lexicon_fold: torch.LongTensor | None = None,
+    ) -> torch.Tensor:
+        return self.proj(self.indicators(input_ids, attention_mask, position_ids, lexicon_fold))  # (B, T, H)
 
 
 class CharLMNgramFeatures(nn.Module):
@@ -940,6 +1035,34 @@ class CharLMPreTrainedModel(PreTrainedModel):
         self.config.custom_pipelines = correction_pipelines(self.config.is_encoder_decoder)
         return True
 
+    def set_lexicon(self, words: "Iterable[str] | Mapping[str, int]", tokenizer) -> int:
+        """Fills the lexicon of the lexicon features (`config.lexicon_max_length`; every ensemble member's) and
+        sets `config.lexicon_size`; returns the number of entries.
+
+        `words`: the lexicon's words, or a mapping from each word to the bitmask of the training folds it was found
+        in (bit k: fold k; see `CharLMLexiconFeatures`); plain words count in every fold. Each word is tokenized
+        with `tokenizer` (no special tokens); words of fewer than 2 or more than `lexicon_max_length` tokens are
+        left out."""
+        modules = [m for m in self.modules() if isinstance(m, CharLMLexiconFeatures)]
+        if not modules:
+            raise ValueError("This model has no lexicon features: set config.lexicon_max_length (2 to 8) first.")
+        folds_of = words if isinstance(words, Mapping) else dict.fromkeys(words, -1)
+        entries: dict[int, int] = {}
+        longest = self.config.lexicon_max_length
+        for word, folds in folds_of.items():
+            if not isinstance(word, str):
+                raise TypeError(f"lexicon words are strings, got {type(word).__name__}: {word!r}")
+            ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+            if 2 <= len(ids) <= longest:
+                key = CharLMLexiconFeatures.hash_ids(ids)
+                entries[key] = entries.get(key, 0) | int(folds)
+        hashes = torch.tensor(list(entries), dtype=torch.long)
+        masks = torch.tensor(list(entries.values()), dtype=torch.long)
+        for module in modules:
+            module.set_entries(hashes, masks)
+        self.config.lexicon_size = len(entries)
+        return len(entries)
+
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)) and getattr(module, "starts_at_zero", False):
@@ -950,6 +1073,10 @@ class CharLMPreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.config.num_hidden_layers))
         elif isinstance(module, CharLMRMSNorm):
             init.ones_(module.weight)
+        elif isinstance(module, CharLMLexiconFeatures):
+            # an empty lexicon (no hash is negative) until set_lexicon or a checkpoint fills it
+            init.constant_(module.hashes, -1)
+            init.zeros_(module.folds)
         elif isinstance(module, CharLMCRF):
             for param in (module.transitions, module.start_transitions, module.end_transitions):
                 init.zeros_(param)
@@ -978,6 +1105,7 @@ class CharLMModel(CharLMPreTrainedModel):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
         self.embed_bigrams = CharLMBigramEmbedding(config) if config.bigram_buckets else None
+        self.embed_lexicon = CharLMLexiconFeatures(config) if config.lexicon_max_length else None
         self.embed_dropout = nn.Dropout(config.embedding_dropout)
         if config.is_recurrent:
             self.forward_rnn = CharLMRecurrentStack(config)
@@ -1009,6 +1137,7 @@ class CharLMModel(CharLMPreTrainedModel):
         output_attentions: bool | None = None,
         is_causal: bool = True,
         return_backward: bool = False,
+        lexicon_fold: torch.LongTensor | None = None,
         **kwargs,
     ) -> CharLMModelOutput:
         r"""
@@ -1020,6 +1149,8 @@ class CharLMModel(CharLMPreTrainedModel):
             both recurrent directions concatenated.
         return_backward: bidirectional recurrent backbone only: also run the backward stack and return its states
             as `backward_hidden_state` (what the causal LM's backward language model reads).
+        lexicon_fold: (B,) with lexicon features (`config.lexicon_max_length`): each row's training fold, whose own
+            words its lexicon features do not see (see `CharLMLexiconFeatures`); -1 or `None`: every word.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
@@ -1032,6 +1163,15 @@ class CharLMModel(CharLMPreTrainedModel):
                     "input_ids: pass input_ids, not inputs_embeds."
                 )
             inputs_embeds = inputs_embeds + self.embed_bigrams(input_ids, attention_mask, position_ids)
+        if self.embed_lexicon is not None:
+            if input_ids is None:
+                raise ValueError(
+                    "This model reads lexicon features (config.lexicon_max_length > 0), which are computed from "
+                    "input_ids: pass input_ids, not inputs_embeds."
+                )
+            inputs_embeds = inputs_embeds + self.embed_lexicon(input_ids, attention_mask, position_ids, lexicon_fold)
+        elif lexicon_fold is not None:
+            raise ValueError("lexicon_fold was given, but this model has no lexicon features (config.lexicon_max_length=0).")
         B, T, _ = inputs_embeds.shape
         if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.shape[0] != B:
             raise ValueError(f"attention_mask has batch size {attention_mask.shape[0]}, the input has {B}.")
@@ -1250,6 +1390,12 @@ def _check_no_features(config: CharLMConfig, head: str) -> None:
         raise ValueError(
             f"CharLMConfig.feature_buckets={config.feature_buckets}: n-gram features add to the scores of the token and "
             f"sequence classification heads; {head} has none. Set feature_buckets=0."
+        )
+    if getattr(config, "lexicon_max_length", 0):
+        raise ValueError(
+            f"CharLMConfig.lexicon_max_length={config.lexicon_max_length}: lexicon features read the words around each "
+            f"position, which {head} does not see (a cached generation step reads one new token). Set "
+            "lexicon_max_length=0."
         )
 
 
@@ -1704,10 +1850,15 @@ class CharLMForTokenClassification(CharLMEnsembleMixin, CharLMPreTrainedModel):
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
+        lexicon_fold: torch.LongTensor | None = None,
         **kwargs,
     ) -> TokenClassifierOutput:
-        r"""labels: (B, T) label ids, -100 where no label applies (special tokens, padding)."""
+        r"""labels: (B, T) label ids, -100 where no label applies (special tokens, padding).
+        lexicon_fold: (B,) with lexicon features: each training example's fold (its own fold's words unseen by its
+            lexicon features, see `CharLMLexiconFeatures`); `None` (evaluation, prediction) or -1: every word."""
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if lexicon_fold is not None:
+            kwargs["lexicon_fold"] = lexicon_fold
         inputs = (input_ids, attention_mask, position_ids, inputs_embeds, output_hidden_states, output_attentions)
         logits, outputs = self._scores(self, *inputs, **kwargs)
         if self.ensemble is not None:  # the mean of the members' scores (hidden states and attentions: the first's)

@@ -1230,9 +1230,12 @@ CONFIG_SEARCH_FIELDS = ("classifier_dropout",)
 
 
 def model_after_search(search_args: HPSearchArguments, do_train: bool, model, model_args: ModelArguments, model_class,
-                       auto_class, tokenizer, label_fields: dict, trainer_kwargs: dict, training_args):
+                       auto_class, tokenizer, label_fields: dict, trainer_kwargs: dict, training_args,
+                       prepare: Callable | None = None):
     """The classification scripts' step before their Trainer: `model` as it is without `--hp_search_trials` (or
-    without training), else the search (`hp_search_then_model`) and its best model. Returns `(model, search)`."""
+    without training), else the search (`hp_search_then_model`) and its best model. Returns `(model, search)`.
+    `prepare(model)` is applied to every model the search builds (what the script did to `model` after loading it,
+    such as filling its lexicon)."""
     if not (search_args.hp_search_trials and do_train):
         return model, None
     if trainer_kwargs.get("eval_dataset") is None:
@@ -1242,6 +1245,14 @@ def model_after_search(search_args: HPSearchArguments, do_train: bool, model, mo
     from transformers import Trainer
 
     factory = classifier_factory(model_args, model_class, auto_class, tokenizer, label_fields)
+    if prepare is not None:
+        build = factory
+
+        def factory(**fields):
+            built = build(**fields)
+            prepare(built)
+            return built
+
     return hp_search_then_model(search_args.hp_search_trials, search_args.hp_search_minutes,
                                 functools.partial(Trainer, **trainer_kwargs), factory, training_args)
 

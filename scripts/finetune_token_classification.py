@@ -34,12 +34,14 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy
 
 from hf_charlm import CharLMForTokenClassification
+from hf_charlm.configuration_charlm import MAX_LEXICON_LENGTH
 from hf_charlm.data import check_token_examples, tokenize_and_align_labels
 from hf_charlm.formats import SOURCE_COLUMN
 from hf_charlm.hub import write_model_card
 from hf_charlm.metrics import (
     LABEL_SCHEMES,
     SEGMENTATION_TAGS,
+    bmes_to_spans,
     detect_label_scheme,
     merge_windows,
     tags_to_entities,
@@ -110,6 +112,19 @@ class DataArguments(HPSearchArguments):
         metadata={"help": "A linear-chain CRF on the per-character scores (NLL loss, Viterbi predictions), with the "
                   "transitions the BIO / BMES / BIOES scheme of the labels forbids made impossible."},
     )
+    lexicon: str | None = field(
+        default=None,
+        metadata={"help": "Lexicon features (the dictionary features of neural word segmentation): 'train' builds the "
+                  "lexicon from the spans of the train split's tags (the words of B/M/E/S segmentation, the entities "
+                  "of BIO / BIOES tags), with --lexicon_folds folds so that each training sentence sees only the "
+                  "words of the others; or a UTF-8 file of words, one per line. Saved with the model."},
+    )
+    lexicon_max_length: int = field(default=4, metadata={"help": "Longest lexicon word looked up, in characters (2-8)."})
+    lexicon_folds: int = field(
+        default=5,
+        metadata={"help": "--lexicon train: the train split's folds (sentence i is in fold i mod K); a sentence's lexicon "
+                  "features see only the words of the other folds (1: every word, the train words all known in training)."},
+    )
     max_seq_length: int | None = field(default=None, metadata={"help": "Longest input in tokens (default: the model's limit); longer training examples are cut, longer evaluation texts read in windows."})
     stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows of a long evaluation text (default: a quarter of max_seq_length)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training examples."})
@@ -133,6 +148,13 @@ class DataArguments(HPSearchArguments):
             raise UsageError(f"--label_scheme {self.label_scheme!r}: choose one of auto, {', '.join(LABEL_SCHEMES)}.")
         if self.stride is not None and self.stride < 0:
             raise UsageError(f"--stride={self.stride} must be 0 or more.")
+        if self.lexicon is not None:
+            if self.lexicon != "train" and not Path(self.lexicon).is_file():
+                raise UsageError(f"--lexicon {self.lexicon!r}: use 'train' or the path of a word list (no such file).")
+            if not 2 <= self.lexicon_max_length <= MAX_LEXICON_LENGTH:
+                raise UsageError(f"--lexicon_max_length={self.lexicon_max_length} must be from 2 to {MAX_LEXICON_LENGTH}.")
+            if not 1 <= self.lexicon_folds <= 62:
+                raise UsageError(f"--lexicon_folds={self.lexicon_folds} must be from 1 to 62.")
 
 
 def label_set(
@@ -176,6 +198,35 @@ def label_set(
     if fixed:
         return raw, fixed
     raise UsageError(f"--tags_column {tags_column!r} holds integer ids without label names: pass --label_list B-PER,I-PER,...")
+
+
+def read_lexicon(path: str) -> list[str]:
+    """The words of a word list: one per line, UTF-8; blank lines and surrounding spaces ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise UsageError(f"--lexicon {path}: not UTF-8 text ({err}).") from err
+    words = [line.strip() for line in lines if line.strip()]
+    if not words:
+        raise UsageError(f"--lexicon {path}: the file has no words.")
+    return words
+
+
+def train_lexicon(examples: datasets.Dataset, tokens_column: str, tags_column: str, names: list[str], scheme: str,
+                  separator: str, folds: int) -> dict[str, int]:
+    """The spans of the examples' tags (words for bmes, entities otherwise) as lexicon words, each with the bitmask
+    of the folds it occurs in (example i is in fold i mod `folds`)."""
+    words: dict[str, int] = {}
+    for i, (tokens, tags) in enumerate(zip(examples[tokens_column], examples[tags_column])):
+        labels = [names[t] for t in tags]
+        if scheme == "bmes":
+            spans = bmes_to_spans(labels)
+        else:
+            spans = [(start, end) for _, start, end in tags_to_entities(labels, scheme)]
+        for start, end in spans:
+            word = separator.join(tokens[start:end])
+            words[word] = words.get(word, 0) | (1 << (i % folds))
+    return words
 
 
 def write_predictions(output_dir: str, examples: datasets.Dataset, tokens_column: str, predicted: list[list[int]],
@@ -262,6 +313,13 @@ def main() -> None:
     label_fields = {"num_labels": len(names), "id2label": id2label, "label2id": {n: i for i, n in id2label.items()}}
     if data_args.use_crf:
         label_fields["use_crf"] = True
+    lexicon = None
+    if data_args.lexicon is not None:
+        if not do_train:
+            raise UsageError("--lexicon builds the lexicon of a model being trained; a fine-tuned model keeps its own.")
+        label_fields["lexicon_max_length"] = data_args.lexicon_max_length
+        lexicon = (train_lexicon(raw["train"], data_args.tokens_column, tags_column, names, scheme, separator, data_args.lexicon_folds)
+                   if data_args.lexicon == "train" else read_lexicon(data_args.lexicon))
 
     model, tokenizer = load_classifier(
         model_args,
@@ -270,6 +328,10 @@ def main() -> None:
         lambda: [separator.join(t) for t in raw["train"][data_args.tokens_column]],
         label_fields,
     )
+    if lexicon is not None:
+        entries = model.set_lexicon(lexicon, tokenizer)
+        logger.info("lexicon features: %d words of 2-%d tokens (of %d) from %s", entries, data_args.lexicon_max_length, len(lexicon),
+                    f"the train split, {data_args.lexicon_folds} folds" if data_args.lexicon == "train" else data_args.lexicon)
     # recurrent backbones have no position limit: nothing is cut unless --max_seq_length asks for it
     limit = model.config.max_position_embeddings if model.config.backbone == "transformer" else None
     max_len = data_args.max_seq_length or limit or 1_000_000
@@ -295,6 +357,9 @@ def main() -> None:
                 ),
                 desc="Aligning labels (train)",
             )
+            if data_args.lexicon == "train" and data_args.lexicon_folds > 1:
+                # each sentence's fold: its lexicon features see the words of the other folds only
+                train = train.add_column("lexicon_fold", [i % data_args.lexicon_folds for i in range(train.num_rows)])
         # evaluation scores one label per word (its first token), every word of every example: long examples
         # become overlapping windows that are put back together before scoring
         windows = {}
@@ -323,7 +388,8 @@ def main() -> None:
         callbacks=callbacks,
     )
     model, search = model_after_search(data_args, do_train, model, model_args, CharLMForTokenClassification, AutoModelForTokenClassification, tokenizer,
-                                       label_fields, trainer_kwargs, training_args)
+                                       label_fields, trainer_kwargs, training_args,
+                                       prepare=(lambda m: m.set_lexicon(lexicon, tokenizer)) if lexicon is not None else None)
     trainer = CharLMTrainer(model=model, args=training_args, **trainer_kwargs)
     push = take_push_flag(training_args) if do_train else False
     metrics = train_then_evaluate(trainer, do_train, resume, windows["validation"][0] if do_eval else None)
@@ -362,6 +428,9 @@ def main() -> None:
                     scheme=scheme, max_seq_length=max_len, label_all_tokens=data_args.label_all_tokens,
                     started_from=model_args.model_name_or_path or f"scratch ({model_args.preset} preset)",
                     epochs_run=round(trainer.state.epoch or 0, 2),
+                    **({"lexicon": f"{trainer.model.config.lexicon_size} words of 2-{data_args.lexicon_max_length} characters from "
+                       + (f"the train split's spans, {data_args.lexicon_folds} folds" if data_args.lexicon == "train" else Path(data_args.lexicon).name)}
+                       if lexicon is not None else {}),
                 ),
                 results={k: v for k, v in metrics.items() if k.startswith(("eval_", "test_"))},
                 datasets=dataset_ids,

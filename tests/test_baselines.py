@@ -108,6 +108,37 @@ def test_crf_tagger_beats_all_outside(baselines):
     assert scores["overall_accuracy"] > all_outside["overall_accuracy"]
 
 
+def test_lexicon_features_and_jackknifed_lexicons(baselines):
+    # 中国 (2), 国人民 (3) and 人民 (2) in 中国人民: begins / inside / ends per length
+    assert baselines.lexicon_features("中国人民", {"中国", "人民", "国人民"}) == [
+        {"B2": True}, {"E2": True, "B3": True}, {"I3": True, "B2": True}, {"E3": True, "E2": True},
+    ]
+    assert baselines.lexicon_features("中国人民银行", {"中国人民银行"}) == [{}] * 6  # longer than 4 characters
+    assert baselines.span_words("张三在北京", ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]) == ["张三", "北京"]
+    assert baselines.span_words("我爱北京", ["S", "S", "B", "E"]) == ["我", "爱", "北京"]
+    texts = ["中国人", "人民", "中国", "银行人"]
+    tags = [["B", "E", "S"], ["B", "E"], ["B", "E"], ["B", "E", "S"]]
+    lexicons, whole = baselines.fold_lexicons(texts, tags, folds=2)
+    # sentences 0 and 2 are fold 0, 1 and 3 fold 1: each sees the words of the other fold only
+    assert lexicons == [frozenset({"人民", "银行"}), frozenset({"中国"}), frozenset({"人民", "银行"}), frozenset({"中国"})]
+    assert whole == {"中国", "人民", "银行"}
+
+
+def test_crf_with_lexicon_features_trains_and_reads_them(baselines):
+    pytest.importorskip("sklearn_crfsuite")
+    train = token_split("peoples_daily_cws", "tags", "train", 200)
+    texts, gold = token_split("peoples_daily_cws", "tags", "validation", 100)
+    lexicons, whole = baselines.fold_lexicons(*train)
+    crf = baselines.train_crf(*train, c1=0.05, c2=0.01, lexicons=lexicons)
+    attributes = {name.split(":")[0] for name, _ in crf.state_features_}
+    assert {"B2", "E2", "I3", "B4"} <= attributes  # the lexicon features are in the model
+    with_lexicon = segmentation_scores(gold, baselines.predict_crf(crf, texts, whole))["f1"]
+    without = segmentation_scores(gold, baselines.predict_crf(crf, texts))["f1"]
+    assert with_lexicon > without  # the model leans on them: taking the lexicon away costs it
+    with pytest.raises(ValueError, match="200 texts but 3 lexicons"):
+        baselines.train_crf(*train, c1=0.05, c2=0.01, lexicons=lexicons[:3])
+
+
 def test_train_crf_rejects_misaligned_tags(baselines):
     pytest.importorskip("sklearn_crfsuite")
     with pytest.raises(ValueError, match="sentence 1: 2 characters but 1 tags"):
