@@ -193,13 +193,20 @@ class CharLMLexiconFeatures(nn.Module):
     pipelines) every word counts. A window never crosses padding or the start of a packed sequence.
     """
 
-    # odd multipliers below 2**32, one per position of a word; with token ids below 2**22 the sum of at most
-    # MAX_LEXICON_LENGTH products and the length term stays inside int64
+    # odd multipliers below 2**32, one per position of a word: with token ids below 2**22 (checked) the sum of the
+    # at most 8 products stays below 2**57, and the length term (2**57 times the length) puts the sums of each
+    # length in a range of their own, below 2**61: no int64 overflow, and words of different lengths never collide
     MULTIPLIERS = (2654435761, 2246822519, 3266489917, 668265263, 374761393, 3432918353, 461845907, 2246822507)
-    LENGTH_TERM = 0x9E3779B97F4A7C  # times the word's length: words of different lengths never share a sum
+    LENGTH_TERM = 1 << 57
+    MAX_TOKEN_ID = (1 << 22) - 1
 
     def __init__(self, config: CharLMConfig):
         super().__init__()
+        if config.vocab_size - 1 > self.MAX_TOKEN_ID:
+            raise ValueError(
+                f"CharLMConfig.vocab_size={config.vocab_size}: lexicon features hash token ids below 2**22 "
+                f"({self.MAX_TOKEN_ID + 1}); this vocabulary is larger."
+            )
         self.max_length = config.lexicon_max_length
         self.register_buffer("hashes", torch.full((config.lexicon_size,), -1, dtype=torch.long))
         self.register_buffer("folds", torch.zeros(config.lexicon_size, dtype=torch.long))
@@ -211,6 +218,8 @@ class CharLMLexiconFeatures(nn.Module):
         """The hash of one word's token ids, as `forward` computes it for a window."""
         if not 2 <= len(ids) <= len(cls.MULTIPLIERS):
             raise ValueError(f"a lexicon word has 2 to {len(cls.MULTIPLIERS)} tokens, not {len(ids)}")
+        if not all(0 <= i <= cls.MAX_TOKEN_ID for i in ids):
+            raise ValueError(f"lexicon token ids are from 0 to {cls.MAX_TOKEN_ID}, got {list(ids)}")
         return len(ids) * cls.LENGTH_TERM + sum((i + 1) * m for i, m in zip(ids, cls.MULTIPLIERS))
 
     def set_entries(self, hashes: torch.Tensor, folds: torch.Tensor) -> None:

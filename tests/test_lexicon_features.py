@@ -217,3 +217,19 @@ def test_finetune_script_builds_the_train_lexicon_with_folds(tmp_path, capsys):
     code, last = run_script_in_process(SCRIPT, [*args, "--overwrite_output_dir", "true", "--lexicon", str(tmp_path / "words.txt")], capsys)
     assert code == 0, last
     assert json.loads((out / "config.json").read_text())["lexicon_size"] == 2
+
+
+def test_the_segmentation_train_words_have_distinct_hashes():
+    from hf_charlm.data import load_builtin
+    from hf_charlm.metrics import bmes_to_spans
+    from hf_charlm.tokenization_charlm import train_char_tokenizer
+
+    train = load_builtin("peoples_daily_cws")["train"]
+    names = train.features["tags"].feature.names
+    texts = ["".join(tokens) for tokens in train["tokens"]]
+    tok = train_char_tokenizer(texts)
+    words = {text[a:b] for text, tags in zip(texts, train["tags"]) for a, b in bmes_to_spans([names[t] for t in tags])}
+    ids = {tuple(tok(w, add_special_tokens=False)["input_ids"]) for w in words}
+    ids = {i for i in ids if 2 <= len(i) <= 8}
+    assert len(ids) > 40_000  # 46,635 words of 2-8 characters
+    assert len({CharLMLexiconFeatures.hash_ids(i) for i in ids}) == len(ids)  # no two share a hash
