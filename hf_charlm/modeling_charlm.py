@@ -244,9 +244,11 @@ class CharLMLexiconFeatures(nn.Module):
             usable = attention_mask[:, -T:].bool().to(input_ids.device)
         starts = sequence_starts(input_ids.shape, attention_mask, position_ids, input_ids.device)
         continues = usable if starts is None else usable & ~starts  # a window's later tokens may not start a sequence
-        own_fold = None
+        other_folds = None
         if lexicon_fold is not None:
-            own_fold = lexicon_fold.to(input_ids.device).view(B, 1)
+            # the bits of the other folds: this example's own fold bit cleared (a fold of -1 clears none)
+            own = lexicon_fold.to(input_ids.device).view(B, 1)
+            other_folds = ~torch.where(own >= 0, torch.ones_like(own) << own.clamp(min=0), torch.zeros_like(own))
         size = self.hashes.shape[0]
         out = []
         for length in range(2, self.max_length + 1):
@@ -262,10 +264,8 @@ class CharLMLexiconFeatures(nn.Module):
                     ok = ok & continues[:, j : j + n]
             index = torch.searchsorted(self.hashes, h).clamp_(max=size - 1)
             found = (self.hashes[index] == h) & ok
-            if own_fold is not None:
-                # the words of the other folds: this example's own fold bit cleared (a fold of -1 clears none)
-                own_bit = torch.where(own_fold >= 0, torch.ones_like(own_fold) << own_fold.clamp(min=0), torch.zeros_like(own_fold))
-                found = found & ((self.folds[index] & ~own_bit) != 0)
+            if other_folds is not None:  # a word found in some other fold
+                found = found & ((self.folds[index] & other_folds) != 0)
             begins = F.pad(found, (0, length - 1))
             ends = F.pad(found, (length - 1, 0))
             inside = torch.zeros_like(begins)
