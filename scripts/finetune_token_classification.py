@@ -117,7 +117,7 @@ class DataArguments(HPSearchArguments):
         metadata={"help": "Lexicon features (the dictionary features of neural word segmentation): 'train' builds the "
                   "lexicon from the spans of the train split's tags (the words of B/M/E/S segmentation, the entities "
                   "of BIO / BIOES tags), with --lexicon_folds folds so that each training sentence sees only the "
-                  "words of the others; or a UTF-8 file of words, one per line. Saved with the model."},
+                  "words of the others; or a word list (UTF-8 lines `word [count]`, .gz read compressed). Saved with the model."},
     )
     lexicon_max_length: int = field(default=4, metadata={"help": "Longest lexicon word looked up, in characters (2-8)."})
     lexicon_folds: int = field(
@@ -201,14 +201,16 @@ def label_set(
 
 
 def read_lexicon(path: str) -> list[str]:
-    """The words of a word list: one per line, UTF-8; blank lines and surrounding spaces ignored."""
+    """The words of a word list (`hf_charlm.correction.Lexicon.from_file`: `word [count]` lines, UTF-8, `.gz` read
+    compressed), of 2-8 characters."""
+    from hf_charlm.correction import Lexicon
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise UsageError(f"--lexicon {path}: not UTF-8 text ({err}).") from err
-    words = [line.strip() for line in lines if line.strip()]
+        words = list(Lexicon.from_file(path, max_length=MAX_LEXICON_LENGTH).counts)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"--lexicon {path}: {err}") from err
     if not words:
-        raise UsageError(f"--lexicon {path}: the file has no words.")
+        raise UsageError(f"--lexicon {path}: the file has no words of 2 to {MAX_LEXICON_LENGTH} characters.")
     return words
 
 
